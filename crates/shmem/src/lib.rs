@@ -1,1 +1,26 @@
-//! placeholder
+//! The one shared-memory segment pgpool creates before its first fork, and the typed
+//! views every process uses on it: per-backend-node status and counters, the cluster's
+//! primary/main node, and per-child process slots with their pooled connection
+//! descriptions (user, database, backend pids and cancel keys). Everything in it is
+//! `#[repr(C)]`, holds no pointers, and is read and written through atomics, so a
+//! process that dies mid-update can never leave a lock held.
+
+mod segment;
+mod text;
+
+pub use segment::{
+    BackendConnInfo, BackendRole, BackendState, BackendStatus, ChildSlot, ChildState, Cluster,
+    Layout, PoolSlotInfo, Shmem,
+};
+pub use text::ShmText;
+
+/// Most backend nodes a configuration may name (backend_hostname0 .. 127).
+pub const MAX_BACKENDS: usize = 128;
+
+/// Seconds since the Unix epoch, for the timestamps kept in shared memory.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

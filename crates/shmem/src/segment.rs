@@ -1,0 +1,401 @@
+//! Layout and creation of the shared segment, and the structures that live in it.
+
+use std::io;
+use std::mem::{align_of, size_of};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+use crate::text::ShmText;
+use crate::MAX_BACKENDS;
+
+/// Node status as Pgpool-II numbers it (pcp_node_info prints these numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BackendStatus {
+    Unused = 0,
+    ConnectWait = 1,
+    Up = 2,
+    Down = 3,
+}
+
+impl BackendStatus {
+    pub fn from_u8(v: u8) -> BackendStatus {
+        match v {
+            1 => BackendStatus::ConnectWait,
+            2 => BackendStatus::Up,
+            3 => BackendStatus::Down,
+            _ => BackendStatus::Unused,
+        }
+    }
+
+    /// Usable for new sessions.
+    pub fn is_alive(self) -> bool {
+        matches!(self, BackendStatus::ConnectWait | BackendStatus::Up)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendStatus::Unused => "unused",
+            BackendStatus::ConnectWait => "waiting",
+            BackendStatus::Up => "up",
+            BackendStatus::Down => "down",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BackendRole {
+    Unknown = 0,
+    Primary = 1,
+    Standby = 2,
+}
+
+impl BackendRole {
+    pub fn from_u8(v: u8) -> BackendRole {
+        match v {
+            1 => BackendRole::Primary,
+            2 => BackendRole::Standby,
+            _ => BackendRole::Unknown,
+        }
+    }
+}
+
+/// One backend node as every process sees it.
+#[repr(C)]
+pub struct BackendState {
+    pub status: AtomicU8,
+    pub role: AtomicU8,
+    pub select_cnt: AtomicU64,
+    pub last_status_change: AtomicI64,
+}
+
+impl BackendState {
+    pub fn status(&self) -> BackendStatus {
+        BackendStatus::from_u8(self.status.load(Ordering::Acquire))
+    }
+
+    pub fn set_status(&self, s: BackendStatus) {
+        self.status.store(s as u8, Ordering::Release);
+        self.last_status_change
+            .store(crate::now_secs(), Ordering::Relaxed);
+    }
+
+    pub fn role(&self) -> BackendRole {
+        BackendRole::from_u8(self.role.load(Ordering::Acquire))
+    }
+}
+
+/// Cluster-wide facts.
+#[repr(C)]
+pub struct Cluster {
+    /// Node id of the primary, -1 when none is known.
+    pub primary_node_id: AtomicI32,
+    /// Lowest-numbered live node (the one raw mode uses).
+    pub main_node_id: AtomicI32,
+    /// Process id of the main (supervisor) process.
+    pub main_pid: AtomicI32,
+    /// Set by the main process when a shutdown has begun; children stop accepting.
+    pub shutting_down: AtomicU8,
+    pub start_time: AtomicI64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ChildState {
+    Unused = 0,
+    WaitForConnection = 1,
+    Active = 2,
+}
+
+/// One pre-forked child process.
+#[repr(C)]
+pub struct ChildSlot {
+    pub pid: AtomicI32,
+    pub start_time: AtomicI64,
+    pub client_connection_count: AtomicU64,
+    pub state: AtomicU8,
+    /// Pool slot serving the current client, -1 when idle.
+    pub current_pool: AtomicI32,
+    /// BackendKeyData secret pgpool gave the current client (its pid is the child pid).
+    pub cancel_key: AtomicU32,
+    pub client_host: ShmText<64>,
+    pub client_port: ShmText<8>,
+}
+
+impl ChildSlot {
+    pub fn state(&self) -> ChildState {
+        match self.state.load(Ordering::Acquire) {
+            1 => ChildState::WaitForConnection,
+            2 => ChildState::Active,
+            _ => ChildState::Unused,
+        }
+    }
+
+    pub fn set_state(&self, s: ChildState) {
+        self.state.store(s as u8, Ordering::Release);
+    }
+}
+
+/// One backend connection of a pooled set, for cancel forwarding and SHOW POOL_POOLS.
+#[repr(C)]
+pub struct BackendConnInfo {
+    pub pid: AtomicU32,
+    pub key: AtomicU32,
+    pub connected: AtomicU8,
+}
+
+/// One pooled backend connection set of a child.
+#[repr(C)]
+pub struct PoolSlotInfo {
+    pub database: ShmText<64>,
+    pub user: ShmText<64>,
+    pub major: AtomicU32,
+    pub minor: AtomicU32,
+    pub create_time: AtomicI64,
+    pub client_connect_time: AtomicI64,
+    pub client_disconnect_time: AtomicI64,
+    /// Times this set was reused by a new client.
+    pub pool_counter: AtomicU64,
+    pub in_use: AtomicU8,
+}
+
+/// Sizes of the variable parts of the segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub num_children: usize,
+    pub max_pool: usize,
+    pub num_backends: usize,
+}
+
+struct Offsets {
+    cluster: usize,
+    backends: usize,
+    children: usize,
+    pools: usize,
+    conns: usize,
+    total: usize,
+}
+
+fn align_up(off: usize, align: usize) -> usize {
+    off.div_ceil(align) * align
+}
+
+impl Layout {
+    fn offsets(&self) -> Offsets {
+        let mut off = 0;
+        let mut place = |size: usize, align: usize, count: usize| {
+            off = align_up(off, align);
+            let at = off;
+            off += size * count;
+            at
+        };
+        let cluster = place(size_of::<Cluster>(), align_of::<Cluster>(), 1);
+        let backends = place(size_of::<BackendState>(), align_of::<BackendState>(), MAX_BACKENDS);
+        let children = place(size_of::<ChildSlot>(), align_of::<ChildSlot>(), self.num_children);
+        let pools = place(
+            size_of::<PoolSlotInfo>(),
+            align_of::<PoolSlotInfo>(),
+            self.num_children * self.max_pool,
+        );
+        let conns = place(
+            size_of::<BackendConnInfo>(),
+            align_of::<BackendConnInfo>(),
+            self.num_children * self.max_pool * self.num_backends.max(1),
+        );
+        Offsets {
+            cluster,
+            backends,
+            children,
+            pools,
+            conns,
+            total: off,
+        }
+    }
+
+    pub fn size(&self) -> usize {
+        self.offsets().total
+    }
+}
+
+/// Handle on the mapped segment. Created once by the main process; children inherit
+/// the mapping (and a copy of this handle) through fork.
+pub struct Shmem {
+    base: *mut u8,
+    len: usize,
+    layout: Layout,
+    off: Offsets,
+}
+
+// The segment only holds atomics, so sharing the handle between threads is as safe as
+// sharing it between processes.
+unsafe impl Send for Shmem {}
+unsafe impl Sync for Shmem {}
+
+impl Shmem {
+    /// Maps a zeroed `MAP_SHARED | MAP_ANONYMOUS` segment for `layout`.
+    pub fn create(layout: Layout) -> io::Result<Shmem> {
+        if layout.num_backends > MAX_BACKENDS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("at most {MAX_BACKENDS} backend nodes are supported"),
+            ));
+        }
+        let off = layout.offsets();
+        let len = off.total.max(1);
+        // SAFETY: anonymous mapping with no address hint; the result is checked against
+        // MAP_FAILED before use. Anonymous mappings are zero-filled, and every type
+        // placed in the segment is valid when all-zero (atomics and integer arrays).
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let shm = Shmem {
+            base: base as *mut u8,
+            len,
+            layout,
+            off,
+        };
+        shm.cluster().primary_node_id.store(-1, Ordering::Relaxed);
+        shm.cluster().main_node_id.store(-1, Ordering::Relaxed);
+        for c in 0..layout.num_children {
+            shm.child(c).current_pool.store(-1, Ordering::Relaxed);
+        }
+        Ok(shm)
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// # Safety contract (internal)
+    /// `offset + index * size_of::<T>()` must lie inside the segment and be aligned for T;
+    /// callers pass offsets computed by `Layout::offsets` and indices checked against it.
+    fn at<T>(&self, offset: usize, index: usize) -> &T {
+        let at = offset + index * size_of::<T>();
+        assert!(at + size_of::<T>() <= self.len, "shared memory index out of range");
+        // SAFETY: bounds checked above; alignment holds because offsets are aligned for
+        // T by Layout::offsets and size_of::<T>() is a multiple of align_of::<T>(); the
+        // memory lives as long as the mapping, which lives as long as `self`; T consists
+        // of atomics only, so shared references from several processes are sound.
+        unsafe { &*(self.base.add(at) as *const T) }
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        self.at(self.off.cluster, 0)
+    }
+
+    pub fn backend(&self, node: usize) -> &BackendState {
+        assert!(node < MAX_BACKENDS);
+        self.at(self.off.backends, node)
+    }
+
+    pub fn child(&self, index: usize) -> &ChildSlot {
+        assert!(index < self.layout.num_children, "child index out of range");
+        self.at(self.off.children, index)
+    }
+
+    pub fn pool(&self, child: usize, slot: usize) -> &PoolSlotInfo {
+        assert!(child < self.layout.num_children && slot < self.layout.max_pool);
+        self.at(self.off.pools, child * self.layout.max_pool + slot)
+    }
+
+    pub fn conn(&self, child: usize, slot: usize, node: usize) -> &BackendConnInfo {
+        assert!(
+            child < self.layout.num_children
+                && slot < self.layout.max_pool
+                && node < self.layout.num_backends.max(1)
+        );
+        let nb = self.layout.num_backends.max(1);
+        self.at(
+            self.off.conns,
+            (child * self.layout.max_pool + slot) * nb + node,
+        )
+    }
+
+    /// Finds the child whose current client holds BackendKeyData (pid, key).
+    pub fn find_cancel_target(&self, pid: u32, key: u32) -> Option<usize> {
+        (0..self.layout.num_children).find(|&i| {
+            let c = self.child(i);
+            c.pid.load(Ordering::Acquire) as u32 == pid
+                && c.cancel_key.load(Ordering::Acquire) == key
+                && key != 0
+        })
+    }
+}
+
+impl Drop for Shmem {
+    fn drop(&mut self) {
+        // SAFETY: base/len are exactly what mmap returned; after drop no reference into
+        // the segment can outlive `self` because all accessors borrow `self`.
+        unsafe {
+            libc::munmap(self.base as *mut libc::c_void, self.len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_across_fork() {
+        let shm = Shmem::create(Layout {
+            num_children: 4,
+            max_pool: 2,
+            num_backends: 3,
+        })
+        .unwrap();
+        assert_eq!(shm.cluster().primary_node_id.load(Ordering::Relaxed), -1);
+        // SAFETY: test-only fork; the child only touches atomics and exits immediately.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            shm.backend(2).select_cnt.fetch_add(7, Ordering::Relaxed);
+            shm.pool(3, 1).database.set("bench");
+            shm.conn(3, 1, 2).pid.store(99, Ordering::Relaxed);
+            // SAFETY: terminate the forked test child without running destructors.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child we just forked.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(shm.backend(2).select_cnt.load(Ordering::Relaxed), 7);
+        assert_eq!(shm.pool(3, 1).database.get(), "bench");
+        assert_eq!(shm.conn(3, 1, 2).pid.load(Ordering::Relaxed), 99);
+    }
+
+    #[test]
+    fn cancel_lookup() {
+        let shm = Shmem::create(Layout {
+            num_children: 2,
+            max_pool: 1,
+            num_backends: 1,
+        })
+        .unwrap();
+        shm.child(1).pid.store(1234, Ordering::Relaxed);
+        shm.child(1).cancel_key.store(55, Ordering::Relaxed);
+        assert_eq!(shm.find_cancel_target(1234, 55), Some(1));
+        assert_eq!(shm.find_cancel_target(1234, 56), None);
+    }
+
+    #[test]
+    fn text_truncates_on_char_boundary() {
+        let shm = Shmem::create(Layout {
+            num_children: 1,
+            max_pool: 1,
+            num_backends: 1,
+        })
+        .unwrap();
+        let long = "é".repeat(40);
+        shm.child(0).client_host.set(&long);
+        assert_eq!(shm.child(0).client_host.get(), "é".repeat(32));
+    }
+}

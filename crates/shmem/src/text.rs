@@ -1,0 +1,45 @@
+//! Fixed-size text fields in shared memory. Each byte is an atomic so that a reader in
+//! another process never races a writer in the undefined-behaviour sense; a version
+//! counter lets readers retry when they caught a writer mid-update.
+
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+#[repr(C)]
+pub struct ShmText<const N: usize> {
+    version: AtomicU32,
+    len: AtomicU32,
+    bytes: [AtomicU8; N],
+}
+
+impl<const N: usize> ShmText<N> {
+    /// Stores `s`, truncated to N bytes on a character boundary.
+    pub fn set(&self, s: &str) {
+        let mut end = s.len().min(N);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.version.fetch_add(1, Ordering::AcqRel); // odd: write in progress
+        for (slot, b) in self.bytes.iter().zip(s.as_bytes()[..end].iter()) {
+            slot.store(*b, Ordering::Relaxed);
+        }
+        self.len.store(end as u32, Ordering::Relaxed);
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Reads the text; retries a few times if a writer was active, then returns what
+    /// it saw (these fields are informational, never used for decisions).
+    pub fn get(&self) -> String {
+        let mut out = Vec::with_capacity(N);
+        for _ in 0..8 {
+            let v1 = self.version.load(Ordering::Acquire);
+            out.clear();
+            let len = (self.len.load(Ordering::Relaxed) as usize).min(N);
+            out.extend(self.bytes[..len].iter().map(|b| b.load(Ordering::Relaxed)));
+            let v2 = self.version.load(Ordering::Acquire);
+            if v1 == v2 && v1 % 2 == 0 {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
