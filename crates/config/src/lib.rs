@@ -1,1 +1,689 @@
-//! placeholder
+//! pgpool-rs configuration: loads `pgpool.conf` into a typed [`Config`] (every Pgpool-II 4.3
+//! parameter, table-driven from [`params::PARAMS`], per-node `backend_*N` / `wd_portN` /
+//! `heartbeat_*N` groups and health-check suffix overrides), answers `PGPOOL SHOW` / `PGPOOL SET`,
+//! tells which changes need a restart on reload, and parses the companion files
+//! `pool_hba.conf` ([`hba`]), `pool_passwd` ([`passwd`]) and `pcp.conf` ([`pcpconf`]).
+//!
+//! The line format is PostgreSQL's, which the `ini` crate cannot express with line numbers, so a
+//! small tokenizer ([`lexer`]) reads the file and the effective raw values are kept in an
+//! [`ini::Ini`] (see [`Config::raw_ini`]) for dumping and diffing.
+
+pub mod hba;
+pub mod lexer;
+pub mod params;
+pub mod passwd;
+pub mod pcpconf;
+pub mod value;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use params::{Config, Context, Group, Kind, ParamDef, Unit, PARAMS};
+pub use value::Value;
+
+use value::{format_g, format_value, parse_value};
+
+/// Maximum node index accepted in `backend_*N`, `hostnameN`, `heartbeat_*N`, `..._N` suffixes.
+pub const MAX_NODES: usize = 128;
+
+/// An error in a configuration file. `line` is 1-based; 0 means the whole file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(file: &Path, line: usize, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: file.to_path_buf(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Read a whole configuration file, mapping I/O errors to a line-0 [`ConfigError`].
+pub(crate) fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, 0, format!("could not read configuration file: {}", e)))
+}
+
+/// `backend_clustering_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusteringMode {
+    StreamingReplication,
+    NativeReplication,
+    LogicalReplication,
+    SnapshotIsolation,
+    Raw,
+    /// Accepted for old configurations (Slony-I replication).
+    Slony,
+}
+
+impl ClusteringMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClusteringMode::StreamingReplication => "streaming_replication",
+            ClusteringMode::NativeReplication => "native_replication",
+            ClusteringMode::LogicalReplication => "logical_replication",
+            ClusteringMode::SnapshotIsolation => "snapshot_isolation",
+            ClusteringMode::Raw => "raw",
+            ClusteringMode::Slony => "slony",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<ClusteringMode> {
+        [
+            ClusteringMode::StreamingReplication,
+            ClusteringMode::NativeReplication,
+            ClusteringMode::LogicalReplication,
+            ClusteringMode::SnapshotIsolation,
+            ClusteringMode::Raw,
+            ClusteringMode::Slony,
+        ]
+        .into_iter()
+        .find(|m| m.name().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+/// `backend_flagN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BackendFlag {
+    pub disallow_to_failover: bool,
+    pub always_primary: bool,
+}
+
+impl BackendFlag {
+    /// Parse `ALLOW_TO_FAILOVER | DISALLOW_TO_FAILOVER | ALWAYS_PRIMARY` joined with `|`.
+    pub fn parse(s: &str) -> Result<BackendFlag, String> {
+        let mut f = BackendFlag::default();
+        for part in s.split('|').map(str::trim).filter(|p| !p.is_empty()) {
+            match part.to_ascii_uppercase().as_str() {
+                "ALLOW_TO_FAILOVER" => f.disallow_to_failover = false,
+                "DISALLOW_TO_FAILOVER" => f.disallow_to_failover = true,
+                "ALWAYS_PRIMARY" => f.always_primary = true,
+                _ => return Err(format!("invalid backend flag \"{}\"", part)),
+            }
+        }
+        Ok(f)
+    }
+}
+
+impl fmt::Display for BackendFlag {
+    /// As `PGPOOL SHOW backend` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.disallow_to_failover {
+            "DISALLOW_TO_FAILOVER"
+        } else {
+            "ALLOW_TO_FAILOVER"
+        })?;
+        if self.always_primary {
+            f.write_str("|ALWAYS_PRIMARY")?;
+        }
+        Ok(())
+    }
+}
+
+/// One backend node (`backend_*N`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendConfig {
+    pub hostname: String,
+    pub port: u16,
+    pub weight: f64,
+    pub data_directory: String,
+    pub flag: BackendFlag,
+    pub application_name: String,
+}
+
+/// One watchdog node (`hostnameN`, `wd_portN`, `pgpool_portN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchdogNode {
+    pub hostname: String,
+    pub wd_port: u16,
+    pub pgpool_port: u16,
+}
+
+/// One heartbeat destination (`heartbeat_hostnameN`, `heartbeat_portN`, `heartbeat_deviceN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatDest {
+    pub hostname: String,
+    pub port: u16,
+    pub device: String,
+}
+
+/// Effective health-check parameters of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckParams {
+    pub period: u64,
+    pub timeout: u64,
+    pub user: String,
+    pub password: String,
+    pub database: String,
+    pub max_retries: u32,
+    pub retry_delay: u64,
+    pub connect_timeout_ms: u64,
+}
+
+/// One row of `PGPOOL SHOW` output (columns item, value, description).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShowRow {
+    pub item: String,
+    pub value: String,
+    pub description: String,
+}
+
+/// Effective raw values as written in the file, with their line numbers.
+#[derive(Debug, Clone, Default)]
+pub struct RawValues {
+    ini: ini::Ini,
+    lines: HashMap<String, usize>,
+}
+
+impl RawValues {
+    fn set(&mut self, key: &str, value: &str, line: usize) {
+        self.ini.with_general_section().set(key, value);
+        self.lines.insert(key.to_string(), line);
+    }
+    /// Raw text of `key` (canonical name, with node suffix for indexed parameters).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.ini.general_section().get(key)
+    }
+    /// Line `key` was last set on.
+    pub fn line(&self, key: &str) -> Option<usize> {
+        self.lines.get(key).copied()
+    }
+}
+
+/// Health-check parameters that accept a node suffix, in `PGPOOL SHOW health_check` order.
+const HEALTH_CHECK_PARAMS: [&str; 8] = [
+    "health_check_period",
+    "health_check_timeout",
+    "health_check_user",
+    "health_check_password",
+    "health_check_database",
+    "health_check_max_retries",
+    "health_check_retry_delay",
+    "connect_timeout",
+];
+const BACKEND_PARAMS: [&str; 6] = [
+    "backend_hostname",
+    "backend_port",
+    "backend_weight",
+    "backend_data_directory",
+    "backend_application_name",
+    "backend_flag",
+];
+const WATCHDOG_PARAMS: [&str; 3] = ["hostname", "wd_port", "pgpool_port"];
+const HEARTBEAT_PARAMS: [&str; 3] = ["heartbeat_hostname", "heartbeat_port", "heartbeat_device"];
+
+/// Find the definition of a plain (non-indexed) parameter, accepting old aliases.
+pub fn find_param(name: &str) -> Option<&'static ParamDef> {
+    let lname = name.to_ascii_lowercase();
+    let canon = params::ALIASES
+        .iter()
+        .find(|(a, _)| *a == lname)
+        .map(|(_, c)| *c)
+        .unwrap_or(lname.as_str());
+    PARAMS
+        .iter()
+        .find(|d| d.name == canon && d.group == Group::None)
+}
+
+/// Resolve `name` or `nameN` to its definition and node index (None for a plain parameter).
+pub fn resolve_name(name: &str) -> Option<(&'static ParamDef, Option<usize>)> {
+    if let Some(d) = find_param(name) {
+        return Some((d, None));
+    }
+    let lname = name.to_ascii_lowercase();
+    let base = lname.trim_end_matches(|c: char| c.is_ascii_digit());
+    let digits = &lname[base.len()..];
+    if digits.is_empty() || digits.len() > 3 {
+        return None;
+    }
+    let idx: usize = digits.parse().ok()?;
+    if idx >= MAX_NODES {
+        return None;
+    }
+    PARAMS
+        .iter()
+        .find(|d| d.name == base && (d.group != Group::None || d.accepts_suffix()))
+        .map(|d| (d, Some(idx)))
+}
+
+fn def(name: &str) -> &'static ParamDef {
+    // Only called with names from this crate's constant lists, all of which are in the table.
+    PARAMS.iter().find(|d| d.name == name).unwrap_or(&PARAMS[0])
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config::from_defaults()
+    }
+}
+
+impl Config {
+    /// Read and parse a pgpool.conf file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = read_file(path)?;
+        Config::parse(&text, path)
+    }
+
+    /// Parse pgpool.conf text; `file_name` is used in error messages and as `config_file`.
+    pub fn parse(text: &str, file_name: &Path) -> Result<Config, ConfigError> {
+        let err = |line: usize, msg: String| ConfigError::new(file_name, line, msg);
+        let mut cfg = Config::from_defaults();
+        cfg.config_file = file_name.to_path_buf();
+        let assignments = lexer::tokenize(text).map_err(|(l, m)| err(l, m))?;
+        for a in &assignments {
+            let (d, idx) = resolve_name(&a.name).ok_or_else(|| {
+                err(
+                    a.line,
+                    format!("unrecognized configuration parameter \"{}\"", a.name),
+                )
+            })?;
+            let v = parse_value(d, &a.value).map_err(|m| err(a.line, m))?;
+            match idx {
+                None => {
+                    cfg.set_by_name(d.name, &v).map_err(|m| {
+                        err(
+                            a.line,
+                            format!("invalid value for parameter \"{}\": {}", d.name, m),
+                        )
+                    })?;
+                    cfg.raw.set(d.name, &a.value, a.line);
+                }
+                Some(i) => {
+                    if d.name == "backend_flag" {
+                        BackendFlag::parse(&a.value).map_err(|m| {
+                            err(a.line, format!("{} for parameter \"backend_flag{}\"", m, i))
+                        })?;
+                    }
+                    cfg.node_values.insert((d.name, i), v);
+                    cfg.raw.set(&format!("{}{}", d.name, i), &a.value, a.line);
+                }
+            }
+        }
+        cfg.build_groups().map_err(|(l, m)| err(l, m))?;
+        Ok(cfg)
+    }
+
+    fn node_value(&self, name: &str, i: usize) -> Option<&Value> {
+        self.node_values
+            .iter()
+            .find(|((n, j), _)| *n == name && *j == i)
+            .map(|(_, v)| v)
+    }
+
+    fn node_or_default<T: value::FieldValue>(&self, name: &str, i: usize) -> T {
+        let d = def(name);
+        let v = match self.node_value(name, i) {
+            Some(v) => v.clone(),
+            None => parse_value(d, d.default).unwrap_or(Value::Str(String::new())),
+        };
+        match T::from_value(&v) {
+            Ok(t) => t,
+            // table defaults always convert; a mismatch is a bug caught by the tests
+            Err(_) => T::from_value(&parse_value(d, d.default).unwrap_or(Value::Int(0)))
+                .unwrap_or_else(|_| panic!("default of {name} does not convert")),
+        }
+    }
+
+    fn indices_of(&self, names: &[&str]) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .node_values
+            .keys()
+            .filter(|(n, _)| names.contains(n))
+            .map(|(_, i)| *i)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    fn build_groups(&mut self) -> Result<(), (usize, String)> {
+        // Backends: a node exists when its hostname or port is set; node ids must be dense.
+        let present = self.indices_of(&["backend_hostname", "backend_port"]);
+        if let Some(&max) = present.last() {
+            for i in 0..=max {
+                if !present.contains(&i) {
+                    let line = self
+                        .raw
+                        .line(&format!("backend_hostname{}", max))
+                        .or_else(|| self.raw.line(&format!("backend_port{}", max)))
+                        .unwrap_or(0);
+                    return Err((
+                        line,
+                        format!(
+                            "backend node {} is configured but node {} is not (set backend_hostname{} and backend_port{})",
+                            max, i, i, i
+                        ),
+                    ));
+                }
+            }
+            self.backends = (0..=max)
+                .map(|i| {
+                    let flag_text: String = self.node_or_default("backend_flag", i);
+                    BackendConfig {
+                        hostname: self.node_or_default("backend_hostname", i),
+                        port: self.node_or_default("backend_port", i),
+                        weight: self.node_or_default("backend_weight", i),
+                        data_directory: self.node_or_default("backend_data_directory", i),
+                        flag: BackendFlag::parse(&flag_text).unwrap_or_default(),
+                        application_name: self.node_or_default("backend_application_name", i),
+                    }
+                })
+                .collect();
+        }
+        if let Some(&max) = self.indices_of(&WATCHDOG_PARAMS).last() {
+            self.watchdog_nodes = (0..=max)
+                .map(|i| WatchdogNode {
+                    hostname: self.node_or_default("hostname", i),
+                    wd_port: self.node_or_default("wd_port", i),
+                    pgpool_port: self.node_or_default("pgpool_port", i),
+                })
+                .collect();
+        }
+        if let Some(&max) = self.indices_of(&HEARTBEAT_PARAMS).last() {
+            self.heartbeats = (0..=max)
+                .map(|i| HeartbeatDest {
+                    hostname: self.node_or_default("heartbeat_hostname", i),
+                    port: self.node_or_default("heartbeat_port", i),
+                    device: self.node_or_default("heartbeat_device", i),
+                })
+                .collect();
+        }
+        Ok(())
+    }
+
+    /// Value of a plain parameter, or of a health-check parameter for `node` (its suffixed
+    /// override if set, else the global value).
+    fn hc_value(&self, name: &str, node: Option<usize>) -> Value {
+        if let Some(n) = node {
+            if let Some(v) = self.node_value(name, n) {
+                return v.clone();
+            }
+        }
+        self.get_by_name(name)
+            .unwrap_or_else(|| Value::Str(String::new()))
+    }
+
+    /// Effective health-check parameters of backend `node`.
+    pub fn health_check(&self, node: usize) -> HealthCheckParams {
+        let int = |name: &str| match self.hc_value(name, Some(node)) {
+            Value::Int(i) => u64::try_from(i).unwrap_or(0),
+            _ => 0,
+        };
+        let string = |name: &str| match self.hc_value(name, Some(node)) {
+            Value::Str(s) => s,
+            _ => String::new(),
+        };
+        HealthCheckParams {
+            period: int("health_check_period"),
+            timeout: int("health_check_timeout"),
+            user: string("health_check_user"),
+            password: string("health_check_password"),
+            database: string("health_check_database"),
+            max_retries: u32::try_from(int("health_check_max_retries")).unwrap_or(u32::MAX),
+            retry_delay: int("health_check_retry_delay"),
+            connect_timeout_ms: int("connect_timeout"),
+        }
+    }
+
+    /// Names of parameters set to a non-default value that pgpool-rs does not implement yet
+    /// (to be reported once at startup).
+    pub fn unsupported_in_use(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for d in PARAMS.iter().filter(|d| !d.implemented) {
+            let default = parse_value(d, d.default).ok().map(Value::normalized);
+            let differs = if d.group == Group::None {
+                self.get_by_name(d.name).map(Value::normalized) != default
+            } else {
+                self.node_values
+                    .iter()
+                    .any(|((n, _), v)| *n == d.name && Some(v.clone().normalized()) != default)
+            };
+            if differs {
+                out.push(d.display_name());
+            }
+        }
+        out
+    }
+
+    /// Restart-only parameters whose value differs in `newer` (a reload cannot apply them).
+    pub fn restart_required_changes(&self, newer: &Config) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for d in PARAMS.iter().filter(|d| d.context == Context::Restart) {
+            let changed = if d.group == Group::None {
+                self.get_by_name(d.name) != newer.get_by_name(d.name)
+            } else {
+                let mine: Vec<_> = self
+                    .node_values
+                    .iter()
+                    .filter(|((n, _), _)| *n == d.name)
+                    .collect();
+                let theirs: Vec<_> = newer
+                    .node_values
+                    .iter()
+                    .filter(|((n, _), _)| *n == d.name)
+                    .collect();
+                mine != theirs
+            };
+            if changed {
+                out.push(d.display_name());
+            }
+        }
+        out
+    }
+
+    /// Current value of a parameter (`name` or `nameN`), unformatted.
+    pub fn value(&self, name: &str) -> Option<Value> {
+        let (d, idx) = resolve_name(name)?;
+        match (d.group, idx) {
+            (Group::None, None) => self.get_by_name(d.name),
+            (Group::None, Some(i)) => Some(self.hc_value(d.name, Some(i))),
+            (_, Some(i)) => self.node_value(d.name, i).cloned(),
+            (_, None) => None,
+        }
+    }
+
+    /// The raw values as set in the file (with where they came from).
+    pub fn raw_values(&self) -> &RawValues {
+        &self.raw
+    }
+
+    /// The effective raw values as an [`ini::Ini`] (general section, canonical names).
+    pub fn raw_ini(&self) -> &ini::Ini {
+        &self.raw.ini
+    }
+
+    fn plain_row(&self, d: &ParamDef) -> ShowRow {
+        let v = self
+            .get_by_name(d.name)
+            .unwrap_or_else(|| Value::Str(String::new()));
+        let value = match (&v, d.kind) {
+            // lists print as written in the file, like Pgpool-II
+            (Value::List(_), Kind::List(_)) => match self.raw.get(d.name) {
+                Some(r) if !d.hidden_value() => r.to_string(),
+                _ => format_value(d, &v, true),
+            },
+            _ => format_value(d, &v, !d.accepts_suffix()),
+        };
+        ShowRow {
+            item: d.display_name().to_string(),
+            value,
+            description: d.description.to_string(),
+        }
+    }
+
+    fn indexed_row(&self, name: &str, i: usize) -> ShowRow {
+        let d = def(name);
+        let value = if d.hidden_value() {
+            "*****".to_string()
+        } else if d.group == Group::Backend {
+            match self.backends.get(i) {
+                Some(b) => match name {
+                    "backend_hostname" => b.hostname.clone(),
+                    "backend_port" => b.port.to_string(),
+                    "backend_weight" => (b.weight as i64).to_string(),
+                    "backend_data_directory" => b.data_directory.clone(),
+                    "backend_application_name" => b.application_name.clone(),
+                    _ => b.flag.to_string(),
+                },
+                None => String::new(),
+            }
+        } else if d.group == Group::None {
+            format_value(d, &self.hc_value(name, Some(i)), false)
+        } else {
+            let v = self
+                .node_value(name, i)
+                .cloned()
+                .or_else(|| parse_value(d, d.default).ok())
+                .unwrap_or(Value::Str(String::new()));
+            match v {
+                Value::Real(r) => format_g(r),
+                v => format_value(d, &v, false),
+            }
+        };
+        ShowRow {
+            item: format!("{}{}", d.display_name(), i),
+            value,
+            description: d.description.to_string(),
+        }
+    }
+
+    fn group_rows(&self, group: &str) -> Vec<ShowRow> {
+        let mut rows = Vec::new();
+        match group {
+            "backend" => {
+                for i in 0..self.backends.len() {
+                    rows.extend(BACKEND_PARAMS.iter().map(|n| self.indexed_row(n, i)));
+                }
+            }
+            "watchdog" => {
+                for i in 0..self.watchdog_nodes.len() {
+                    rows.extend(WATCHDOG_PARAMS.iter().map(|n| self.indexed_row(n, i)));
+                }
+            }
+            "heartbeat" => {
+                for i in 0..self.heartbeats.len() {
+                    rows.extend(HEARTBEAT_PARAMS.iter().map(|n| self.indexed_row(n, i)));
+                }
+            }
+            _ => {
+                rows.extend(HEALTH_CHECK_PARAMS.iter().map(|n| self.plain_row(def(n))));
+                for i in 0..self.backends.len() {
+                    rows.extend(HEALTH_CHECK_PARAMS.iter().map(|n| self.indexed_row(n, i)));
+                }
+            }
+        }
+        rows
+    }
+
+    /// `PGPOOL SHOW name`: `name` is a parameter (`port`, `backend_port1`,
+    /// `health_check_period0`), a group (`backend`, `watchdog`, `heartbeat`, `health_check`) or
+    /// `all`. None when unknown (Pgpool-II answers `config variable "NAME" not found`). For a
+    /// single parameter Pgpool-II prints one column named after it holding `value`.
+    pub fn show(&self, name: &str) -> Option<Vec<ShowRow>> {
+        let lname = name.trim().to_ascii_lowercase();
+        match lname.as_str() {
+            "backend" | "watchdog" | "heartbeat" | "health_check" => {
+                return Some(self.group_rows(&lname))
+            }
+            "all" => {
+                let mut rows = Vec::new();
+                for g in ["backend", "watchdog", "heartbeat", "health_check"] {
+                    rows.extend(self.group_rows(g));
+                }
+                rows.extend(
+                    PARAMS
+                        .iter()
+                        .filter(|d| {
+                            d.group == Group::None
+                                && !d.accepts_suffix()
+                                && d.flags & params::HIDE_IN_ALL == 0
+                        })
+                        .map(|d| self.plain_row(d)),
+                );
+                return Some(rows);
+            }
+            _ => {}
+        }
+        let (d, idx) = resolve_name(&lname)?;
+        Some(vec![match idx {
+            None => self.plain_row(d),
+            Some(i) => self.indexed_row(d.name, i),
+        }])
+    }
+
+    /// `PGPOOL SET name = value`: only session-settable parameters.
+    pub fn set_session(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let d =
+            find_param(name).ok_or_else(|| format!("config variable \"{}\" not found", name))?;
+        if d.context != Context::Session {
+            return Err(format!(
+                "invalid Context, value for parameter \"{}\" cannot be changed",
+                d.display_name()
+            ));
+        }
+        let v = parse_value(d, value)?;
+        self.set_by_name(d.name, &v)
+    }
+
+    /// `PGPOOL RESET name|ALL`: put session-settable parameters back to `base`'s values.
+    pub fn reset_session(&mut self, name: &str, base: &Config) -> Result<(), String> {
+        let targets: Vec<&ParamDef> = if name.eq_ignore_ascii_case("all") {
+            PARAMS
+                .iter()
+                .filter(|d| d.context == Context::Session && d.group == Group::None)
+                .collect()
+        } else {
+            let d = find_param(name)
+                .ok_or_else(|| format!("config variable \"{}\" not found", name))?;
+            if d.context != Context::Session {
+                return Err(format!(
+                    "invalid Context, value for parameter \"{}\" cannot be changed",
+                    d.display_name()
+                ));
+            }
+            vec![d]
+        };
+        for d in targets {
+            if let Some(v) = base.get_by_name(d.name) {
+                self.set_by_name(d.name, &v)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Path of the pool_passwd file (`pool_passwd`, relative to pgpool.conf's directory), or
+    /// None when the parameter is empty (pool_passwd disabled).
+    pub fn pool_passwd_path(&self) -> Option<PathBuf> {
+        self.relative_to_config(&self.pool_passwd)
+    }
+
+    /// Resolve a path parameter relative to the directory of pgpool.conf.
+    pub fn relative_to_config(&self, p: &str) -> Option<PathBuf> {
+        if p.is_empty() {
+            return None;
+        }
+        let path = Path::new(p);
+        if path.is_absolute() {
+            return Some(path.to_path_buf());
+        }
+        let dir = self.config_file.parent().unwrap_or(Path::new(""));
+        Some(dir.join(path))
+    }
+}
+
+#[cfg(test)]
+mod tests;
