@@ -1,0 +1,285 @@
+//! A pre-forked child process: waits for a client on the inherited listening sockets
+//! (epoll with EPOLLEXCLUSIVE, so one connection wakes one child), serves it to the
+//! end, keeps its backend connections pooled, and honours child_life_time,
+//! child_max_connections, connection_life_time and the shutdown signals.
+
+mod cancel;
+mod client_auth;
+mod pool;
+mod relay;
+mod scanner;
+mod session;
+
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use config::hba::HbaLine;
+use config::passwd::PoolPasswd;
+use config::{ClusteringMode, Config};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::signal::Signal;
+use shmem::{BackendRole, ChildState, Shmem};
+
+use crate::net::{Listeners, Stream};
+use crate::sys::{self, Waker};
+
+pub use pool::ConnectionPool;
+use relay::RelayBuffers;
+
+/// Everything a child needs, inherited from the main process at fork.
+pub struct ChildContext<'a> {
+    pub index: usize,
+    pub cfg: Config,
+    pub shm: &'a Shmem,
+    pub hba: Vec<HbaLine>,
+    pub passwd: PoolPasswd,
+    pub aes_key: Option<String>,
+    pub pool: ConnectionPool,
+    pub bufs: RelayBuffers,
+    pub waker: Waker,
+    smart_shutdown: bool,
+}
+
+impl ChildContext<'_> {
+    /// The node a new session is sent to: the primary in streaming/logical
+    /// replication mode, the first live node otherwise.
+    pub fn target_node(&self) -> Option<usize> {
+        let n = self.cfg.backends.len();
+        let alive = |i: usize| self.shm.backend(i).status().is_alive();
+        if matches!(
+            self.cfg.backend_clustering_mode,
+            ClusteringMode::StreamingReplication | ClusteringMode::LogicalReplication
+        ) {
+            let p = self.shm.cluster().primary_node_id.load(Ordering::Acquire);
+            if p >= 0 && (p as usize) < n && alive(p as usize) {
+                return Some(p as usize);
+            }
+            if let Some(i) =
+                (0..n).find(|&i| alive(i) && self.shm.backend(i).role() == BackendRole::Primary)
+            {
+                return Some(i);
+            }
+        }
+        (0..n).find(|&i| alive(i))
+    }
+
+    /// reserved_connections: refuse when too few children are left free.
+    pub fn too_many_clients(&self) -> bool {
+        let reserved = self.cfg.reserved_connections as usize;
+        if reserved == 0 {
+            return false;
+        }
+        let total = self.shm.layout().num_children;
+        let busy = (0..total)
+            .filter(|&i| self.shm.child(i).state() == ChildState::Active)
+            .count();
+        busy > total.saturating_sub(reserved)
+    }
+
+    pub fn shutdown_requested(&self) -> bool {
+        self.smart_shutdown || self.shm.cluster().shutting_down.load(Ordering::Acquire) != 0
+    }
+
+    /// Decrypts the AES pool_passwd entry of `user` with the key file contents.
+    pub fn decrypt_entry(&self, user: &str) -> Option<String> {
+        let key = self.aes_key.as_deref()?;
+        match self.passwd.get(user)? {
+            config::passwd::PasswordEntry::Aes(data) => config::passwd::decrypt_aes(data, key).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Inputs for [`run`].
+pub struct ChildSetup<'a> {
+    pub index: usize,
+    pub cfg: Config,
+    pub shm: &'a Shmem,
+    pub listeners: &'a Listeners,
+    pub hba: Vec<HbaLine>,
+    pub passwd: PoolPasswd,
+    pub aes_key: Option<String>,
+}
+
+const CHILD_SIGNALS: &[Signal] = &[
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// The child's main loop; never returns.
+pub fn run(setup: ChildSetup<'_>) -> ! {
+    crate::logging::set_process_kind(crate::logging::ProcessKind::Child);
+    sys::reset(&[Signal::SIGCHLD]);
+    let waker = match Waker::new() {
+        Ok(w) => w,
+        Err(e) => {
+            log::error!("could not create wake-up pipe: {e}");
+            sys::exit_now(1);
+        }
+    };
+    sys::catch(CHILD_SIGNALS);
+    let num_backends = setup.cfg.backends.len();
+    let max_pool = setup.cfg.max_pool as usize;
+    let mut ctx = ChildContext {
+        index: setup.index,
+        pool: ConnectionPool::new(max_pool, setup.index, num_backends),
+        cfg: setup.cfg,
+        shm: setup.shm,
+        hba: setup.hba,
+        passwd: setup.passwd,
+        aes_key: setup.aes_key,
+        bufs: RelayBuffers::new(),
+        waker,
+        smart_shutdown: false,
+    };
+    let slot = ctx.shm.child(ctx.index);
+    slot.start_time.store(shmem::now_secs(), Ordering::Relaxed);
+    slot.client_connection_count.store(0, Ordering::Relaxed);
+    slot.set_state(ChildState::WaitForConnection);
+    let code = match accept_loop(&mut ctx, setup.listeners) {
+        Ok(code) => code,
+        Err(e) => {
+            log::error!("child process failed: {e}");
+            1
+        }
+    };
+    ctx.pool.clear(ctx.shm);
+    slot.set_state(ChildState::Unused);
+    sys::exit_now(code);
+}
+
+fn epoll_setup(listeners: &Listeners, waker: &Waker) -> nix::Result<Epoll> {
+    let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+    let mut token = 0u64;
+    for l in &listeners.tcp {
+        ep.add(
+            l.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, token),
+        )?;
+        token += 1;
+    }
+    for (l, _) in &listeners.unix {
+        ep.add(
+            l.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, token),
+        )?;
+        token += 1;
+    }
+    ep.add(waker.fd(), EpollEvent::new(EpollFlags::EPOLLIN, u64::MAX))?;
+    Ok(ep)
+}
+
+fn try_accept(listeners: &Listeners) -> Option<Stream> {
+    for l in &listeners.tcp {
+        if let Ok((s, _)) = l.accept() {
+            let _ = s.set_nodelay(true);
+            let _ = s.set_nonblocking(false);
+            return Some(Stream::Tcp(s));
+        }
+    }
+    for (l, _) in &listeners.unix {
+        if let Ok((s, _)) = l.accept() {
+            let _ = s.set_nonblocking(false);
+            return Some(Stream::Unix(s));
+        }
+    }
+    None
+}
+
+/// Returns the exit code for the main process: 0 normal, 1 please re-fork.
+fn accept_loop(ctx: &mut ChildContext<'_>, listeners: &Listeners) -> nix::Result<i32> {
+    let ep = epoll_setup(listeners, &ctx.waker)?;
+    let mut served: u64 = 0;
+    let mut idle_since = Instant::now();
+    let mut events = [EpollEvent::empty(); 8];
+    loop {
+        let pending = sys::take_pending();
+        if sys::has(pending, Signal::SIGINT) || sys::has(pending, Signal::SIGQUIT) {
+            return Ok(0);
+        }
+        if sys::has(pending, Signal::SIGTERM) {
+            ctx.smart_shutdown = true;
+        }
+        if ctx.shutdown_requested() {
+            return Ok(0);
+        }
+        if sys::has(pending, Signal::SIGHUP) {
+            reload(ctx);
+        }
+        if sys::has(pending, Signal::SIGUSR1) {
+            // Backend status changed: drop connections to nodes that went away.
+            let shm = ctx.shm;
+            ctx.pool
+                .drop_dead_nodes(|n| shm.backend(n).status().is_alive(), shm);
+        }
+        ctx.pool.expire(ctx.cfg.connection_life_time, ctx.shm);
+        let life = ctx.cfg.child_life_time;
+        if life > 0 && idle_since.elapsed().as_secs() >= life {
+            log::debug!("child_life_time ({life} s) expired; exiting to be replaced");
+            return Ok(1);
+        }
+        // Wake up at least once a second to honour the timers above.
+        let n = match ep.wait(&mut events, EpollTimeout::from(1000u16)) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        };
+        let mut got_listener = false;
+        for ev in &events[..n] {
+            if ev.data() == u64::MAX {
+                ctx.waker.drain();
+            } else {
+                got_listener = true;
+            }
+        }
+        if !got_listener {
+            continue;
+        }
+        while let Some(stream) = try_accept(listeners) {
+            session::handle_connection(ctx, stream);
+            served += 1;
+            idle_since = Instant::now();
+            let max = ctx.cfg.child_max_connections;
+            if max > 0 && served >= max {
+                log::info!("child_max_connections ({max}) reached; exiting to be replaced");
+                return Ok(1);
+            }
+            let p = sys::peek_pending();
+            if sys::has(p, Signal::SIGTERM)
+                || sys::has(p, Signal::SIGINT)
+                || sys::has(p, Signal::SIGQUIT)
+            {
+                break;
+            }
+        }
+    }
+}
+
+fn reload(ctx: &mut ChildContext<'_>) {
+    match Config::load(&ctx.cfg.config_file) {
+        Ok(newer) => {
+            let hba_path = crate::hba_path(&newer);
+            if newer.enable_pool_hba {
+                match config::hba::load_hba(&hba_path) {
+                    Ok(h) => ctx.hba = h,
+                    Err(e) => log::warn!("keeping old pool_hba.conf: {e}"),
+                }
+            }
+            match crate::load_passwd(&newer) {
+                Ok(p) => ctx.passwd = p,
+                Err(e) => log::warn!("keeping old pool_passwd: {e}"),
+            }
+            // Structural parameters (nodes, pool size) stay as the child was started
+            // with; the main process warns about them.
+            let backends = std::mem::take(&mut ctx.cfg.backends);
+            ctx.cfg = newer;
+            ctx.cfg.backends = backends;
+        }
+        Err(e) => log::warn!("reload failed, keeping old configuration: {e}"),
+    }
+}

@@ -1,0 +1,188 @@
+//! A child's cache of authenticated backend connection sets, at most `max_pool` of
+//! them, keyed like Pgpool-II's by user, database and protocol major version (plus the
+//! `options` startup parameter, which cannot be changed after start-up). Each set holds
+//! one connection per backend node it has used. Slots are mirrored in shared memory
+//! for SHOW POOL_POOLS and cancel forwarding.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use shmem::Shmem;
+
+use crate::backend::{BackendConn, Secret};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolKey {
+    pub user: String,
+    pub database: String,
+    pub major: u16,
+    pub options: String,
+}
+
+pub struct PooledSet {
+    pub key: PoolKey,
+    /// Index = node id.
+    pub conns: Vec<Option<BackendConn>>,
+    /// The credential that logged these connections in, when the backend asked for
+    /// one: a later client must present the same password to reuse them.
+    pub credential: Option<Secret>,
+    pub created: Instant,
+    pub last_release: Instant,
+}
+
+impl PooledSet {
+    pub fn any_connected(&self) -> bool {
+        self.conns.iter().any(Option::is_some)
+    }
+}
+
+pub struct ConnectionPool {
+    slots: Vec<Option<PooledSet>>,
+    child_index: usize,
+    num_backends: usize,
+}
+
+impl ConnectionPool {
+    pub fn new(max_pool: usize, child_index: usize, num_backends: usize) -> Self {
+        ConnectionPool {
+            slots: (0..max_pool.max(1)).map(|_| None).collect(),
+            child_index,
+            num_backends,
+        }
+    }
+
+    /// Takes the set for `key` out of the cache, if there is one.
+    pub fn take(&mut self, key: &PoolKey) -> Option<(usize, PooledSet)> {
+        let idx = self
+            .slots
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| &s.key == key))?;
+        self.slots[idx].take().map(|s| (idx, s))
+    }
+
+    /// Chooses the slot a new set for `key` will occupy: a free one, else the one
+    /// released longest ago (whose connections are closed).
+    pub fn free_slot(&mut self, shm: &Shmem) -> usize {
+        if let Some(i) = self.slots.iter().position(Option::is_none) {
+            return i;
+        }
+        let oldest = self
+            .slots
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, s)| s.as_ref().map(|s| s.last_release))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        self.discard(oldest, shm);
+        oldest
+    }
+
+    /// Puts a set back after a client session.
+    pub fn put(&mut self, slot: usize, set: PooledSet) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = Some(set);
+        }
+    }
+
+    /// Closes the set in `slot` and clears its shared-memory record.
+    pub fn discard(&mut self, slot: usize, shm: &Shmem) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = None;
+        }
+        self.clear_shm(slot, shm);
+    }
+
+    pub fn clear_shm(&self, slot: usize, shm: &Shmem) {
+        if slot >= shm.layout().max_pool {
+            return;
+        }
+        let info = shm.pool(self.child_index, slot);
+        info.database.set("");
+        info.user.set("");
+        info.major.store(0, Ordering::Relaxed);
+        info.in_use.store(0, Ordering::Relaxed);
+        for node in 0..self.num_backends {
+            let c = shm.conn(self.child_index, slot, node);
+            c.pid.store(0, Ordering::Relaxed);
+            c.key.store(0, Ordering::Relaxed);
+            c.connected.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Publishes the set's identity and backend keys for other processes.
+    pub fn publish(&self, slot: usize, set: &PooledSet, shm: &Shmem) {
+        if slot >= shm.layout().max_pool {
+            return;
+        }
+        let info = shm.pool(self.child_index, slot);
+        info.database.set(&set.key.database);
+        info.user.set(&set.key.user);
+        info.major.store(set.key.major as u32, Ordering::Relaxed);
+        info.minor.store(0, Ordering::Relaxed);
+        for node in 0..self.num_backends {
+            let c = shm.conn(self.child_index, slot, node);
+            match set.conns.get(node).and_then(Option::as_ref) {
+                Some(b) => {
+                    c.pid.store(b.pid, Ordering::Relaxed);
+                    c.key.store(b.key, Ordering::Relaxed);
+                    c.connected.store(1, Ordering::Release);
+                }
+                None => {
+                    c.pid.store(0, Ordering::Relaxed);
+                    c.key.store(0, Ordering::Relaxed);
+                    c.connected.store(0, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Closes sets idle longer than `max_idle_secs` (connection_life_time).
+    pub fn expire(&mut self, max_idle_secs: u64, shm: &Shmem) {
+        if max_idle_secs == 0 {
+            return;
+        }
+        for i in 0..self.slots.len() {
+            let expired = self.slots[i]
+                .as_ref()
+                .is_some_and(|s| s.last_release.elapsed().as_secs() >= max_idle_secs);
+            if expired {
+                log::debug!(
+                    "closing pooled connection set in slot {i}: connection_life_time expired"
+                );
+                self.discard(i, shm);
+            }
+        }
+    }
+
+    /// Closes every cached set (SIGUSR1, shutdown, backend status change).
+    pub fn clear(&mut self, shm: &Shmem) {
+        for i in 0..self.slots.len() {
+            if self.slots[i].is_some() {
+                self.discard(i, shm);
+            }
+        }
+    }
+
+    /// Drops connections to nodes that are no longer alive.
+    pub fn drop_dead_nodes(&mut self, alive: impl Fn(usize) -> bool, shm: &Shmem) {
+        for i in 0..self.slots.len() {
+            let mut changed = false;
+            if let Some(set) = self.slots[i].as_mut() {
+                for (node, c) in set.conns.iter_mut().enumerate() {
+                    if c.is_some() && !alive(node) {
+                        *c = None;
+                        changed = true;
+                    }
+                }
+            }
+            if changed {
+                let empty = self.slots[i].as_ref().is_some_and(|s| !s.any_connected());
+                if empty {
+                    self.discard(i, shm);
+                } else if let Some(set) = self.slots[i].as_ref() {
+                    self.publish(i, set, shm);
+                }
+            }
+        }
+    }
+}

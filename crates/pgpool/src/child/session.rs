@@ -1,0 +1,594 @@
+//! One client session from its first byte to its last: start-up packet (answering
+//! SSLRequest/GSSENCRequest with 'N', forwarding CancelRequest), authentication,
+//! taking a pooled backend set or logging in a new one, the start-up reply with
+//! pgpool's own BackendKeyData, the relay, and the reset that makes the backend
+//! connection fit for the next client.
+
+use std::io::{Read, Write};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use protocol::startup::{parse_startup, startup_body_len, StartupPacket};
+use protocol::{auth::random_u32, build};
+use shmem::ChildState;
+
+use crate::backend::{self, BackendConn, BackendError, MessageReader, NodeAddr, Secret};
+use crate::child::client_auth::{self, AuthFailure, ClientCredential};
+use crate::child::pool::{PoolKey, PooledSet};
+use crate::child::relay::{self, RelayEnd, SessionState};
+use crate::child::ChildContext;
+use crate::net::Stream;
+
+/// Sends a FATAL error to the client (best effort: it may already be gone).
+pub fn send_fatal(stream: &mut Stream, code: &str, message: &str) {
+    let mut out = Vec::new();
+    build::error_response(&mut out, "FATAL", code, message);
+    let _ = stream.write_all(&out);
+}
+
+fn read_exact_timeout(stream: &mut Stream, buf: &mut [u8]) -> std::io::Result<()> {
+    stream.read_exact(buf)
+}
+
+/// Reads the start-up packet, answering SSL and GSS encryption requests with 'N'.
+fn read_startup(ctx: &ChildContext<'_>, stream: &mut Stream) -> Result<StartupPacket, String> {
+    let timeout = match ctx.cfg.authentication_timeout {
+        0 => None,
+        t => Some(Duration::from_secs(t)),
+    };
+    stream
+        .set_read_timeout(timeout)
+        .map_err(|e| format!("could not set timeout: {e}"))?;
+    for _ in 0..3 {
+        let mut len = [0u8; 4];
+        read_exact_timeout(stream, &mut len)
+            .map_err(|e| format!("could not read startup packet length: {e}"))?;
+        let body_len = startup_body_len(len).map_err(|e| e.to_string())?;
+        let mut body = vec![0u8; body_len];
+        read_exact_timeout(stream, &mut body)
+            .map_err(|e| format!("incomplete startup packet: {e}"))?;
+        match parse_startup(&body).map_err(|e| e.to_string())? {
+            StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
+                stream
+                    .write_all(b"N")
+                    .map_err(|e| format!("could not answer encryption request: {e}"))?;
+            }
+            other => return Ok(other),
+        }
+    }
+    Err("too many encryption requests".into())
+}
+
+/// Entry point for an accepted connection.
+pub fn handle_connection(ctx: &mut ChildContext<'_>, mut stream: Stream) {
+    let (host, port) = stream.peer();
+    let packet = match read_startup(ctx, &mut stream) {
+        Ok(p) => p,
+        Err(e) => {
+            log::info!("invalid startup packet from host={host} port={port}: {e}");
+            send_fatal(&mut stream, "08P01", &e);
+            return;
+        }
+    };
+    match packet {
+        StartupPacket::Cancel { pid, key } => crate::child::cancel::forward(ctx, pid, key),
+        StartupPacket::Startup {
+            major,
+            minor,
+            params,
+        } => {
+            let started = Instant::now();
+            let slot = ctx.shm.child(ctx.index);
+            slot.client_host.set(&host);
+            slot.client_port.set(&port);
+            slot.set_state(ChildState::Active);
+            slot.client_connection_count.fetch_add(1, Ordering::Relaxed);
+            if ctx.cfg.log_connections {
+                log::info!("new connection received: host={host} port={port}");
+            }
+            let user = params
+                .iter()
+                .find(|(n, _)| n == "user")
+                .map(|(_, v)| v.clone());
+            let outcome = match user {
+                Some(user) if !user.is_empty() => {
+                    let database = params
+                        .iter()
+                        .find(|(n, _)| n == "database")
+                        .map(|(_, v)| v.clone())
+                        .filter(|d| !d.is_empty())
+                        .unwrap_or_else(|| user.clone());
+                    let s = Session {
+                        user,
+                        database,
+                        major,
+                        minor,
+                        params,
+                    };
+                    let r = run_session(ctx, &mut stream, &s);
+                    if ctx.cfg.log_disconnections {
+                        let t = started.elapsed();
+                        log::info!(
+                            "frontend disconnection: session time: {}:{:02}:{:02}.{:03} user={} database={} host={host} port={port}",
+                            t.as_secs() / 3600,
+                            t.as_secs() / 60 % 60,
+                            t.as_secs() % 60,
+                            t.subsec_millis(),
+                            s.user,
+                            s.database
+                        );
+                    }
+                    r
+                }
+                _ => {
+                    send_fatal(
+                        &mut stream,
+                        "28000",
+                        "no PostgreSQL user name specified in startup packet",
+                    );
+                    Ok(())
+                }
+            };
+            if let Err(e) = outcome {
+                log::debug!("session ended: {e}");
+            }
+            slot.cancel_key.store(0, Ordering::Release);
+            slot.current_pool.store(-1, Ordering::Release);
+            slot.set_state(ChildState::WaitForConnection);
+        }
+        StartupPacket::SslRequest | StartupPacket::GssEncRequest => {}
+    }
+}
+
+struct Session {
+    user: String,
+    database: String,
+    major: u16,
+    minor: u16,
+    params: Vec<(String, String)>,
+}
+
+impl Session {
+    fn options(&self) -> &str {
+        self.params
+            .iter()
+            .find(|(n, _)| n == "options")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    /// Run-time parameters the client asked for, applied with SET on the backend.
+    fn gucs(&self) -> impl Iterator<Item = &(String, String)> {
+        self.params
+            .iter()
+            .filter(|(n, _)| !matches!(n.as_str(), "user" | "database" | "options" | "replication"))
+    }
+}
+
+/// Double-quotes each dot-separated part of a parameter name.
+fn quote_guc_name(name: &str) -> String {
+    name.split('.')
+        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn quote_literal(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
+fn refuse(stream: &mut Stream, f: AuthFailure) -> Result<(), String> {
+    // An empty code means the backend's own error was relayed already.
+    if !f.code.is_empty() {
+        send_fatal(stream, f.code, &f.message);
+    }
+    Err(f.message)
+}
+
+/// Picks the node sessions are sent to (foundation: the primary, else the main node).
+fn session_node(ctx: &ChildContext<'_>) -> Option<usize> {
+    ctx.target_node()
+}
+
+fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> Result<(), String> {
+    if s.params
+        .iter()
+        .any(|(n, v)| n == "replication" && !v.is_empty() && v != "false" && v != "0")
+    {
+        return refuse(
+            stream,
+            AuthFailure {
+                code: "08P01",
+                message: "replication connections are not supported by pgpool".into(),
+            },
+        );
+    }
+    if ctx.too_many_clients() {
+        return refuse(
+            stream,
+            AuthFailure {
+                code: "53300",
+                message: "Sorry, too many clients already".into(),
+            },
+        );
+    }
+    let mut reader = MessageReader::default();
+    let mut cred = match client_auth::authenticate(ctx, stream, &mut reader, &s.user, &s.database) {
+        Ok(c) => c,
+        Err(f) => {
+            log::info!(
+                "authentication failed for user \"{}\" database \"{}\": {}",
+                s.user,
+                s.database,
+                f.message
+            );
+            return refuse(stream, f);
+        }
+    };
+    let Some(node) = session_node(ctx) else {
+        return refuse(
+            stream,
+            AuthFailure {
+                code: "08006",
+                message: "pgpool is not accepting any new connections: all backend nodes are down"
+                    .into(),
+            },
+        );
+    };
+    let key = PoolKey {
+        user: s.user.clone(),
+        database: s.database.clone(),
+        major: s.major,
+        options: s.options().to_string(),
+    };
+    let (slot, mut set, reused) = match acquire(ctx, stream, &mut reader, s, &key, node, &mut cred)
+    {
+        Ok(x) => x,
+        Err(f) => return refuse(stream, f),
+    };
+    ctx.pool.publish(slot, &set, ctx.shm);
+    let info = ctx.shm.pool(ctx.index, slot);
+    info.in_use.store(1, Ordering::Relaxed);
+    info.client_connect_time
+        .store(shmem::now_secs(), Ordering::Relaxed);
+    if reused {
+        info.pool_counter.fetch_add(1, Ordering::Relaxed);
+    } else {
+        info.pool_counter.store(1, Ordering::Relaxed);
+        info.create_time.store(shmem::now_secs(), Ordering::Relaxed);
+    }
+    let our_key = loop {
+        let k = random_u32();
+        if k != 0 {
+            break k;
+        }
+    };
+    let child = ctx.shm.child(ctx.index);
+    child.current_pool.store(slot as i32, Ordering::Release);
+    child.cancel_key.store(our_key, Ordering::Release);
+
+    let Some(conn) = set.conns.get_mut(node).and_then(Option::as_mut) else {
+        return Err("internal error: pooled set lost its connection".into());
+    };
+    // The start-up reply: authentication done, parameters, our key, ready.
+    let mut out = Vec::with_capacity(512);
+    build::auth_ok(&mut out);
+    for (n, v) in &conn.params {
+        build::parameter_status(&mut out, n.as_bytes(), v.as_bytes());
+    }
+    build::backend_key_data(&mut out, std::process::id(), our_key);
+    build::ready_for_query(&mut out, b'I');
+    if let Err(e) = stream.write_all(&out) {
+        release(ctx, slot, set, false);
+        return Err(format!("could not send start-up reply: {e}"));
+    }
+    let mut st = SessionState::default();
+    let initial = reader.pending().to_vec();
+    let end = relay::relay(
+        stream,
+        conn,
+        &mut ctx.bufs,
+        &initial,
+        &mut st,
+        &ctx.waker,
+        ctx.cfg.client_idle_limit,
+    );
+    info.client_disconnect_time
+        .store(shmem::now_secs(), Ordering::Relaxed);
+    info.in_use.store(0, Ordering::Relaxed);
+    let reusable = match &end {
+        RelayEnd::ClientClosed | RelayEnd::ClientError(_) => st.backend_reusable(),
+        RelayEnd::ClientProtocol(e) => {
+            log::info!("closing client connection: invalid message from frontend: {e}");
+            send_fatal(stream, "08P01", &format!("invalid frontend message: {e}"));
+            false
+        }
+        RelayEnd::IdleTimeout => {
+            log::info!(
+                "closing client connection: idle for {} seconds (client_idle_limit)",
+                ctx.cfg.client_idle_limit
+            );
+            send_fatal(
+                stream,
+                "57P01",
+                "terminating connection due to client_idle_limit",
+            );
+            st.backend_reusable()
+        }
+        RelayEnd::BackendFailed(e) => {
+            log::warn!("backend node {node} failed during session: {e}");
+            if !st.backend_fatal {
+                send_fatal(
+                    stream,
+                    "08006",
+                    &format!("unable to forward data to backend node {node}: {e}"),
+                );
+            }
+            false
+        }
+        RelayEnd::Shutdown => {
+            send_fatal(
+                stream,
+                "57P01",
+                "terminating connection due to administrator command",
+            );
+            false
+        }
+    };
+    release(ctx, slot, set, reusable);
+    Ok(())
+}
+
+/// Returns a set to the pool after resetting it, or closes it.
+fn release(ctx: &mut ChildContext<'_>, slot: usize, mut set: PooledSet, reusable: bool) {
+    let keep = reusable && ctx.cfg.connection_cache && !ctx.shutdown_requested();
+    if keep {
+        let mut reader = MessageReader::default();
+        let queries: Vec<String> = ctx.cfg.reset_query_list.clone();
+        let mut ok = true;
+        for conn in set.conns.iter_mut().flatten() {
+            if !reset_backend(conn, &mut reader, &queries) {
+                ok = false;
+            }
+        }
+        if ok {
+            set.last_release = Instant::now();
+            ctx.pool.publish(slot, &set, ctx.shm);
+            ctx.pool.put(slot, set);
+            return;
+        }
+    }
+    ctx.pool.discard(slot, ctx.shm);
+}
+
+/// Runs reset_query_list; false when the connection is unfit for reuse.
+fn reset_backend(conn: &mut BackendConn, reader: &mut MessageReader, queries: &[String]) -> bool {
+    if queries.is_empty() {
+        return true;
+    }
+    // Pipelined: one write, then one ReadyForQuery per query.
+    let mut out = Vec::new();
+    for q in queries {
+        build::query(&mut out, q);
+    }
+    reader.clear();
+    if conn.stream.write_all(&out).is_err() {
+        return false;
+    }
+    let _ = conn.stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut left = queries.len();
+    let mut fine = true;
+    while left > 0 {
+        match reader.read(&mut conn.stream) {
+            Ok((b'Z', _)) => left -= 1,
+            Ok((b'S', body)) => {
+                let body = body.to_vec();
+                conn.note_parameter(&body);
+            }
+            Ok((b'E', body)) => {
+                let f = protocol::message::parse_error_fields(body);
+                log::warn!("reset query failed on node {}: {}", conn.node, f.message);
+                if f.severity != "ERROR" {
+                    fine = false;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                log::debug!("reset of backend node {} failed: {e}", conn.node);
+                return false;
+            }
+        }
+    }
+    let _ = conn.stream.set_read_timeout(None);
+    fine && reader.pending().is_empty()
+}
+
+/// Finds or makes the backend set for this session, with the client's run-time
+/// parameters applied.
+fn acquire(
+    ctx: &mut ChildContext<'_>,
+    stream: &mut Stream,
+    reader: &mut MessageReader,
+    s: &Session,
+    key: &PoolKey,
+    node: usize,
+    cred: &mut ClientCredential,
+) -> Result<(usize, PooledSet, bool), AuthFailure> {
+    if let Some((slot, mut set)) = ctx.pool.take(key) {
+        let has_node = set.conns.get(node).is_some_and(Option::is_some);
+        let credential_ok = match &set.credential {
+            None => true,
+            Some(stored) => verify_reuse(ctx, stream, reader, s, stored, cred)?,
+        };
+        if has_node && credential_ok {
+            let conn = set.conns[node].as_mut().ok_or_else(|| AuthFailure {
+                code: "XX000",
+                message: "pooled connection vanished".into(),
+            })?;
+            if apply_gucs(conn, reader, s).is_ok() {
+                return Ok((slot, set, true));
+            }
+        }
+        if !credential_ok {
+            ctx.pool.put(slot, set);
+            return Err(AuthFailure {
+                code: "28P01",
+                message: format!("password authentication failed for user \"{}\"", s.user),
+            });
+        }
+        ctx.pool.discard(slot, ctx.shm);
+    }
+    let slot = ctx.pool.free_slot(ctx.shm);
+    let conn = connect_node(ctx, stream, reader, s, node, cred)?;
+    let credential = if conn.password_required {
+        cred.cleartext
+            .clone()
+            .map(Secret::Plain)
+            .or_else(|| client_auth::backend_secret_from_passwd(ctx, &s.user))
+    } else {
+        None
+    };
+    let mut conns: Vec<Option<BackendConn>> = (0..ctx.cfg.backends.len()).map(|_| None).collect();
+    let mut conn = conn;
+    let mut r = MessageReader::default();
+    apply_gucs(&mut conn, &mut r, s).map_err(|e| AuthFailure {
+        code: "08006",
+        message: format!("could not apply startup parameters on node {node}: {e}"),
+    })?;
+    conns[node] = Some(conn);
+    Ok((
+        slot,
+        PooledSet {
+            key: key.clone(),
+            conns,
+            credential,
+            created: Instant::now(),
+            last_release: Instant::now(),
+        },
+        false,
+    ))
+}
+
+/// A client that was not verified by pgpool may reuse a set logged in with a
+/// password only if it knows that password.
+fn verify_reuse(
+    ctx: &ChildContext<'_>,
+    stream: &mut Stream,
+    reader: &mut MessageReader,
+    s: &Session,
+    stored: &Secret,
+    cred: &mut ClientCredential,
+) -> Result<bool, AuthFailure> {
+    if cred.verified {
+        return Ok(true);
+    }
+    let given = match &cred.cleartext {
+        Some(p) => p.clone(),
+        None if cred.may_ask => {
+            let p = client_auth::ask_cleartext(stream, reader)?;
+            cred.cleartext = Some(p.clone());
+            p
+        }
+        None => return Ok(false),
+    };
+    let _ = ctx;
+    Ok(match stored {
+        Secret::Plain(p) => *p == given,
+        Secret::Md5Stored(h) => *h == protocol::auth::md5_stored(&s.user, &given),
+    })
+}
+
+/// Sets the client's run-time parameters on a backend connection in one round trip.
+fn apply_gucs(
+    conn: &mut BackendConn,
+    reader: &mut MessageReader,
+    s: &Session,
+) -> Result<(), String> {
+    let mut sql = String::new();
+    for (name, value) in s.gucs() {
+        if conn.parameter(name) == Some(value.as_str()) {
+            continue;
+        }
+        sql.push_str(&format!(
+            "SET {} = {};",
+            quote_guc_name(name),
+            quote_literal(value)
+        ));
+    }
+    if sql.is_empty() {
+        return Ok(());
+    }
+    reader.clear();
+    let r = conn.simple_query(reader, &sql).map_err(|e| e.to_string())?;
+    match r.error {
+        Some(e) => Err(e.message),
+        None => Ok(()),
+    }
+}
+
+fn connect_node(
+    ctx: &ChildContext<'_>,
+    stream: &mut Stream,
+    reader: &mut MessageReader,
+    s: &Session,
+    node: usize,
+    cred: &mut ClientCredential,
+) -> Result<BackendConn, AuthFailure> {
+    let b = &ctx.cfg.backends[node];
+    let hc = ctx.cfg.health_check(node);
+    let addr = NodeAddr {
+        node,
+        host: &b.hostname,
+        port: b.port,
+        connect_timeout: Duration::from_millis(hc.connect_timeout_ms),
+    };
+    let mut startup: Vec<(&str, &str)> = vec![("user", &s.user), ("database", &s.database)];
+    if !s.options().is_empty() {
+        startup.push(("options", s.options()));
+    }
+    let mut backend_reader = MessageReader::default();
+    let mut ask = || -> Result<Secret, BackendError> {
+        if let Some(p) = &cred.cleartext {
+            return Ok(Secret::Plain(p.clone()));
+        }
+        if let Some(sec) = client_auth::backend_secret_from_passwd(ctx, &s.user) {
+            return Ok(sec);
+        }
+        if cred.may_ask {
+            let p = client_auth::ask_cleartext(stream, reader)
+                .map_err(|f| BackendError::Protocol(f.message))?;
+            cred.cleartext = Some(p.clone());
+            return Ok(Secret::Plain(p));
+        }
+        Err(BackendError::NeedPassword)
+    };
+    match backend::connect(&addr, &startup, &mut backend_reader, &mut ask) {
+        Ok(c) => Ok(c),
+        Err(BackendError::Server(fields, raw)) => {
+            // Relay the backend's own refusal (wrong password, no such database...).
+            let _ = stream.write_all(&raw);
+            Err(AuthFailure {
+                code: "",
+                message: fields.message,
+            })
+        }
+        Err(BackendError::NeedPassword) => Err(AuthFailure {
+            code: "28000",
+            message: format!(
+                "backend node {node} requires a password for user \"{}\" and pool_passwd has none",
+                s.user
+            ),
+        }),
+        Err(e) => {
+            log::warn!(
+                "failed to connect to backend node {node} ({}:{}): {e}",
+                b.hostname,
+                b.port
+            );
+            Err(AuthFailure {
+                code: "08006",
+                message: format!("failed to create a backend connection to node {node}: {e}"),
+            })
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Sockets: the listening endpoints (TCP addresses from listen_addresses and the Unix
+//! socket `.s.PGSQL.<port>` in each unix_socket_directories entry) and a stream type
+//! that is either TCP or Unix, used for clients and backends alike.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nonblocking(on),
+            Stream::Unix(s) => s.set_nonblocking(on),
+        }
+    }
+
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(d),
+            Stream::Unix(s) => s.set_read_timeout(d),
+        }
+    }
+
+    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(d),
+            Stream::Unix(s) => s.set_write_timeout(d),
+        }
+    }
+
+    /// Client address for logs and SHOW POOL_POOLS: (host, port); Unix sockets give
+    /// ("[local]", "").
+    pub fn peer(&self) -> (String, String) {
+        match self {
+            Stream::Tcp(s) => match s.peer_addr() {
+                Ok(a) => (a.ip().to_string(), a.port().to_string()),
+                Err(_) => ("unknown".into(), String::new()),
+            },
+            Stream::Unix(_) => ("[local]".into(), String::new()),
+        }
+    }
+
+    pub fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            Stream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
+            Stream::Unix(_) => None,
+        }
+    }
+
+    pub fn is_unix(&self) -> bool {
+        matches!(self, Stream::Unix(_))
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+/// Where a backend node is reached: a host name/address, or a Unix socket directory
+/// when the host name starts with '/' (as libpq does).
+pub fn connect_backend(host: &str, port: u16, timeout: Duration) -> io::Result<Stream> {
+    if host.starts_with('/') {
+        let path = Path::new(host).join(format!(".s.PGSQL.{port}"));
+        let s = UnixStream::connect(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        return Ok(Stream::Unix(s));
+    }
+    let host = if host.is_empty() { "localhost" } else { host };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("no address for {host}"));
+    for addr in (host, port).to_socket_addrs()? {
+        let r = if timeout.is_zero() {
+            TcpStream::connect(addr)
+        } else {
+            TcpStream::connect_timeout(&addr, timeout)
+        };
+        match r {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(Stream::Tcp(s));
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// The sockets the main process listens on, inherited by every child.
+pub struct Listeners {
+    pub tcp: Vec<TcpListener>,
+    pub unix: Vec<(UnixListener, PathBuf)>,
+}
+
+impl Listeners {
+    /// Binds `listen_addresses` ('*' = all IPv4 and IPv6, '' = none, else a comma list
+    /// of host names/addresses) and the Unix sockets.
+    pub fn bind(
+        listen_addresses: &str,
+        port: u16,
+        socket_dirs: &[String],
+        backlog: i32,
+    ) -> io::Result<Listeners> {
+        let mut tcp = Vec::new();
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        for item in listen_addresses
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            if item == "*" {
+                addrs.push(SocketAddr::from(([0, 0, 0, 0], port)));
+                addrs.push(SocketAddr::from(([0u16; 8], port)));
+            } else {
+                for a in (item, port).to_socket_addrs().map_err(|e| {
+                    io::Error::new(e.kind(), format!("could not resolve \"{item}\": {e}"))
+                })? {
+                    if !addrs.contains(&a) {
+                        addrs.push(a);
+                    }
+                }
+            }
+        }
+        for a in addrs {
+            match bind_tcp(a, backlog) {
+                Ok(l) => tcp.push(l),
+                // "*" binds both families; a v4-mapped v6 socket clashes with the v4
+                // one on some systems, so only the first error matters.
+                Err(e) if a.is_ipv6() && !tcp.is_empty() => {
+                    log::debug!("not listening on {a}: {e}");
+                }
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("could not bind to {a}: {e}"),
+                    ))
+                }
+            }
+        }
+        let mut unix = Vec::new();
+        for dir in socket_dirs.iter().filter(|d| !d.is_empty()) {
+            let path = Path::new(dir).join(format!(".s.PGSQL.{port}"));
+            if path.exists() {
+                // A socket file left by a crashed pgpool: nobody accepts on it if a
+                // connect fails, so it is safe to remove.
+                if UnixStream::connect(&path).is_ok() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!("{} is in use by another server", path.display()),
+                    ));
+                }
+                let _ = std::fs::remove_file(&path);
+            }
+            let l = UnixListener::bind(&path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("could not bind to {}: {e}", path.display()),
+                )
+            })?;
+            set_mode_777(&path);
+            unix.push((l, path));
+        }
+        for l in &tcp {
+            l.set_nonblocking(true)?;
+        }
+        for (l, _) in &unix {
+            l.set_nonblocking(true)?;
+        }
+        Ok(Listeners { tcp, unix })
+    }
+
+    pub fn remove_socket_files(&self) {
+        for (_, p) in &self.unix {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn set_mode_777(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777));
+}
+
+fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    use nix::sys::socket::{
+        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
+        SockaddrStorage,
+    };
+    let family = if addr.is_ipv6() {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    if addr.is_ipv6() {
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    }
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    let backlog = Backlog::new(backlog.clamp(1, 65535)).unwrap_or(Backlog::MAXCONN);
+    listen(&fd, backlog)?;
+    Ok(TcpListener::from(fd))
+}

@@ -1,0 +1,348 @@
+//! The main process: creates shared memory and the listening sockets, forks
+//! `num_init_children` children, re-forks any that exit, reloads on SIGHUP and shuts
+//! down in smart, fast or immediate mode on SIGTERM, SIGINT or SIGQUIT. It waits for
+//! signals with mio on its self-pipe.
+
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use config::Config;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use shmem::{BackendStatus, Layout, Shmem};
+
+use crate::child::{self, ChildSetup};
+use crate::cli::Options;
+use crate::net::Listeners;
+use crate::sys::{self, Waker};
+use crate::{primary, status_file};
+
+const MAIN_SIGNALS: &[Signal] = &[
+    Signal::SIGCHLD,
+    Signal::SIGHUP,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// Detaches from the terminal: fork (parent exits), new session, stdin/stdout to
+/// /dev/null. stderr stays, so `pgpool > log 2>&1` keeps its log.
+pub fn daemonize() -> std::io::Result<()> {
+    match sys::fork()? {
+        Some(_) => sys::exit_now(0),
+        None => {}
+    }
+    nix::unistd::setsid()?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    nix::unistd::dup2(null.as_raw_fd(), 0)?;
+    nix::unistd::dup2(null.as_raw_fd(), 1)?;
+    Ok(())
+}
+
+struct Supervisor<'a> {
+    cfg: Config,
+    opts: &'a Options,
+    shm: &'a Shmem,
+    listeners: &'a Listeners,
+    /// pid -> child slot index.
+    children: HashMap<i32, usize>,
+    shutdown: Option<Signal>,
+}
+
+impl Supervisor<'_> {
+    fn spawn_child(&mut self, index: usize) {
+        let hba = if self.cfg.enable_pool_hba {
+            match config::hba::load_hba(&crate::hba_path(&self.cfg)) {
+                Ok(h) => h,
+                Err(e) => {
+                    log::error!("{e}");
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let passwd = crate::load_passwd(&self.cfg).unwrap_or_else(|e| {
+            log::error!("{e}");
+            Default::default()
+        });
+        match sys::fork() {
+            Ok(Some(pid)) => {
+                self.shm
+                    .child(index)
+                    .pid
+                    .store(pid.as_raw(), Ordering::Release);
+                self.children.insert(pid.as_raw(), index);
+            }
+            Ok(None) => {
+                let setup = ChildSetup {
+                    index,
+                    cfg: self.cfg.clone(),
+                    shm: self.shm,
+                    listeners: self.listeners,
+                    hba,
+                    passwd,
+                    aes_key: crate::load_aes_key(),
+                };
+                child::run(setup);
+            }
+            Err(e) => log::error!("fork of child process {index} failed: {e}"),
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(status) => {
+                    let Some(pid) = status.pid() else { break };
+                    let Some(index) = self.children.remove(&pid.as_raw()) else {
+                        continue;
+                    };
+                    self.shm.child(index).pid.store(0, Ordering::Release);
+                    self.shm.child(index).cancel_key.store(0, Ordering::Release);
+                    match status {
+                        WaitStatus::Exited(_, 0) | WaitStatus::Exited(_, 1) => {
+                            log::debug!("child process with pid: {pid} exited")
+                        }
+                        WaitStatus::Exited(_, 3) => {
+                            log::error!("child process with pid: {pid} exited with a fatal error; shutting down");
+                            self.begin_shutdown(Signal::SIGINT);
+                        }
+                        WaitStatus::Signaled(_, sig, _) => {
+                            log::warn!(
+                                "child process with pid: {pid} was terminated by signal {}",
+                                sig as i32
+                            )
+                        }
+                        other => log::warn!("child process with pid: {pid} exited: {other:?}"),
+                    }
+                    if self.shutdown.is_none() {
+                        self.spawn_child(index);
+                    }
+                }
+            }
+        }
+    }
+
+    fn signal_children(&self, sig: Signal) {
+        for &pid in self.children.keys() {
+            let _ = kill(Pid::from_raw(pid), sig);
+        }
+    }
+
+    fn begin_shutdown(&mut self, sig: Signal) {
+        if self.shutdown == Some(Signal::SIGQUIT) || self.shutdown == Some(sig) {
+            return;
+        }
+        let mode = match sig {
+            Signal::SIGTERM => "smart",
+            Signal::SIGINT => "fast",
+            _ => "immediate",
+        };
+        log::info!("received {mode} shutdown request");
+        self.shutdown = Some(sig);
+        if sig != Signal::SIGTERM {
+            self.shm.cluster().shutting_down.store(1, Ordering::Release);
+        }
+        self.signal_children(sig);
+    }
+
+    fn reload(&mut self) {
+        log::info!("reload config files.");
+        match Config::load(&self.opts.config_file) {
+            Ok(newer) => {
+                for name in self.cfg.restart_required_changes(&newer) {
+                    log::warn!(
+                        "parameter \"{name}\" changed but takes effect only after a restart"
+                    );
+                }
+                // Children and future children read the new file themselves.
+                let backends = self.cfg.backends.clone();
+                let num_children = self.cfg.num_init_children;
+                self.cfg = newer;
+                self.cfg.backends = backends;
+                self.cfg.num_init_children = num_children;
+                self.signal_children(Signal::SIGHUP);
+            }
+            Err(e) => log::error!("reload failed, configuration unchanged: {e}"),
+        }
+    }
+
+    fn save_status(&self) {
+        let states: Vec<BackendStatus> = (0..self.cfg.backends.len())
+            .map(|i| self.shm.backend(i).status())
+            .collect();
+        let p = status_file::path(&self.cfg.logdir);
+        if let Err(e) = status_file::write(&p, &states) {
+            log::warn!("could not write \"{}\": {e}", p.display());
+        }
+    }
+}
+
+fn init_backend_status(cfg: &Config, shm: &Shmem, discard: bool) {
+    let p = status_file::path(&cfg.logdir);
+    let saved = if discard {
+        let _ = std::fs::remove_file(&p);
+        None
+    } else {
+        status_file::read(&p)
+    };
+    for i in 0..cfg.backends.len() {
+        let s = match saved.as_ref().and_then(|v| v.get(i)) {
+            Some(BackendStatus::Down) => BackendStatus::Down,
+            _ => BackendStatus::ConnectWait,
+        };
+        shm.backend(i).set_status(s);
+        if s == BackendStatus::Down {
+            log::info!("node {i} is kept down as recorded in \"{}\"", p.display());
+        }
+    }
+    // Every node down is no way to start: Pgpool-II then brings all back up.
+    if (0..cfg.backends.len()).all(|i| shm.backend(i).status() == BackendStatus::Down) {
+        for i in 0..cfg.backends.len() {
+            shm.backend(i).set_status(BackendStatus::ConnectWait);
+        }
+    }
+}
+
+/// Runs the server until shutdown; returns the exit code.
+pub fn run(cfg: Config, opts: &Options) -> i32 {
+    crate::logging::set_process_kind(crate::logging::ProcessKind::Main);
+    sys::ignore(&[Signal::SIGPIPE]);
+    for name in cfg.unsupported_in_use() {
+        log::warn!("parameter \"{name}\" is set but not supported yet by pgpool-rs; it is ignored");
+    }
+    let layout = Layout {
+        num_children: cfg.num_init_children as usize,
+        max_pool: cfg.max_pool.max(1) as usize,
+        num_backends: cfg.backends.len(),
+    };
+    let shm = match Shmem::create(layout) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!(
+                "could not create shared memory ({} bytes): {e}",
+                layout.size()
+            );
+            return 3;
+        }
+    };
+    shm.cluster()
+        .main_pid
+        .store(std::process::id() as i32, Ordering::Relaxed);
+    shm.cluster()
+        .start_time
+        .store(shmem::now_secs(), Ordering::Relaxed);
+    init_backend_status(&cfg, &shm, opts.discard_status);
+    let passwd = crate::load_passwd(&cfg).unwrap_or_default();
+    primary::detect(&cfg, &shm, |user| match passwd.get(user) {
+        Some(config::passwd::PasswordEntry::Plain(p)) => {
+            Some(crate::backend::Secret::Plain(p.clone()))
+        }
+        Some(config::passwd::PasswordEntry::Md5(h)) => {
+            Some(crate::backend::Secret::Md5Stored(h.clone()))
+        }
+        _ => None,
+    });
+    let backlog = (cfg.num_init_children.max(1) * cfg.listen_backlog_multiplier.max(1)) as i32;
+    let listeners = match Listeners::bind(
+        &cfg.listen_addresses,
+        cfg.port,
+        &cfg.unix_socket_directories,
+        backlog,
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("failed to create listening sockets: {e}");
+            return 3;
+        }
+    };
+    let waker = match Waker::new() {
+        Ok(w) => w,
+        Err(e) => {
+            log::error!("could not create wake-up pipe: {e}");
+            return 3;
+        }
+    };
+    sys::catch(MAIN_SIGNALS);
+    let mut poll = match Poll::new() {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("could not create poller: {e}");
+            return 3;
+        }
+    };
+    let wake_fd = waker.fd().as_raw_fd();
+    if let Err(e) = poll
+        .registry()
+        .register(&mut SourceFd(&wake_fd), Token(0), Interest::READABLE)
+    {
+        log::error!("could not watch wake-up pipe: {e}");
+        return 3;
+    }
+    let mut sup = Supervisor {
+        cfg,
+        opts,
+        shm: &shm,
+        listeners: &listeners,
+        children: HashMap::new(),
+        shutdown: None,
+    };
+    for i in 0..layout.num_children {
+        sup.spawn_child(i);
+    }
+    log::info!(
+        "pgpool-rs {} successfully started, listening on {}:{} ({} children)",
+        env!("CARGO_PKG_VERSION"),
+        sup.cfg.listen_addresses,
+        sup.cfg.port,
+        layout.num_children
+    );
+    let mut events = Events::with_capacity(4);
+    let mut shutdown_started: Option<Instant> = None;
+    loop {
+        if let Err(e) = poll.poll(&mut events, Some(Duration::from_secs(1))) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                log::error!("poll failed: {e}");
+            }
+        }
+        waker.drain();
+        let pending = sys::take_pending();
+        if sys::has(pending, Signal::SIGQUIT) {
+            sup.begin_shutdown(Signal::SIGQUIT);
+        } else if sys::has(pending, Signal::SIGINT) {
+            sup.begin_shutdown(Signal::SIGINT);
+        } else if sys::has(pending, Signal::SIGTERM) {
+            sup.begin_shutdown(Signal::SIGTERM);
+        }
+        if sys::has(pending, Signal::SIGHUP) && sup.shutdown.is_none() {
+            sup.reload();
+        }
+        sup.reap();
+        if let Some(sig) = sup.shutdown {
+            let started = *shutdown_started.get_or_insert_with(Instant::now);
+            if sup.children.is_empty() {
+                break;
+            }
+            // Fast/immediate: children that ignore the request for long are killed.
+            if sig != Signal::SIGTERM && started.elapsed() > Duration::from_secs(10) {
+                sup.signal_children(Signal::SIGKILL);
+            }
+        }
+    }
+    sup.save_status();
+    listeners.remove_socket_files();
+    log::info!("pgpool-rs shut down");
+    0
+}

@@ -1,0 +1,136 @@
+//! The fork and signal layer: the only module of the server with `unsafe`. Signals are
+//! turned into bits in a process-wide mask plus one byte on a self-pipe, so every
+//! process can wait for "a socket is ready or a signal came" in one poll.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::unistd::{ForkResult, Pid};
+
+static PENDING: AtomicU32 = AtomicU32::new(0);
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+
+fn bit(sig: Signal) -> u32 {
+    1u32 << (sig as i32 as u32 & 31)
+}
+
+extern "C" fn on_signal(signo: libc::c_int) {
+    PENDING.fetch_or(1u32 << (signo as u32 & 31), Ordering::SeqCst);
+    let fd = WAKE_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = [1u8];
+        // SAFETY: write(2) is async-signal-safe; the buffer is a live local; errors
+        // (a full pipe means a wake-up is already pending) are deliberately ignored.
+        unsafe {
+            libc::write(fd, byte.as_ptr() as *const libc::c_void, 1);
+        }
+    }
+}
+
+/// The read end of this process's self-pipe.
+pub struct Waker {
+    read: OwnedFd,
+    _write: OwnedFd,
+}
+
+impl Waker {
+    /// Creates the self-pipe for the current process (call again after fork).
+    pub fn new() -> std::io::Result<Waker> {
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
+        use std::os::fd::AsRawFd;
+        WAKE_FD.store(write.as_raw_fd(), Ordering::SeqCst);
+        Ok(Waker {
+            read,
+            _write: write,
+        })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+
+    /// Empties the pipe after a wake-up.
+    pub fn drain(&self) {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&self.read), &mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// Routes `signals` to the pending mask. Handlers are installed without SA_RESTART so
+/// a blocking call returns EINTR and the caller looks at the mask.
+pub fn catch(signals: &[Signal]) {
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for &s in signals {
+        // SAFETY: the handler only touches atomics and calls write(2), both
+        // async-signal-safe.
+        if let Err(e) = unsafe { signal::sigaction(s, &action) } {
+            log::warn!("could not install handler for {s}: {e}");
+        }
+    }
+}
+
+/// Restores the default disposition of `signals` (in a freshly forked child).
+pub fn reset(signals: &[Signal]) {
+    let action = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for &s in signals {
+        // SAFETY: installing SIG_DFL has no handler code to be unsafe about.
+        let _ = unsafe { signal::sigaction(s, &action) };
+    }
+}
+
+pub fn ignore(signals: &[Signal]) {
+    let action = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    for &s in signals {
+        // SAFETY: SIG_IGN runs no code.
+        let _ = unsafe { signal::sigaction(s, &action) };
+    }
+}
+
+/// Takes and clears the set of signals received since the last call.
+pub fn take_pending() -> u32 {
+    PENDING.swap(0, Ordering::SeqCst)
+}
+
+/// True if `sig` is in a mask returned by [`take_pending`].
+pub fn has(mask: u32, sig: Signal) -> bool {
+    mask & bit(sig) != 0
+}
+
+/// Peeks at the pending mask without clearing it.
+pub fn peek_pending() -> u32 {
+    PENDING.load(Ordering::SeqCst)
+}
+
+/// Forks the current process. Callers are the single-threaded main process (children,
+/// workers) and the daemonizing start-up path.
+pub fn fork() -> nix::Result<Option<Pid>> {
+    // SAFETY: pgpool's processes never start threads, so the child inherits a
+    // consistent heap and no locks held by other threads.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Parent { child } => Ok(Some(child)),
+        ForkResult::Child => {
+            PENDING.store(0, Ordering::SeqCst);
+            WAKE_FD.store(-1, Ordering::SeqCst);
+            Ok(None)
+        }
+    }
+}
+
+/// Ends a forked process at once, without running destructors or atexit handlers that
+/// belong to the parent (shared memory must stay mapped for the others).
+pub fn exit_now(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stderr().flush();
+    // SAFETY: _exit is always safe to call; it never returns.
+    unsafe { libc::_exit(code) }
+}
