@@ -85,7 +85,7 @@ pub fn version() -> String {
 
 pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Options, String> {
     use lexopt::prelude::*;
-    let mut p = lexopt::Parser::from_iter(args);
+    let mut p = lexopt::Parser::from_args(args);
     let mut o = Options {
         command: Command::Start,
         config_file: PathBuf::from(DEFAULT_CONFIG),

@@ -29,13 +29,6 @@ impl Stream {
         }
     }
 
-    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_write_timeout(d),
-            Stream::Unix(s) => s.set_write_timeout(d),
-        }
-    }
-
     /// Client address for logs and SHOW POOL_POOLS: (host, port); Unix sockets give
     /// ("[local]", "").
     pub fn peer(&self) -> (String, String) {

@@ -3,6 +3,7 @@
 //! end, keeps its backend connections pooled, and honours child_life_time,
 //! child_max_connections, connection_life_time and the shutdown signals.
 
+mod admin;
 mod cancel;
 mod client_auth;
 mod pool;

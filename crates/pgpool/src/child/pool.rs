@@ -26,7 +26,6 @@ pub struct PooledSet {
     /// The credential that logged these connections in, when the backend asked for
     /// one: a later client must present the same password to reuse them.
     pub credential: Option<Secret>,
-    pub created: Instant,
     pub last_release: Instant,
 }
 
@@ -118,7 +117,6 @@ impl ConnectionPool {
         info.database.set(&set.key.database);
         info.user.set(&set.key.user);
         info.major.store(set.key.major as u32, Ordering::Relaxed);
-        info.minor.store(0, Ordering::Relaxed);
         for node in 0..self.num_backends {
             let c = shm.conn(self.child_index, slot, node);
             match set.conns.get(node).and_then(Option::as_ref) {

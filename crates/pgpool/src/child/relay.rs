@@ -6,6 +6,7 @@
 //! back-pressure instead of growing memory, and neither side can deadlock the other.
 
 use std::io::{self, Read, Write};
+use std::ops::Range;
 use std::os::fd::AsFd;
 
 use nix::errno::Errno;
@@ -26,6 +27,8 @@ const BACKEND_BUF: usize = 128 * 1024;
 pub struct RelayBuffers {
     to_backend: Vec<u8>,
     to_client: Vec<u8>,
+    /// Replies pgpool composes itself.
+    reply: Vec<u8>,
 }
 
 impl RelayBuffers {
@@ -33,6 +36,7 @@ impl RelayBuffers {
         RelayBuffers {
             to_backend: vec![0; CLIENT_BUF],
             to_client: vec![0; BACKEND_BUF],
+            reply: Vec::new(),
         }
     }
 }
@@ -52,9 +56,9 @@ pub struct SessionState {
     pub backend_fatal: bool,
     /// The backend reported admin shutdown (SQLSTATE 57P01).
     pub backend_shutdown: bool,
-    /// A Terminate arrived split across reads and part of it reached the backend.
-    pub torn_terminate: bool,
-    client: Scanner,
+    /// Body bytes of a client message still to be forwarded (a message larger than
+    /// the buffer streams through in pieces).
+    client_remaining: usize,
     backend: Scanner,
 }
 
@@ -66,8 +70,7 @@ impl Default for SessionState {
             tx_status: b'I',
             backend_fatal: false,
             backend_shutdown: false,
-            torn_terminate: false,
-            client: Scanner::default(),
+            client_remaining: 0,
             backend: Scanner::default(),
         }
     }
@@ -79,8 +82,7 @@ impl SessionState {
         self.outstanding == 0
             && !self.unsynced
             && !self.backend_fatal
-            && !self.torn_terminate
-            && self.client.at_boundary()
+            && self.client_remaining == 0
             && self.backend.at_boundary()
     }
 }
@@ -140,76 +142,101 @@ fn read_some(stream: &mut Stream, buf: &mut [u8]) -> io::Result<Option<usize>> {
     }
 }
 
-fn is_sync_point(tag: u8) -> bool {
-    matches!(tag, b'Q' | b'S' | b'F')
-}
-
 fn is_extended(tag: u8) -> bool {
     matches!(tag, b'P' | b'B' | b'E' | b'D' | b'C' | b'H')
 }
 
-/// Relays until the session ends. `initial` holds client bytes already read during
-/// start-up. Both sockets are left in blocking mode on return.
-pub fn relay(
-    client: &mut Stream,
-    backend: &mut BackendConn,
-    bufs: &mut RelayBuffers,
-    initial: &[u8],
-    st: &mut SessionState,
-    waker: &Waker,
-    client_idle_limit: u64,
-) -> RelayEnd {
-    if let Err(e) = client
-        .set_nonblocking(true)
-        .and_then(|_| backend.stream.set_nonblocking(true))
-    {
-        return RelayEnd::BackendFailed(format!("could not set non-blocking mode: {e}"));
-    }
-    let end = relay_loop(client, backend, bufs, initial, st, waker, client_idle_limit);
-    let _ = client.set_nonblocking(false);
-    let _ = backend.stream.set_nonblocking(false);
-    end
+/// Answers the statements pgpool handles itself (SHOW POOL_*, PGPOOL ...): given the
+/// text of a simple Query, appends the complete reply (without ReadyForQuery) to the
+/// buffer and returns true; returns false for statements meant for the backend.
+pub trait LocalCommands {
+    fn is_local(&self, query: &[u8]) -> bool;
+    fn answer(&mut self, query: &[u8], out: &mut Vec<u8>);
 }
 
-/// Scans client bytes `buf[..n]`; returns how many of them go to the backend and
-/// whether the client terminated.
-fn scan_client(st: &mut SessionState, buf: &[u8]) -> Result<(usize, bool), String> {
-    let mut forward = buf.len();
-    let mut terminated = false;
-    let mut outstanding = st.outstanding;
-    let mut unsynced = st.unsynced;
-    let mut torn = false;
-    st.client
-        .feed(
-            buf,
-            |t| t == b'X',
-            |tag| {
-                if is_sync_point(tag) {
-                    outstanding += 1;
-                    if tag == b'S' {
-                        unsynced = false;
-                    }
-                } else if is_extended(tag) {
-                    unsynced = true;
-                }
-            },
-            |m| {
-                terminated = true;
-                match m.start {
-                    Some(s) => forward = s,
-                    None => torn = true,
-                }
-                false
-            },
-        )
-        .map_err(|e| e.to_string())?;
-    st.outstanding = outstanding;
-    st.unsynced = unsynced;
-    st.torn_terminate |= torn;
-    if terminated && !torn {
-        // Terminate itself is not a sync point; undo nothing: it was never counted.
+/// What the walk over client bytes found.
+enum ClientStep {
+    /// Forward `forward`, keep the rest for the next read.
+    Forward { forward: Range<usize> },
+    /// Forward `forward`, then answer the local command in `query` (body range);
+    /// continue after `resume`.
+    Local {
+        forward: Range<usize>,
+        query: Range<usize>,
+        resume: usize,
+    },
+    /// Forward `forward`; the client sent Terminate.
+    Terminate { forward: Range<usize> },
+}
+
+/// Walks complete client messages in `buf[from..to]`, counting the requests that owe
+/// a ReadyForQuery. A message cut by the end of the buffer is forwarded as far as
+/// it goes unless its kind must be seen whole (Query, Terminate), in which case it is
+/// held back until the rest arrives.
+fn walk_client(
+    st: &mut SessionState,
+    buf: &[u8],
+    from: usize,
+    to: usize,
+    local: &dyn LocalCommands,
+) -> Result<(ClientStep, usize), String> {
+    let mut i = from;
+    if st.client_remaining > 0 {
+        let take = st.client_remaining.min(to - i);
+        st.client_remaining -= take;
+        i += take;
     }
-    Ok((forward, terminated))
+    while i < to {
+        let avail = to - i;
+        if avail < 5 {
+            break; // hold back a partial header
+        }
+        let h = match protocol::scan_header(&buf[i..to]) {
+            Ok(Some(h)) => h,
+            Ok(None) => break,
+            Err(e) => return Err(e.to_string()),
+        };
+        let whole = avail >= h.total_len();
+        match h.tag {
+            b'Q' | b'X' if !whole => {
+                if h.total_len() <= buf.len() {
+                    break; // wait for the rest of it
+                }
+                // A query larger than the buffer: stream it; it is not ours.
+                st.outstanding += u32::from(h.tag == b'Q');
+                st.client_remaining = h.total_len() - avail;
+                return Ok((ClientStep::Forward { forward: from..to }, to));
+            }
+            b'X' => return Ok((ClientStep::Terminate { forward: from..i }, to)),
+            b'Q' => {
+                let body = i + 5..i + h.total_len();
+                if local.is_local(&buf[body.clone()]) {
+                    return Ok((
+                        ClientStep::Local {
+                            forward: from..i,
+                            query: body,
+                            resume: i + h.total_len(),
+                        },
+                        i + h.total_len(),
+                    ));
+                }
+                st.outstanding += 1;
+            }
+            b'S' => {
+                st.outstanding += 1;
+                st.unsynced = false;
+            }
+            b'F' => st.outstanding += 1,
+            t if is_extended(t) => st.unsynced = true,
+            _ => {}
+        }
+        if !whole {
+            st.client_remaining = h.total_len() - avail;
+            return Ok((ClientStep::Forward { forward: from..to }, to));
+        }
+        i += h.total_len();
+    }
+    Ok((ClientStep::Forward { forward: from..i }, i))
 }
 
 fn scan_backend(
@@ -254,6 +281,84 @@ fn scan_backend(
         .map_err(|e| e.to_string())
 }
 
+/// Relays until the session ends. `initial` holds client bytes already read during
+/// start-up. Both sockets are left in blocking mode on return.
+#[allow(clippy::too_many_arguments)]
+pub fn relay(
+    client: &mut Stream,
+    backend: &mut BackendConn,
+    bufs: &mut RelayBuffers,
+    initial: &[u8],
+    st: &mut SessionState,
+    waker: &Waker,
+    client_idle_limit: u64,
+    local: &mut dyn LocalCommands,
+) -> RelayEnd {
+    if let Err(e) = client
+        .set_nonblocking(true)
+        .and_then(|_| backend.stream.set_nonblocking(true))
+    {
+        return RelayEnd::BackendFailed(format!("could not set non-blocking mode: {e}"));
+    }
+    let end = relay_loop(
+        client,
+        backend,
+        bufs,
+        initial,
+        st,
+        waker,
+        client_idle_limit,
+        local,
+    );
+    let _ = client.set_nonblocking(false);
+    let _ = backend.stream.set_nonblocking(false);
+    end
+}
+
+/// Client-side buffer bookkeeping: `pending` goes to the backend, `unscanned` was
+/// read but not yet walked (held back or after a local command).
+struct ClientSide {
+    pending: Pending,
+    unscanned: Range<usize>,
+    local: Option<Range<usize>>,
+    terminated: bool,
+}
+
+impl ClientSide {
+    fn apply(&mut self, step: ClientStep, next: usize, filled: usize) {
+        match step {
+            ClientStep::Forward { forward } => {
+                self.pending = Pending {
+                    from: forward.start,
+                    to: forward.end,
+                };
+                self.unscanned = next..filled;
+            }
+            ClientStep::Local {
+                forward,
+                query,
+                resume,
+            } => {
+                self.pending = Pending {
+                    from: forward.start,
+                    to: forward.end,
+                };
+                self.local = Some(query);
+                self.unscanned = resume..filled;
+            }
+            ClientStep::Terminate { forward } => {
+                self.pending = Pending {
+                    from: forward.start,
+                    to: forward.end,
+                };
+                self.unscanned = filled..filled;
+                self.terminated = true;
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn relay_loop(
     client: &mut Stream,
     backend: &mut BackendConn,
@@ -262,27 +367,56 @@ fn relay_loop(
     st: &mut SessionState,
     waker: &Waker,
     client_idle_limit: u64,
+    local: &mut dyn LocalCommands,
 ) -> RelayEnd {
-    let mut to_backend = Pending::default();
+    let mut cs = ClientSide {
+        pending: Pending::default(),
+        unscanned: 0..0,
+        local: None,
+        terminated: false,
+    };
     let mut to_client = Pending::default();
-    let mut client_done = false;
     if !initial.is_empty() {
         let n = initial.len().min(bufs.to_backend.len());
         bufs.to_backend[..n].copy_from_slice(&initial[..n]);
-        match scan_client(st, &bufs.to_backend[..n]) {
-            Ok((fwd, term)) => {
-                to_backend = Pending { from: 0, to: fwd };
-                client_done = term;
-            }
-            Err(e) => return RelayEnd::ClientProtocol(e),
-        }
+        cs.unscanned = 0..n;
     }
+    let mut rescan = !cs.unscanned.is_empty();
     loop {
-        if !to_backend.is_empty() {
-            if let Err(e) = write_some(&mut backend.stream, &bufs.to_backend, &mut to_backend) {
+        // Walk bytes left over from an earlier read once the backend took the rest.
+        if rescan && cs.pending.is_empty() && cs.local.is_none() && !cs.terminated {
+            rescan = false;
+            let range = cs.unscanned.clone();
+            match walk_client(st, &bufs.to_backend, range.start, range.end, local) {
+                Ok((step, next)) => cs.apply(step, next, range.end),
+                Err(e) => return RelayEnd::ClientProtocol(e),
+            }
+        }
+        if !cs.pending.is_empty() {
+            if let Err(e) = write_some(&mut backend.stream, &bufs.to_backend, &mut cs.pending) {
                 return RelayEnd::BackendFailed(format!(
                     "unable to forward message to backend: {e}"
                 ));
+            }
+        }
+        // A local command is answered in its place in the response stream: after the
+        // backend has answered everything sent before it.
+        if cs.pending.is_empty() && to_client.is_empty() && st.outstanding == 0 {
+            if let Some(q) = cs.local.take() {
+                let query = bufs.to_backend[q].to_vec();
+                bufs.reply.clear();
+                local.answer(&query, &mut bufs.reply);
+                protocol::build::ready_for_query(&mut bufs.reply, st.tx_status);
+                if bufs.to_client.len() < bufs.reply.len() {
+                    bufs.to_client.resize(bufs.reply.len(), 0);
+                }
+                bufs.to_client[..bufs.reply.len()].copy_from_slice(&bufs.reply);
+                to_client = Pending {
+                    from: 0,
+                    to: bufs.reply.len(),
+                };
+                rescan = true;
+                continue;
             }
         }
         if !to_client.is_empty() {
@@ -290,30 +424,29 @@ fn relay_loop(
                 return RelayEnd::ClientError(e);
             }
         }
-        if client_done && to_backend.is_empty() {
+        if cs.terminated && cs.pending.is_empty() {
             return RelayEnd::ClientClosed;
         }
-        let client_flags = {
-            let mut f = PollFlags::empty();
-            if to_backend.is_empty() {
-                f |= PollFlags::POLLIN;
-            }
-            if !to_client.is_empty() {
-                f |= PollFlags::POLLOUT;
-            }
-            f
-        };
-        let backend_flags = {
-            let mut f = PollFlags::empty();
-            if to_client.is_empty() {
-                f |= PollFlags::POLLIN;
-            }
-            if !to_backend.is_empty() {
-                f |= PollFlags::POLLOUT;
-            }
-            f
-        };
-        let idle = st.outstanding == 0 && to_backend.is_empty() && to_client.is_empty();
+        if rescan && cs.pending.is_empty() && cs.local.is_none() {
+            continue;
+        }
+        // Read from the client only when everything it sent was dealt with.
+        let client_can_read = cs.pending.is_empty() && cs.local.is_none();
+        let mut client_flags = PollFlags::empty();
+        if client_can_read {
+            client_flags |= PollFlags::POLLIN;
+        }
+        if !to_client.is_empty() {
+            client_flags |= PollFlags::POLLOUT;
+        }
+        let mut backend_flags = PollFlags::empty();
+        if to_client.is_empty() {
+            backend_flags |= PollFlags::POLLIN;
+        }
+        if !cs.pending.is_empty() {
+            backend_flags |= PollFlags::POLLOUT;
+        }
+        let idle = st.outstanding == 0 && cs.pending.is_empty() && to_client.is_empty();
         let timeout = if client_idle_limit > 0 && idle {
             PollTimeout::try_from(client_idle_limit.saturating_mul(1000).min(i32::MAX as u64) as i32)
                 .unwrap_or(PollTimeout::NONE)
@@ -345,17 +478,24 @@ fn relay_loop(
             return RelayEnd::Shutdown;
         }
         let readable = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
-        if to_backend.is_empty() && client_ev.intersects(readable) {
-            match read_some(client, &mut bufs.to_backend) {
+        if client_can_read && client_ev.intersects(readable) {
+            // Move held-back bytes to the front, then read after them.
+            let held = cs.unscanned.clone();
+            let held_len = held.len();
+            if held.start > 0 {
+                bufs.to_backend.copy_within(held, 0);
+            }
+            match read_some(client, &mut bufs.to_backend[held_len..]) {
                 Ok(Some(0)) => return RelayEnd::ClientClosed,
-                Ok(Some(n)) => match scan_client(st, &bufs.to_backend[..n]) {
-                    Ok((fwd, term)) => {
-                        to_backend = Pending { from: 0, to: fwd };
-                        client_done = term;
+                Ok(Some(n)) => {
+                    let filled = held_len + n;
+                    match walk_client(st, &bufs.to_backend, 0, filled, local) {
+                        Ok((step, next)) => cs.apply(step, next, filled),
+                        Err(e) => return RelayEnd::ClientProtocol(e),
                     }
-                    Err(e) => return RelayEnd::ClientProtocol(e),
-                },
-                Ok(None) => {}
+                    rescan = !cs.unscanned.is_empty();
+                }
+                Ok(None) => cs.unscanned = 0..held_len,
                 Err(e) => return RelayEnd::ClientError(e),
             }
         }

@@ -23,25 +23,12 @@ pub struct Scanner {
 pub struct Seen<'a> {
     pub tag: u8,
     pub body: &'a [u8],
-    /// Offset of the message's first byte in the chunk passed to `feed`, when the
-    /// whole message (header included) lies in that chunk.
-    pub start: Option<usize>,
-    /// Offset just past the message in that chunk.
-    pub end: usize,
 }
 
 impl Scanner {
     /// True when the stream is between messages.
     pub fn at_boundary(&self) -> bool {
         self.remaining == 0 && self.hdr_len == 0 && !self.capturing
-    }
-
-    pub fn reset(&mut self) {
-        *self = Scanner {
-            capture: std::mem::take(&mut self.capture),
-            ..Scanner::default()
-        };
-        self.capture.clear();
     }
 
     /// Walks `data`, calling `on_header` with the tag of every message that starts in
@@ -68,8 +55,6 @@ impl Scanner {
                     let go = on(Seen {
                         tag: self.tag,
                         body: &self.capture,
-                        start: None,
-                        end: i,
                     });
                     self.capture.clear();
                     if !go {
@@ -78,7 +63,6 @@ impl Scanner {
                 }
                 continue;
             }
-            let msg_start;
             let header;
             if self.hdr_len > 0 || data.len() - i < 5 {
                 let take = (5 - self.hdr_len).min(data.len() - i);
@@ -90,10 +74,8 @@ impl Scanner {
                 }
                 self.hdr_len = 0;
                 header = scan_header(&self.hdr)?;
-                msg_start = None;
             } else {
                 header = scan_header(&data[i..])?;
-                msg_start = Some(i);
                 i += 5;
             }
             let Some(h) = header else { break };
@@ -105,8 +87,6 @@ impl Scanner {
                     let go = on(Seen {
                         tag: h.tag,
                         body: &data[i..i + h.body_len],
-                        start: msg_start,
-                        end: i + h.body_len,
                     });
                     i += h.body_len;
                     if !go {

@@ -13,6 +13,7 @@ use protocol::{auth::random_u32, build};
 use shmem::ChildState;
 
 use crate::backend::{self, BackendConn, BackendError, MessageReader, NodeAddr, Secret};
+use crate::child::admin::Admin;
 use crate::child::client_auth::{self, AuthFailure, ClientCredential};
 use crate::child::pool::{PoolKey, PooledSet};
 use crate::child::relay::{self, RelayEnd, SessionState};
@@ -248,6 +249,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
     };
     ctx.pool.publish(slot, &set, ctx.shm);
     let info = ctx.shm.pool(ctx.index, slot);
+    info.minor.store(s.minor as u32, Ordering::Relaxed);
     info.in_use.store(1, Ordering::Relaxed);
     info.client_connect_time
         .store(shmem::now_secs(), Ordering::Relaxed);
@@ -284,6 +286,12 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
     }
     let mut st = SessionState::default();
     let initial = reader.pending().to_vec();
+    let mut admin = Admin {
+        cfg: &ctx.cfg,
+        session_cfg: None,
+        shm: ctx.shm,
+        session_node: node,
+    };
     let end = relay::relay(
         stream,
         conn,
@@ -292,12 +300,17 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         &mut st,
         &ctx.waker,
         ctx.cfg.client_idle_limit,
+        &mut admin,
     );
     info.client_disconnect_time
         .store(shmem::now_secs(), Ordering::Relaxed);
     info.in_use.store(0, Ordering::Relaxed);
     let reusable = match &end {
-        RelayEnd::ClientClosed | RelayEnd::ClientError(_) => st.backend_reusable(),
+        RelayEnd::ClientClosed => st.backend_reusable(),
+        RelayEnd::ClientError(e) => {
+            log::debug!("client connection failed: {e}");
+            st.backend_reusable()
+        }
         RelayEnd::ClientProtocol(e) => {
             log::info!("closing client connection: invalid message from frontend: {e}");
             send_fatal(stream, "08P01", &format!("invalid frontend message: {e}"));
@@ -462,7 +475,6 @@ fn acquire(
             key: key.clone(),
             conns,
             credential,
-            created: Instant::now(),
             last_release: Instant::now(),
         },
         false,

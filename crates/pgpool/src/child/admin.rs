@@ -1,0 +1,500 @@
+//! The SQL commands a child answers itself instead of sending them to a backend:
+//! `SHOW POOL_NODES`, `SHOW POOL_VERSION`, `SHOW POOL_PROCESSES`, `SHOW POOL_POOLS`,
+//! `PGPOOL SHOW name|group|ALL`, `PGPOOL SET name = value`, `PGPOOL RESET name|ALL`.
+//! Column names and value formats are Pgpool-II's, so scripts that parse them work.
+
+use std::sync::atomic::Ordering;
+
+use config::{ClusteringMode, Config};
+use protocol::build;
+use shmem::{BackendRole, BackendStatus, ChildState, Shmem};
+
+use crate::child::relay::LocalCommands;
+use crate::logging::format_time;
+
+/// Per-session view used to answer local commands.
+pub struct Admin<'a> {
+    pub cfg: &'a Config,
+    /// PGPOOL SET values of this session (a copy of `cfg` once something is set).
+    pub session_cfg: Option<Config>,
+    pub shm: &'a Shmem,
+    /// The node this session's queries go to.
+    pub session_node: usize,
+}
+
+/// Skips blanks and SQL comments at the start of a query.
+fn skip_noise(mut q: &[u8]) -> &[u8] {
+    loop {
+        while let Some((&c, rest)) = q.split_first() {
+            if c.is_ascii_whitespace() {
+                q = rest;
+            } else {
+                break;
+            }
+        }
+        if q.starts_with(b"--") {
+            q = match q.iter().position(|&c| c == b'\n') {
+                Some(p) => &q[p + 1..],
+                None => &[],
+            };
+        } else if q.starts_with(b"/*") {
+            q = match q.windows(2).position(|w| w == b"*/") {
+                Some(p) => &q[p + 2..],
+                None => &[],
+            };
+        } else {
+            return q;
+        }
+    }
+}
+
+fn starts_with_ci(q: &[u8], prefix: &[u8]) -> bool {
+    q.len() >= prefix.len() && q[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// The command text without the trailing NUL, blanks and semicolon.
+fn command_text(query: &[u8]) -> String {
+    let q = skip_noise(query);
+    let end = q.iter().position(|&b| b == 0).unwrap_or(q.len());
+    String::from_utf8_lossy(&q[..end])
+        .trim()
+        .trim_end_matches(';')
+        .trim()
+        .to_string()
+}
+
+const SHOW_COMMANDS: &[&str] = &["pool_nodes", "pool_version", "pool_processes", "pool_pools"];
+
+impl LocalCommands for Admin<'_> {
+    fn is_local(&self, query: &[u8]) -> bool {
+        let q = skip_noise(query);
+        if starts_with_ci(q, b"pgpool") {
+            return q.get(6).is_some_and(|c| c.is_ascii_whitespace());
+        }
+        if !starts_with_ci(q, b"show") || !q.get(4).is_some_and(|c| c.is_ascii_whitespace()) {
+            return false;
+        }
+        let rest = skip_noise(&q[4..]);
+        SHOW_COMMANDS.iter().any(|c| {
+            starts_with_ci(rest, c.as_bytes())
+                && rest
+                    .get(c.len())
+                    .is_none_or(|&b| b == 0 || b == b';' || b.is_ascii_whitespace())
+        })
+    }
+
+    fn answer(&mut self, query: &[u8], out: &mut Vec<u8>) {
+        let text = command_text(query);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+        match lower.as_slice() {
+            [show, what] if show == "show" => match what.as_str() {
+                "pool_nodes" => self.pool_nodes(out),
+                "pool_version" => table(out, &["pool_version"], vec![vec![version_string()]]),
+                "pool_processes" => self.pool_processes(out),
+                "pool_pools" => self.pool_pools(out),
+                _ => error(
+                    out,
+                    "42704",
+                    &format!("unrecognized configuration parameter \"{what}\""),
+                ),
+            },
+            [p, show, ..] if p == "pgpool" && show == "show" && words.len() >= 3 => {
+                let name = words[2..].join(" ");
+                self.pgpool_show(&name, out)
+            }
+            [p, set, ..] if p == "pgpool" && set == "set" => self.pgpool_set(&text, out),
+            [p, reset, rest @ ..] if p == "pgpool" && reset == "reset" => {
+                let name = rest.first().map(String::as_str).unwrap_or("all");
+                let base = self.cfg;
+                let cfg = self.session_cfg.get_or_insert_with(|| base.clone());
+                match cfg.reset_session(name, base) {
+                    Ok(()) => build::command_complete(out, "RESET"),
+                    Err(e) => error(out, "XX000", &e),
+                }
+            }
+            _ => error(
+                out,
+                "42601",
+                &format!("syntax error in pgpool command \"{text}\""),
+            ),
+        }
+    }
+}
+
+pub fn version_string() -> String {
+    format!("4.3.5 (pgpool-rs {})", env!("CARGO_PKG_VERSION"))
+}
+
+fn error(out: &mut Vec<u8>, code: &str, message: &str) {
+    build::error_response(out, "ERROR", code, message);
+}
+
+/// RowDescription, DataRows and CommandComplete for an all-text result.
+fn table(out: &mut Vec<u8>, columns: &[&str], rows: Vec<Vec<String>>) {
+    build::row_description(out, columns);
+    for r in &rows {
+        build::data_row(out, r);
+    }
+    build::command_complete(out, &format!("SELECT {}", rows.len()));
+}
+
+fn time_or_empty(secs: i64) -> String {
+    if secs == 0 {
+        String::new()
+    } else {
+        format_time(secs)
+    }
+}
+
+impl Admin<'_> {
+    fn cfg(&self) -> &Config {
+        self.session_cfg.as_ref().unwrap_or(self.cfg)
+    }
+
+    fn pool_nodes(&self, out: &mut Vec<u8>) {
+        let cfg = self.cfg();
+        let total_weight: f64 = cfg.backends.iter().map(|b| b.weight).sum();
+        let replication = matches!(
+            cfg.backend_clustering_mode,
+            ClusteringMode::StreamingReplication | ClusteringMode::LogicalReplication
+        );
+        let main = self.shm.cluster().main_node_id.load(Ordering::Acquire);
+        let mut rows = Vec::new();
+        for (i, b) in cfg.backends.iter().enumerate() {
+            let st = self.shm.backend(i);
+            let status = st.status();
+            let role = if replication {
+                match st.role() {
+                    BackendRole::Primary => "primary",
+                    BackendRole::Standby => "standby",
+                    BackendRole::Unknown => "unknown",
+                }
+            } else if i as i32 == main {
+                "main"
+            } else {
+                "replica"
+            };
+            let shown_status = match status {
+                BackendStatus::ConnectWait => "up",
+                s => s.name(),
+            };
+            let weight = if total_weight > 0.0 {
+                b.weight / total_weight
+            } else {
+                0.0
+            };
+            rows.push(vec![
+                i.to_string(),
+                b.hostname.clone(),
+                b.port.to_string(),
+                shown_status.to_string(),
+                if status.is_alive() { "up" } else { "down" }.to_string(),
+                format!("{weight:.6}"),
+                role.to_string(),
+                role.to_string(),
+                st.select_cnt.load(Ordering::Relaxed).to_string(),
+                (i == self.session_node).to_string(),
+                "0".to_string(),
+                String::new(),
+                String::new(),
+                time_or_empty(st.last_status_change.load(Ordering::Relaxed)),
+            ]);
+        }
+        table(
+            out,
+            &[
+                "node_id",
+                "hostname",
+                "port",
+                "status",
+                "pg_status",
+                "lb_weight",
+                "role",
+                "pg_role",
+                "select_cnt",
+                "load_balance_node",
+                "replication_delay",
+                "replication_state",
+                "replication_sync_state",
+                "last_status_change",
+            ],
+            rows,
+        );
+    }
+
+    fn child_start_time(&self, i: usize) -> String {
+        let c = self.shm.child(i);
+        let start = c.start_time.load(Ordering::Relaxed);
+        let life = self.cfg().child_life_time;
+        let mut s = time_or_empty(start);
+        if life > 0 && c.state() == ChildState::WaitForConnection && start > 0 {
+            let left = life as i64;
+            s.push_str(&format!(
+                " ({}:{:02} before process restarting)",
+                left / 60,
+                left % 60
+            ));
+        }
+        s
+    }
+
+    fn child_status(&self, i: usize) -> &'static str {
+        match self.shm.child(i).state() {
+            ChildState::WaitForConnection => "Wait for connection",
+            ChildState::Active => "Execute command",
+            ChildState::Unused => "",
+        }
+    }
+
+    fn pool_processes(&self, out: &mut Vec<u8>) {
+        let layout = self.shm.layout();
+        let mut rows = Vec::new();
+        for i in 0..layout.num_children {
+            let c = self.shm.child(i);
+            let current = c.current_pool.load(Ordering::Acquire);
+            let (db, user, conn_time, counter) = if current >= 0 {
+                let p = self.shm.pool(i, current as usize);
+                (
+                    p.database.get(),
+                    p.user.get(),
+                    time_or_empty(p.create_time.load(Ordering::Relaxed)),
+                    p.pool_counter.load(Ordering::Relaxed).to_string(),
+                )
+            } else {
+                Default::default()
+            };
+            rows.push(vec![
+                c.pid.load(Ordering::Relaxed).to_string(),
+                self.child_start_time(i),
+                c.client_connection_count
+                    .load(Ordering::Relaxed)
+                    .to_string(),
+                db,
+                user,
+                conn_time,
+                counter,
+                self.child_status(i).to_string(),
+            ]);
+        }
+        table(
+            out,
+            &[
+                "pool_pid",
+                "start_time",
+                "client_connection_count",
+                "database",
+                "username",
+                "backend_connection_time",
+                "pool_counter",
+                "status",
+            ],
+            rows,
+        );
+    }
+
+    fn pool_pools(&self, out: &mut Vec<u8>) {
+        let layout = self.shm.layout();
+        let mut rows = Vec::new();
+        for i in 0..layout.num_children {
+            let c = self.shm.child(i);
+            let current = c.current_pool.load(Ordering::Acquire);
+            for slot in 0..layout.max_pool {
+                let p = self.shm.pool(i, slot);
+                let major = p.major.load(Ordering::Relaxed);
+                for node in 0..layout.num_backends {
+                    let conn = self.shm.conn(i, slot, node);
+                    let used = major != 0;
+                    let active = current == slot as i32;
+                    let idle = if used && !active {
+                        let d = p.client_disconnect_time.load(Ordering::Relaxed);
+                        if d > 0 {
+                            (shmem::now_secs() - d).max(0)
+                        } else {
+                            0
+                        }
+                    } else {
+                        0
+                    };
+                    let (host, port) = if active {
+                        (c.client_host.get(), c.client_port.get())
+                    } else {
+                        (String::new(), String::new())
+                    };
+                    rows.push(vec![
+                        c.pid.load(Ordering::Relaxed).to_string(),
+                        self.child_start_time(i),
+                        c.client_connection_count
+                            .load(Ordering::Relaxed)
+                            .to_string(),
+                        slot.to_string(),
+                        node.to_string(),
+                        if used {
+                            p.database.get()
+                        } else {
+                            String::new()
+                        },
+                        if used { p.user.get() } else { String::new() },
+                        if used {
+                            time_or_empty(p.create_time.load(Ordering::Relaxed))
+                        } else {
+                            String::new()
+                        },
+                        if used {
+                            time_or_empty(p.client_connect_time.load(Ordering::Relaxed))
+                        } else {
+                            String::new()
+                        },
+                        if used {
+                            time_or_empty(p.client_disconnect_time.load(Ordering::Relaxed))
+                        } else {
+                            String::new()
+                        },
+                        idle.to_string(),
+                        major.to_string(),
+                        p.minor.load(Ordering::Relaxed).to_string(),
+                        if used {
+                            p.pool_counter.load(Ordering::Relaxed).to_string()
+                        } else {
+                            "0".into()
+                        },
+                        conn.pid.load(Ordering::Relaxed).to_string(),
+                        u8::from(active && conn.connected.load(Ordering::Relaxed) != 0).to_string(),
+                        self.child_status(i).to_string(),
+                        u8::from(active && node == self.session_node).to_string(),
+                        host,
+                        port,
+                    ]);
+                }
+            }
+        }
+        table(
+            out,
+            &[
+                "pool_pid",
+                "start_time",
+                "client_connection_count",
+                "pool_id",
+                "backend_id",
+                "database",
+                "username",
+                "backend_connection_time",
+                "client_connection_time",
+                "client_disconnection_time",
+                "client_idle_duration",
+                "majorversion",
+                "minorversion",
+                "pool_counter",
+                "pool_backendpid",
+                "pool_connected",
+                "status",
+                "load_balance_node",
+                "client_host",
+                "client_port",
+            ],
+            rows,
+        );
+    }
+
+    fn pgpool_show(&self, name: &str, out: &mut Vec<u8>) {
+        let lname = name.to_ascii_lowercase();
+        let Some(rows) = self.cfg().show(&lname) else {
+            return error(
+                out,
+                "XX000",
+                &format!("config variable \"{name}\" not found"),
+            );
+        };
+        let is_group = matches!(
+            lname.as_str(),
+            "all" | "backend" | "watchdog" | "heartbeat" | "health_check"
+        );
+        if is_group {
+            let data = rows
+                .into_iter()
+                .map(|r| vec![r.item, r.value, r.description])
+                .collect();
+            table(out, &["item", "value", "description"], data);
+        } else {
+            let value = rows.into_iter().next().map(|r| r.value).unwrap_or_default();
+            table(out, &[lname.as_str()], vec![vec![value]]);
+        }
+    }
+
+    /// `PGPOOL SET name {=|TO} value|DEFAULT`.
+    fn pgpool_set(&mut self, text: &str, out: &mut Vec<u8>) {
+        let rest = text[6..].trim_start()[3..].trim();
+        let (name, value) = match rest.split_once('=') {
+            Some((n, v)) => (n.trim(), v.trim()),
+            None => match rest.split_once(char::is_whitespace) {
+                Some((n, v)) => {
+                    let v = v.trim();
+                    let v = if starts_with_ci(v.as_bytes(), b"to ") {
+                        v[3..].trim()
+                    } else {
+                        v
+                    };
+                    (n.trim(), v)
+                }
+                None => return error(out, "42601", "syntax error in PGPOOL SET"),
+            },
+        };
+        let value = value.trim_matches('\'');
+        let base = self.cfg;
+        let cfg = self.session_cfg.get_or_insert_with(|| base.clone());
+        let r = if value.eq_ignore_ascii_case("default") {
+            cfg.reset_session(name, base)
+        } else {
+            cfg.set_session(name, value)
+        };
+        match r {
+            Ok(()) => build::command_complete(out, "SET"),
+            Err(e) => error(out, "XX000", &e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admin_is_local(q: &str) -> bool {
+        let shm = Shmem::create(shmem::Layout {
+            num_children: 1,
+            max_pool: 1,
+            num_backends: 1,
+        })
+        .unwrap();
+        let cfg = Config::default();
+        let a = Admin {
+            cfg: &cfg,
+            session_cfg: None,
+            shm: &shm,
+            session_node: 0,
+        };
+        let mut body = q.as_bytes().to_vec();
+        body.push(0);
+        a.is_local(&body)
+    }
+
+    #[test]
+    fn recognises_local_commands() {
+        assert!(admin_is_local("SHOW POOL_NODES"));
+        assert!(admin_is_local("  show pool_nodes;"));
+        assert!(admin_is_local("/* x */ show\tpool_version"));
+        assert!(admin_is_local("PGPOOL SHOW port"));
+        assert!(admin_is_local("pgpool set client_min_messages = debug1"));
+        assert!(!admin_is_local("SHOW work_mem"));
+        assert!(!admin_is_local("show pool_nodesx"));
+        assert!(!admin_is_local("select 'show pool_nodes'"));
+        assert!(!admin_is_local("pgpoolx"));
+    }
+
+    #[test]
+    fn command_text_strips_noise() {
+        assert_eq!(
+            command_text(b"  -- c\n SHOW POOL_NODES ;\0"),
+            "SHOW POOL_NODES"
+        );
+    }
+}
