@@ -176,10 +176,8 @@ impl BackendConn {
             let (tag, body) = reader.read(&mut self.stream)?;
             match tag {
                 b'D' => result.rows.push(parse_data_row(body)),
-                b'E' => {
-                    if result.error.is_none() {
-                        result.error = Some(parse_error_fields(body));
-                    }
+                b'E' if result.error.is_none() => {
+                    result.error = Some(parse_error_fields(body));
                 }
                 b'S' => {
                     let body = body.to_vec();

@@ -35,9 +35,8 @@ const MAIN_SIGNALS: &[Signal] = &[
 /// Detaches from the terminal: fork (parent exits), new session, stdin/stdout to
 /// /dev/null. stderr stays, so `pgpool > log 2>&1` keeps its log.
 pub fn daemonize() -> std::io::Result<()> {
-    match sys::fork()? {
-        Some(_) => sys::exit_now(0),
-        None => {}
+    if sys::fork()?.is_some() {
+        sys::exit_now(0);
     }
     nix::unistd::setsid()?;
     let null = std::fs::OpenOptions::new()

@@ -68,7 +68,10 @@ mod tests {
     #[test]
     fn md5_matches_postgres() {
         // SELECT 'md5' || md5('secret' || 'alice')
-        assert_eq!(md5_stored("alice", "secret"), "md54a0a68b43b6cd5cf266fa02f196e2371");
+        assert_eq!(
+            md5_stored("alice", "secret"),
+            "md54a0a68b43b6cd5cf266fa02f196e2371"
+        );
         let r = md5_response("alice", "secret", [1, 2, 3, 4]);
         assert_eq!(r.len(), 35);
         assert_eq!(

@@ -12,4 +12,4 @@ pub mod scram;
 pub mod startup;
 
 pub use message::{scan_header, FrameError, MessageHeader, MAX_MESSAGE_LEN};
-pub use startup::{parse_startup, StartupPacket, StartupError};
+pub use startup::{parse_startup, StartupError, StartupPacket};

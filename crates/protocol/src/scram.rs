@@ -34,7 +34,7 @@ fn nonce() -> String {
     B64.encode(raw)
 }
 
-fn attr<'a>(msg: &'a str, key: char) -> Option<&'a str> {
+fn attr(msg: &str, key: char) -> Option<&str> {
     msg.split(',').find_map(|part| {
         let mut chars = part.chars();
         (chars.next() == Some(key) && chars.next() == Some('=')).then(|| &part[2..])
@@ -180,7 +180,10 @@ impl ScramServer {
     pub fn start(secret: ScramSecret, client_first: &[u8]) -> Result<(Self, Vec<u8>), ScramError> {
         let text = std::str::from_utf8(client_first)
             .map_err(|_| ScramError("client-first-message is not UTF-8".into()))?;
-        let bare = if let Some(b) = text.strip_prefix("n,,").or_else(|| text.strip_prefix("y,,")) {
+        let bare = if let Some(b) = text
+            .strip_prefix("n,,")
+            .or_else(|| text.strip_prefix("y,,"))
+        {
             b
         } else {
             return err("unsupported channel binding or malformed GS2 header");
@@ -225,7 +228,11 @@ impl ScramServer {
             self.client_first_bare, self.server_first
         );
         let signature = hmac(&self.secret.stored_key, auth_message.as_bytes());
-        let client_key: Vec<u8> = proof.iter().zip(signature.iter()).map(|(a, b)| a ^ b).collect();
+        let client_key: Vec<u8> = proof
+            .iter()
+            .zip(signature.iter())
+            .map(|(a, b)| a ^ b)
+            .collect();
         let stored: [u8; 32] = Sha256::digest(&client_key).into();
         if stored != self.secret.stored_key {
             return err("password authentication failed");

@@ -190,8 +190,16 @@ impl Layout {
             at
         };
         let cluster = place(size_of::<Cluster>(), align_of::<Cluster>(), 1);
-        let backends = place(size_of::<BackendState>(), align_of::<BackendState>(), MAX_BACKENDS);
-        let children = place(size_of::<ChildSlot>(), align_of::<ChildSlot>(), self.num_children);
+        let backends = place(
+            size_of::<BackendState>(),
+            align_of::<BackendState>(),
+            MAX_BACKENDS,
+        );
+        let children = place(
+            size_of::<ChildSlot>(),
+            align_of::<ChildSlot>(),
+            self.num_children,
+        );
         let pools = place(
             size_of::<PoolSlotInfo>(),
             align_of::<PoolSlotInfo>(),
@@ -281,7 +289,10 @@ impl Shmem {
     /// callers pass offsets computed by `Layout::offsets` and indices checked against it.
     fn at<T>(&self, offset: usize, index: usize) -> &T {
         let at = offset + index * size_of::<T>();
-        assert!(at + size_of::<T>() <= self.len, "shared memory index out of range");
+        assert!(
+            at + size_of::<T>() <= self.len,
+            "shared memory index out of range"
+        );
         // SAFETY: bounds checked above; alignment holds because offsets are aligned for
         // T by Layout::offsets and size_of::<T>() is a multiple of align_of::<T>(); the
         // memory lives as long as the mapping, which lives as long as `self`; T consists

@@ -36,7 +36,7 @@ impl<const N: usize> ShmText<N> {
             let len = (self.len.load(Ordering::Relaxed) as usize).min(N);
             out.extend(self.bytes[..len].iter().map(|b| b.load(Ordering::Relaxed)));
             let v2 = self.version.load(Ordering::Acquire);
-            if v1 == v2 && v1 % 2 == 0 {
+            if v1 == v2 && v1.is_multiple_of(2) {
                 break;
             }
         }

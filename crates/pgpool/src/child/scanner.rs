@@ -153,24 +153,6 @@ mod tests {
     }
 
     #[test]
-    fn reports_position_of_whole_messages() {
-        let data = msgs();
-        let mut s = Scanner::default();
-        let mut start = None;
-        s.feed(
-            &data,
-            |t| t == b'Z',
-            |_| {},
-            |m| {
-                start = m.start;
-                true
-            },
-        )
-        .unwrap();
-        assert_eq!(start, Some(data.len() - 6));
-    }
-
-    #[test]
     fn bad_length_is_an_error() {
         let mut s = Scanner::default();
         assert!(s
