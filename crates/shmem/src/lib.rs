@@ -10,7 +10,9 @@ mod text;
 
 pub use segment::{
     BackendConnInfo, BackendRole, BackendState, BackendStatus, ChildSlot, ChildState, Cluster,
-    Layout, PoolSlotInfo, Shmem,
+    HealthStats, Layout, PoolSlotInfo, Request, RequestKind, RequestQueue, Shmem, StatementStats,
+    REQUEST_FROM_CHILD, REQUEST_FROM_HEALTH_CHECK, REQUEST_FROM_PCP, REQUEST_GRACEFUL,
+    REQUEST_SWITCHOVER,
 };
 pub use text::ShmText;
 

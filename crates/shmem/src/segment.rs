@@ -65,8 +65,54 @@ impl BackendRole {
 pub struct BackendState {
     pub status: AtomicU8,
     pub role: AtomicU8,
+    /// Role the node itself reports (pg_is_in_recovery), for SHOW POOL_NODES pg_role.
+    pub pg_role: AtomicU8,
+    /// 1 when the last check reached the node (pg_status).
+    pub pg_up: AtomicU8,
     pub select_cnt: AtomicU64,
     pub last_status_change: AtomicI64,
+    /// Replication delay in bytes behind the primary (sr_check).
+    pub replication_delay: AtomicU64,
+    pub replication_state: ShmText<32>,
+    pub replication_sync_state: ShmText<32>,
+    pub stats: StatementStats,
+    pub health: HealthStats,
+    /// Pid of this node's health-check process (0 = none).
+    pub health_check_pid: AtomicI32,
+    /// Bumped by a child that saw this node fail, to wake its health check early.
+    pub suspect: AtomicU32,
+}
+
+/// Per-node statement counters (SHOW POOL_BACKEND_STATS).
+#[repr(C)]
+pub struct StatementStats {
+    pub insert_cnt: AtomicU64,
+    pub update_cnt: AtomicU64,
+    pub delete_cnt: AtomicU64,
+    pub ddl_cnt: AtomicU64,
+    pub other_cnt: AtomicU64,
+    pub panic_cnt: AtomicU64,
+    pub fatal_cnt: AtomicU64,
+    pub error_cnt: AtomicU64,
+}
+
+/// Health-check statistics of one node (SHOW POOL_HEALTH_CHECK_STATS,
+/// pcp_health_check_stats). Durations in milliseconds, times in Unix seconds.
+#[repr(C)]
+pub struct HealthStats {
+    pub total_count: AtomicU64,
+    pub success_count: AtomicU64,
+    pub fail_count: AtomicU64,
+    pub skip_count: AtomicU64,
+    pub retry_count: AtomicU64,
+    pub max_retry_count: AtomicU64,
+    pub total_duration_ms: AtomicU64,
+    pub max_duration_ms: AtomicU64,
+    pub min_duration_ms: AtomicU64,
+    pub last_health_check: AtomicI64,
+    pub last_successful_health_check: AtomicI64,
+    pub last_skip_health_check: AtomicI64,
+    pub last_failed_health_check: AtomicI64,
 }
 
 impl BackendState {
@@ -82,6 +128,114 @@ impl BackendState {
 
     pub fn role(&self) -> BackendRole {
         BackendRole::from_u8(self.role.load(Ordering::Acquire))
+    }
+}
+
+/// What a queued request asks the main process to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RequestKind {
+    /// Detach a node (failover). `flags`: REQUEST_GRACEFUL, REQUEST_FROM_HEALTH_CHECK...
+    Detach = 1,
+    /// Attach a node (failback).
+    Attach = 2,
+    /// Make a node the primary. `flags`: REQUEST_SWITCHOVER to demote the old one.
+    Promote = 3,
+    /// Mark a node down without running failover_command (quarantine).
+    Quarantine = 4,
+}
+
+impl RequestKind {
+    fn from_u8(v: u8) -> Option<RequestKind> {
+        match v {
+            1 => Some(RequestKind::Detach),
+            2 => Some(RequestKind::Attach),
+            3 => Some(RequestKind::Promote),
+            4 => Some(RequestKind::Quarantine),
+            _ => None,
+        }
+    }
+}
+
+pub const REQUEST_GRACEFUL: u32 = 1;
+pub const REQUEST_SWITCHOVER: u32 = 2;
+pub const REQUEST_FROM_HEALTH_CHECK: u32 = 4;
+pub const REQUEST_FROM_CHILD: u32 = 8;
+pub const REQUEST_FROM_PCP: u32 = 16;
+
+/// A request taken from the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    pub kind: RequestKind,
+    pub node: i32,
+    pub flags: u32,
+    pub seq: u64,
+}
+
+const REQUEST_SLOTS: usize = 64;
+const SLOT_FREE: u8 = 0;
+const SLOT_WRITING: u8 = 1;
+const SLOT_READY: u8 = 2;
+
+#[repr(C)]
+struct RequestSlot {
+    state: AtomicU8,
+    kind: AtomicU8,
+    node: AtomicI32,
+    flags: AtomicU32,
+    seq: AtomicU64,
+}
+
+/// Lock-free queue of failover/failback/promote requests: any process may add one,
+/// only the main process takes them. A slot is claimed with a compare-and-swap, so a
+/// producer that dies mid-write blocks only its own slot.
+#[repr(C)]
+pub struct RequestQueue {
+    next_seq: AtomicU64,
+    slots: [RequestSlot; REQUEST_SLOTS],
+    /// Bumped by the main process each time it finished a request.
+    pub done_seq: AtomicU64,
+}
+
+impl RequestQueue {
+    /// Queues a request; returns its sequence number, or None when the queue is full.
+    pub fn push(&self, kind: RequestKind, node: i32, flags: u32) -> Option<u64> {
+        for slot in &self.slots {
+            if slot
+                .state
+                .compare_exchange(SLOT_FREE, SLOT_WRITING, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                let seq = self.next_seq.fetch_add(1, Ordering::AcqRel) + 1;
+                slot.kind.store(kind as u8, Ordering::Relaxed);
+                slot.node.store(node, Ordering::Relaxed);
+                slot.flags.store(flags, Ordering::Relaxed);
+                slot.seq.store(seq, Ordering::Relaxed);
+                slot.state.store(SLOT_READY, Ordering::Release);
+                return Some(seq);
+            }
+        }
+        None
+    }
+
+    /// Takes every ready request, oldest first.
+    pub fn take_all(&self) -> Vec<Request> {
+        let mut out = Vec::new();
+        for slot in &self.slots {
+            if slot.state.load(Ordering::Acquire) == SLOT_READY {
+                let kind = RequestKind::from_u8(slot.kind.load(Ordering::Relaxed));
+                let r = kind.map(|kind| Request {
+                    kind,
+                    node: slot.node.load(Ordering::Relaxed),
+                    flags: slot.flags.load(Ordering::Relaxed),
+                    seq: slot.seq.load(Ordering::Relaxed),
+                });
+                slot.state.store(SLOT_FREE, Ordering::Release);
+                out.extend(r);
+            }
+        }
+        out.sort_by_key(|r| r.seq);
+        out
     }
 }
 
@@ -169,6 +323,7 @@ pub struct Layout {
 
 struct Offsets {
     cluster: usize,
+    requests: usize,
     backends: usize,
     children: usize,
     pools: usize,
@@ -190,6 +345,7 @@ impl Layout {
             at
         };
         let cluster = place(size_of::<Cluster>(), align_of::<Cluster>(), 1);
+        let requests = place(size_of::<RequestQueue>(), align_of::<RequestQueue>(), 1);
         let backends = place(
             size_of::<BackendState>(),
             align_of::<BackendState>(),
@@ -212,6 +368,7 @@ impl Layout {
         );
         Offsets {
             cluster,
+            requests,
             backends,
             children,
             pools,
@@ -304,6 +461,24 @@ impl Shmem {
         self.at(self.off.cluster, 0)
     }
 
+    pub fn requests(&self) -> &RequestQueue {
+        self.at(self.off.requests, 0)
+    }
+
+    /// Queues a request for the main process and wakes it with SIGUSR1.
+    pub fn request(&self, kind: RequestKind, node: i32, flags: u32) -> Option<u64> {
+        let seq = self.requests().push(kind, node, flags)?;
+        let main = self.cluster().main_pid.load(Ordering::Acquire);
+        if main > 0 {
+            // SAFETY: kill(2) with a pid read from shared memory; at worst the signal
+            // goes nowhere (ESRCH), which the caller tolerates.
+            unsafe {
+                libc::kill(main, libc::SIGUSR1);
+            }
+        }
+        Some(seq)
+    }
+
     pub fn backend(&self, node: usize) -> &BackendState {
         assert!(node < MAX_BACKENDS);
         self.at(self.off.backends, node)
@@ -381,6 +556,29 @@ mod tests {
         assert_eq!(shm.backend(2).select_cnt.load(Ordering::Relaxed), 7);
         assert_eq!(shm.pool(3, 1).database.get(), "bench");
         assert_eq!(shm.conn(3, 1, 2).pid.load(Ordering::Relaxed), 99);
+    }
+
+    #[test]
+    fn request_queue_keeps_order() {
+        let shm = Shmem::create(Layout {
+            num_children: 1,
+            max_pool: 1,
+            num_backends: 2,
+        })
+        .unwrap();
+        let q = shm.requests();
+        q.push(RequestKind::Detach, 1, REQUEST_FROM_HEALTH_CHECK).unwrap();
+        q.push(RequestKind::Attach, 0, 0).unwrap();
+        let all = q.take_all();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].kind, RequestKind::Detach);
+        assert_eq!(all[0].node, 1);
+        assert_eq!(all[1].kind, RequestKind::Attach);
+        assert!(q.take_all().is_empty());
+        for _ in 0..REQUEST_SLOTS {
+            assert!(q.push(RequestKind::Detach, 0, 0).is_some());
+        }
+        assert!(q.push(RequestKind::Detach, 0, 0).is_none());
     }
 
     #[test]
