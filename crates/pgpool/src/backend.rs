@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use protocol::message::{parse_error_fields, parse_parameter_status, ErrorFields};
 use protocol::scram::{ScramClient, MECHANISM as SCRAM};
@@ -242,7 +242,6 @@ pub fn connect(
     reader: &mut MessageReader,
     password: &mut dyn FnMut() -> Result<Secret, BackendError>,
 ) -> Result<BackendConn, BackendError> {
-    let mut stream = connect_backend(addr.host, addr.port, addr.connect_timeout)?;
     // Bounded waits during start-up: a backend that accepts but never answers must
     // not hang the child forever.
     let startup_timeout = if addr.connect_timeout.is_zero() {
@@ -250,7 +249,36 @@ pub fn connect(
     } else {
         addr.connect_timeout.max(Duration::from_secs(10))
     };
-    stream.set_read_timeout(Some(startup_timeout))?;
+    connect_with_deadline(
+        addr,
+        startup,
+        reader,
+        password,
+        Instant::now() + startup_timeout,
+    )
+}
+
+/// Like [`connect`], with the whole log-in (connect included) bounded by `deadline`.
+pub fn connect_with_deadline(
+    addr: &NodeAddr<'_>,
+    startup: &[(&str, &str)],
+    reader: &mut MessageReader,
+    password: &mut dyn FnMut() -> Result<Secret, BackendError>,
+    deadline: Instant,
+) -> Result<BackendConn, BackendError> {
+    let remaining = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| BackendError::Io(io::Error::new(io::ErrorKind::TimedOut, "timed out")))
+    };
+    let connect_timeout = if addr.connect_timeout.is_zero() {
+        remaining()?
+    } else {
+        addr.connect_timeout.min(remaining()?)
+    };
+    let mut stream = connect_backend(addr.host, addr.port, connect_timeout)?;
+    stream.set_read_timeout(Some(remaining()?))?;
     stream.write_all(&protocol::startup::encode_startup(startup))?;
     reader.clear();
     let user = startup

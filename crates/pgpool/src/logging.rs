@@ -20,6 +20,8 @@ const KINDS: &[&str] = &[
 pub enum ProcessKind {
     Main = 0,
     Child = 1,
+    HealthCheck = 2,
+    Pcp = 4,
 }
 
 pub fn set_process_kind(kind: ProcessKind) {

@@ -5,8 +5,11 @@
 mod backend;
 mod child;
 mod cli;
+mod failover;
+mod health_check;
 mod logging;
 mod net;
+mod pcp;
 mod primary;
 mod status_file;
 mod supervisor;

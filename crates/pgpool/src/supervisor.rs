@@ -48,13 +48,21 @@ pub fn daemonize() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Kinds of processes the main process supervises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proc {
+    Child(usize),
+    HealthCheck(usize),
+    Pcp,
+}
+
 struct Supervisor<'a> {
     cfg: Config,
     opts: &'a Options,
     shm: &'a Shmem,
     listeners: &'a Listeners,
-    /// pid -> child slot index.
-    children: HashMap<i32, usize>,
+    /// Every process the main process forked, by pid.
+    procs: HashMap<i32, Proc>,
     shutdown: Option<Signal>,
 }
 
@@ -81,7 +89,7 @@ impl Supervisor<'_> {
                     .child(index)
                     .pid
                     .store(pid.as_raw(), Ordering::Release);
-                self.children.insert(pid.as_raw(), index);
+                self.procs.insert(pid.as_raw(), Proc::Child(index));
             }
             Ok(None) => {
                 let setup = ChildSetup {
@@ -99,35 +107,100 @@ impl Supervisor<'_> {
         }
     }
 
+    fn spawn_health_check(&mut self, node: usize) {
+        let secret = self.passwd_secret(&self.cfg.health_check(node).user);
+        match sys::fork() {
+            Ok(Some(pid)) => {
+                self.procs.insert(pid.as_raw(), Proc::HealthCheck(node));
+            }
+            Ok(None) => crate::health_check::run(crate::health_check::HealthCheckSetup {
+                node,
+                cfg: self.cfg.clone(),
+                shm: self.shm,
+                passwd_secret: secret,
+            }),
+            Err(e) => log::error!("fork of health check process {node} failed: {e}"),
+        }
+    }
+
+    fn spawn_pcp(&mut self) {
+        match sys::fork() {
+            Ok(Some(pid)) => {
+                self.procs.insert(pid.as_raw(), Proc::Pcp);
+            }
+            Ok(None) => crate::pcp::run(crate::pcp::PcpSetup {
+                cfg: self.cfg.clone(),
+                pcp_conf: self.opts.pcp_file.clone(),
+                shm: self.shm,
+            }),
+            Err(e) => log::error!("fork of PCP process failed: {e}"),
+        }
+    }
+
+    fn respawn(&mut self, proc: Proc) {
+        match proc {
+            Proc::Child(i) => self.spawn_child(i),
+            Proc::HealthCheck(n) => self.spawn_health_check(n),
+            Proc::Pcp => self.spawn_pcp(),
+        }
+    }
+
+    /// Secret from pool_passwd usable to log in as `user` (health/sr checks).
+    fn passwd_secret(&self, user: &str) -> Option<crate::backend::Secret> {
+        use crate::backend::Secret;
+        use config::passwd::PasswordEntry;
+        let passwd = crate::load_passwd(&self.cfg).ok()?;
+        match passwd.get(user)? {
+            PasswordEntry::Plain(p) => Some(Secret::Plain(p.clone())),
+            PasswordEntry::Md5(h) => Some(Secret::Md5Stored(h.clone())),
+            PasswordEntry::Aes(data) => {
+                let key = crate::load_aes_key()?;
+                config::passwd::decrypt_aes(data, &key)
+                    .ok()
+                    .map(Secret::Plain)
+            }
+            PasswordEntry::Scram(_) => None,
+        }
+    }
+
     fn reap(&mut self) {
         loop {
             match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(status) => {
                     let Some(pid) = status.pid() else { break };
-                    let Some(index) = self.children.remove(&pid.as_raw()) else {
+                    let Some(proc) = self.procs.remove(&pid.as_raw()) else {
                         continue;
                     };
-                    self.shm.child(index).pid.store(0, Ordering::Release);
-                    self.shm.child(index).cancel_key.store(0, Ordering::Release);
+                    if let Proc::Child(index) = proc {
+                        self.shm.child(index).pid.store(0, Ordering::Release);
+                        self.shm.child(index).cancel_key.store(0, Ordering::Release);
+                    }
+                    let what = match proc {
+                        Proc::Child(_) => "child process".to_string(),
+                        Proc::HealthCheck(n) => format!("health check process({n})"),
+                        Proc::Pcp => "PCP process".to_string(),
+                    };
                     match status {
                         WaitStatus::Exited(_, 0) | WaitStatus::Exited(_, 1) => {
-                            log::debug!("child process with pid: {pid} exited")
+                            log::debug!("{what} with pid: {pid} exited")
                         }
                         WaitStatus::Exited(_, 3) => {
-                            log::error!("child process with pid: {pid} exited with a fatal error; shutting down");
+                            log::error!(
+                                "{what} with pid: {pid} exited with a fatal error; shutting down"
+                            );
                             self.begin_shutdown(Signal::SIGINT);
                         }
                         WaitStatus::Signaled(_, sig, _) => {
                             log::warn!(
-                                "child process with pid: {pid} was terminated by signal {}",
+                                "{what} with pid: {pid} was terminated by signal {}",
                                 sig as i32
                             )
                         }
-                        other => log::warn!("child process with pid: {pid} exited: {other:?}"),
+                        other => log::warn!("{what} with pid: {pid} exited: {other:?}"),
                     }
                     if self.shutdown.is_none() {
-                        self.spawn_child(index);
+                        self.respawn(proc);
                     }
                 }
             }
@@ -135,8 +208,32 @@ impl Supervisor<'_> {
     }
 
     fn signal_children(&self, sig: Signal) {
-        for &pid in self.children.keys() {
+        for &pid in self.procs.keys() {
             let _ = kill(Pid::from_raw(pid), sig);
+        }
+    }
+
+    /// Tells pooled children that node states changed.
+    fn notify_children(&self) {
+        for (&pid, proc) in &self.procs {
+            if matches!(proc, Proc::Child(_)) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGUSR1);
+            }
+        }
+    }
+
+    fn handle_requests(&mut self) {
+        let requests = self.shm.requests().take_all();
+        if requests.is_empty() {
+            return;
+        }
+        let ops = crate::failover::ClusterOps {
+            shm: self.shm,
+            secret: self.passwd_secret(&self.cfg.sr_check_user),
+        };
+        if ops.handle(&self.cfg, requests) {
+            self.save_status();
+            self.notify_children();
         }
     }
 
@@ -295,12 +392,16 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         opts,
         shm: &shm,
         listeners: &listeners,
-        children: HashMap::new(),
+        procs: HashMap::new(),
         shutdown: None,
     };
     for i in 0..layout.num_children {
         sup.spawn_child(i);
     }
+    for node in 0..sup.cfg.backends.len() {
+        sup.spawn_health_check(node);
+    }
+    sup.spawn_pcp();
     log::info!(
         "pgpool-rs {} successfully started, listening on {}:{} ({} children)",
         env!("CARGO_PKG_VERSION"),
@@ -328,10 +429,13 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         if sys::has(pending, Signal::SIGHUP) && sup.shutdown.is_none() {
             sup.reload();
         }
+        if sup.shutdown.is_none() {
+            sup.handle_requests();
+        }
         sup.reap();
         if let Some(sig) = sup.shutdown {
             let started = *shutdown_started.get_or_insert_with(Instant::now);
-            if sup.children.is_empty() {
+            if sup.procs.is_empty() {
                 break;
             }
             // Fast/immediate: children that ignore the request for long are killed.
