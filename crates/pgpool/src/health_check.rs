@@ -45,6 +45,23 @@ fn nap(waker: &Waker, d: Duration) -> u32 {
     sys::take_pending()
 }
 
+/// Sleeps the whole of `d` (a retry delay is not cut short by children's wake-ups,
+/// so transient blips get the time the user configured); only shutdown ends it.
+fn nap_fully(waker: &Waker, d: Duration) -> u32 {
+    let deadline = Instant::now() + d;
+    let mut seen = 0;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        if left.is_zero() {
+            break;
+        }
+        seen |= nap(waker, left);
+        if wants_exit(seen) {
+            break;
+        }
+    }
+    seen
+}
+
 fn wants_exit(sigs: u32) -> bool {
     sys::has(sigs, Signal::SIGTERM)
         || sys::has(sigs, Signal::SIGINT)
@@ -185,7 +202,7 @@ pub fn run(setup: HealthCheckSetup<'_>) -> ! {
                             "health check retrying on node {node} ({retries} of {})",
                             hc.max_retries
                         );
-                        let sigs = nap(&waker, Duration::from_secs(hc.retry_delay));
+                        let sigs = nap_fully(&waker, Duration::from_secs(hc.retry_delay));
                         if wants_exit(sigs) {
                             sys::exit_now(0);
                         }

@@ -83,6 +83,10 @@ impl LocalCommands for Admin<'_> {
         })
     }
 
+    fn node_detached(&self) -> bool {
+        !self.shm.backend(self.session_node).status().is_alive()
+    }
+
     fn answer(&mut self, query: &[u8], out: &mut Vec<u8>) {
         let text = command_text(query);
         let words: Vec<&str> = text.split_whitespace().collect();

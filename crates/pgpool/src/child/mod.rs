@@ -82,6 +82,31 @@ impl ChildContext<'_> {
         self.smart_shutdown || self.shm.cluster().shutting_down.load(Ordering::Acquire) != 0
     }
 
+    /// A session saw `node` fail. With health checks on for the node, its
+    /// health-check process is woken to confirm (with its retries) at once; without
+    /// them, failover is requested directly, as Pgpool-II does.
+    pub fn report_node_failure(&self, node: usize) {
+        let state = self.shm.backend(node);
+        if !state.status().is_alive() {
+            return;
+        }
+        let hc_pid = state.health_check_pid.load(Ordering::Acquire);
+        if self.cfg.health_check(node).period > 0 && hc_pid > 0 {
+            state.suspect.fetch_add(1, Ordering::Relaxed);
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(hc_pid), Signal::SIGUSR2);
+        } else if self
+            .shm
+            .request(
+                shmem::RequestKind::Detach,
+                node as i32,
+                shmem::REQUEST_FROM_CHILD,
+            )
+            .is_none()
+        {
+            log::error!("failover request queue is full");
+        }
+    }
+
     /// Decrypts the AES pool_passwd entry of `user` with the key file contents.
     pub fn decrypt_entry(&self, user: &str) -> Option<String> {
         let key = self.aes_key.as_deref()?;

@@ -101,6 +101,8 @@ pub enum RelayEnd {
     IdleTimeout,
     /// A fast or immediate shutdown was requested.
     Shutdown,
+    /// The session's backend node was detached by a failover.
+    NodeDetached,
 }
 
 /// Bytes waiting to be written from a buffer.
@@ -152,6 +154,10 @@ fn is_extended(tag: u8) -> bool {
 pub trait LocalCommands {
     fn is_local(&self, query: &[u8]) -> bool;
     fn answer(&mut self, query: &[u8], out: &mut Vec<u8>);
+    /// True when the node this session uses was detached (failover).
+    fn node_detached(&self) -> bool {
+        false
+    }
 }
 
 /// What the walk over client bytes found.
@@ -476,6 +482,9 @@ fn relay_loop(
         let pending = sys::peek_pending();
         if sys::has(pending, Signal::SIGINT) || sys::has(pending, Signal::SIGQUIT) {
             return RelayEnd::Shutdown;
+        }
+        if sys::has(pending, Signal::SIGUSR1) && local.node_detached() {
+            return RelayEnd::NodeDetached;
         }
         let readable = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
         if client_can_read && client_ev.intersects(readable) {

@@ -328,8 +328,22 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             );
             st.backend_reusable()
         }
+        RelayEnd::NodeDetached => {
+            log::info!("node {node} was detached: closing the client session that used it");
+            send_fatal(
+                stream,
+                "57P01",
+                &format!(
+                    "terminating connection because backend node {node} was detached (failover)"
+                ),
+            );
+            false
+        }
         RelayEnd::BackendFailed(e) => {
             log::warn!("backend node {node} failed during session: {e}");
+            if ctx.cfg.failover_on_backend_error {
+                ctx.report_node_failure(node);
+            }
             if !st.backend_fatal {
                 send_fatal(
                     stream,
@@ -348,6 +362,10 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             false
         }
     };
+    if st.backend_shutdown && ctx.cfg.failover_on_backend_shutdown {
+        log::warn!("backend node {node} reported an administrator shutdown (57P01)");
+        ctx.report_node_failure(node);
+    }
     release(ctx, slot, set, reusable);
     Ok(())
 }
@@ -597,6 +615,9 @@ fn connect_node(
                 b.hostname,
                 b.port
             );
+            if matches!(e, BackendError::Io(_)) && ctx.cfg.failover_on_backend_error {
+                ctx.report_node_failure(node);
+            }
             Err(AuthFailure {
                 code: "08006",
                 message: format!("failed to create a backend connection to node {node}: {e}"),
