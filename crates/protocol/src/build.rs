@@ -115,6 +115,18 @@ pub fn sasl_initial_response(buf: &mut Vec<u8>, mechanism: &str, data: &[u8]) {
     finish(buf, s);
 }
 
+/// NegotiateProtocolVersion: the newest minor version supported and the protocol
+/// options (`_pq_.*`) that were not recognised.
+pub fn negotiate_protocol_version(buf: &mut Vec<u8>, newest_minor: u32, unknown: &[&str]) {
+    let s = begin(buf, b'v');
+    buf.extend_from_slice(&newest_minor.to_be_bytes());
+    buf.extend_from_slice(&(unknown.len() as u32).to_be_bytes());
+    for o in unknown {
+        put_cstr(buf, o.as_bytes());
+    }
+    finish(buf, s);
+}
+
 pub fn terminate(buf: &mut Vec<u8>) {
     let s = begin(buf, b'X');
     finish(buf, s);

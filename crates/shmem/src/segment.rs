@@ -567,7 +567,8 @@ mod tests {
         })
         .unwrap();
         let q = shm.requests();
-        q.push(RequestKind::Detach, 1, REQUEST_FROM_HEALTH_CHECK).unwrap();
+        q.push(RequestKind::Detach, 1, REQUEST_FROM_HEALTH_CHECK)
+            .unwrap();
         q.push(RequestKind::Attach, 0, 0).unwrap();
         let all = q.take_all();
         assert_eq!(all.len(), 2);

@@ -162,7 +162,10 @@ impl Session {
     fn gucs(&self) -> impl Iterator<Item = &(String, String)> {
         self.params
             .iter()
-            .filter(|(n, _)| !matches!(n.as_str(), "user" | "database" | "options" | "replication"))
+            .filter(|(n, _)| {
+                !matches!(n.as_str(), "user" | "database" | "options" | "replication")
+                    && !n.starts_with("_pq_.")
+            })
     }
 }
 
@@ -212,6 +215,21 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
                 message: "Sorry, too many clients already".into(),
             },
         );
+    }
+    // A client asking for a newer 3.x minor version or for protocol options is told
+    // what pgpool speaks (3.0, no options), as PostgreSQL does.
+    let unknown_options: Vec<&str> = s
+        .params
+        .iter()
+        .filter(|(n, _)| n.starts_with("_pq_."))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if s.minor > 0 || !unknown_options.is_empty() {
+        let mut out = Vec::new();
+        build::negotiate_protocol_version(&mut out, 0, &unknown_options);
+        if let Err(e) = stream.write_all(&out) {
+            return Err(format!("could not send NegotiateProtocolVersion: {e}"));
+        }
     }
     let mut reader = MessageReader::default();
     let mut cred = match client_auth::authenticate(ctx, stream, &mut reader, &s.user, &s.database) {

@@ -1,0 +1,14 @@
+//! SQL classification for pgpool-rs read/write splitting. [`classify`] parses a query text
+//! with `pg_query` and tells where it may run ([`Route::Primary`], [`Route::LoadBalance`] or
+//! [`Route::All`]) under Pgpool-II's streaming-replication rules, configured by [`Rules`];
+//! [`ClassifierCache`] memoises the answer per query text so that a repeated statement costs a
+//! hash lookup. The crate knows nothing about sessions: transaction state,
+//! `disable_load_balance_on_write`, weights and replication delay are the server's business.
+
+mod cache;
+mod classify;
+mod rules;
+
+pub use cache::ClassifierCache;
+pub use classify::{classify, Classification, Route, StatementKind, TransactionKind};
+pub use rules::{RuleError, Rules, ALWAYS_WRITE_FUNCTIONS, BUILTIN_READ_ONLY_FUNCTIONS};
