@@ -1,0 +1,5 @@
+//! `pcp_pool_status`: see `pcp::cli`.
+
+fn main() {
+    std::process::exit(pcp::cli::run(pcp::cli::Tool::PoolStatus));
+}

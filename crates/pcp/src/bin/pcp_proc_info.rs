@@ -1,0 +1,5 @@
+//! `pcp_proc_info`: see `pcp::cli`.
+
+fn main() {
+    std::process::exit(pcp::cli::run(pcp::cli::Tool::ProcInfo));
+}
