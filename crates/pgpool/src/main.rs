@@ -11,6 +11,7 @@ mod logging;
 mod net;
 mod pcp;
 mod primary;
+mod report;
 mod status_file;
 mod supervisor;
 mod sys;

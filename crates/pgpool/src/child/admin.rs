@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use config::{ClusteringMode, Config};
 use protocol::build;
-use shmem::{BackendRole, BackendStatus, ChildState, Shmem};
+use shmem::{BackendRole, BackendStatus, Shmem};
 
 use crate::child::relay::LocalCommands;
 use crate::logging::format_time;
@@ -227,60 +227,8 @@ impl Admin<'_> {
         );
     }
 
-    fn child_start_time(&self, i: usize) -> String {
-        let c = self.shm.child(i);
-        let start = c.start_time.load(Ordering::Relaxed);
-        let life = self.cfg().child_life_time;
-        let mut s = time_or_empty(start);
-        if life > 0 && c.state() == ChildState::WaitForConnection && start > 0 {
-            let left = life as i64;
-            s.push_str(&format!(
-                " ({}:{:02} before process restarting)",
-                left / 60,
-                left % 60
-            ));
-        }
-        s
-    }
-
-    fn child_status(&self, i: usize) -> &'static str {
-        match self.shm.child(i).state() {
-            ChildState::WaitForConnection => "Wait for connection",
-            ChildState::Active => "Execute command",
-            ChildState::Unused => "",
-        }
-    }
-
     fn pool_processes(&self, out: &mut Vec<u8>) {
-        let layout = self.shm.layout();
-        let mut rows = Vec::new();
-        for i in 0..layout.num_children {
-            let c = self.shm.child(i);
-            let current = c.current_pool.load(Ordering::Acquire);
-            let (db, user, conn_time, counter) = if current >= 0 {
-                let p = self.shm.pool(i, current as usize);
-                (
-                    p.database.get(),
-                    p.user.get(),
-                    time_or_empty(p.create_time.load(Ordering::Relaxed)),
-                    p.pool_counter.load(Ordering::Relaxed).to_string(),
-                )
-            } else {
-                Default::default()
-            };
-            rows.push(vec![
-                c.pid.load(Ordering::Relaxed).to_string(),
-                self.child_start_time(i),
-                c.client_connection_count
-                    .load(Ordering::Relaxed)
-                    .to_string(),
-                db,
-                user,
-                conn_time,
-                counter,
-                self.child_status(i).to_string(),
-            ]);
-        }
+        let rows = crate::report::processes(self.cfg(), self.shm);
         table(
             out,
             &[
@@ -298,80 +246,7 @@ impl Admin<'_> {
     }
 
     fn pool_pools(&self, out: &mut Vec<u8>) {
-        let layout = self.shm.layout();
-        let mut rows = Vec::new();
-        for i in 0..layout.num_children {
-            let c = self.shm.child(i);
-            let current = c.current_pool.load(Ordering::Acquire);
-            for slot in 0..layout.max_pool {
-                let p = self.shm.pool(i, slot);
-                let major = p.major.load(Ordering::Relaxed);
-                for node in 0..layout.num_backends {
-                    let conn = self.shm.conn(i, slot, node);
-                    let used = major != 0;
-                    let active = current == slot as i32;
-                    let idle = if used && !active {
-                        let d = p.client_disconnect_time.load(Ordering::Relaxed);
-                        if d > 0 {
-                            (shmem::now_secs() - d).max(0)
-                        } else {
-                            0
-                        }
-                    } else {
-                        0
-                    };
-                    let (host, port) = if active {
-                        (c.client_host.get(), c.client_port.get())
-                    } else {
-                        (String::new(), String::new())
-                    };
-                    rows.push(vec![
-                        c.pid.load(Ordering::Relaxed).to_string(),
-                        self.child_start_time(i),
-                        c.client_connection_count
-                            .load(Ordering::Relaxed)
-                            .to_string(),
-                        slot.to_string(),
-                        node.to_string(),
-                        if used {
-                            p.database.get()
-                        } else {
-                            String::new()
-                        },
-                        if used { p.user.get() } else { String::new() },
-                        if used {
-                            time_or_empty(p.create_time.load(Ordering::Relaxed))
-                        } else {
-                            String::new()
-                        },
-                        if used {
-                            time_or_empty(p.client_connect_time.load(Ordering::Relaxed))
-                        } else {
-                            String::new()
-                        },
-                        if used {
-                            time_or_empty(p.client_disconnect_time.load(Ordering::Relaxed))
-                        } else {
-                            String::new()
-                        },
-                        idle.to_string(),
-                        major.to_string(),
-                        p.minor.load(Ordering::Relaxed).to_string(),
-                        if used {
-                            p.pool_counter.load(Ordering::Relaxed).to_string()
-                        } else {
-                            "0".into()
-                        },
-                        conn.pid.load(Ordering::Relaxed).to_string(),
-                        u8::from(active && conn.connected.load(Ordering::Relaxed) != 0).to_string(),
-                        self.child_status(i).to_string(),
-                        u8::from(active && node == self.session_node).to_string(),
-                        host,
-                        port,
-                    ]);
-                }
-            }
-        }
+        let rows = crate::report::pools(self.cfg(), self.shm, Some(self.session_node));
         table(
             out,
             &[

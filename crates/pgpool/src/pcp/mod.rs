@@ -1,13 +1,24 @@
-//! The PCP process: Pgpool-II's administrative protocol on pcp_port and the Unix
-//! socket `.s.PGSQL.<pcp_port>`. (Being implemented; until then the process only
-//! waits for shutdown so the supervisor has nothing to respawn.)
+//! The PCP process: listens on `pcp_listen_addresses:pcp_port` and the Unix socket
+//! `<pcp_socket_dir>/.s.PGSQL.<pcp_port>` (bound here, removed at exit), forks one
+//! worker per connection ([`worker`]) and reaps them. SIGHUP re-reads pgpool.conf;
+//! SIGTERM/SIGINT/SIGQUIT end the process (workers get the same signal).
 
+mod handlers;
+mod worker;
+
+use std::collections::HashSet;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use config::Config;
-use nix::sys::signal::Signal;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
 use shmem::Shmem;
 
+use crate::net::{Listeners, Stream};
 use crate::sys::{self, Waker};
 
 pub struct PcpSetup<'a> {
@@ -16,29 +27,126 @@ pub struct PcpSetup<'a> {
     pub shm: &'a Shmem,
 }
 
+const STOP_SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT];
+
 pub fn run(setup: PcpSetup<'_>) -> ! {
     crate::logging::set_process_kind(crate::logging::ProcessKind::Pcp);
-    let _ = (&setup.cfg, &setup.pcp_conf, setup.shm);
     let waker = Waker::new().unwrap_or_else(|_| sys::exit_now(1));
     sys::catch(&[
         Signal::SIGTERM,
         Signal::SIGINT,
         Signal::SIGQUIT,
         Signal::SIGHUP,
+        Signal::SIGCHLD,
     ]);
+    let mut cfg = setup.cfg;
+    let listeners = match Listeners::bind(
+        &cfg.pcp_listen_addresses,
+        cfg.pcp_port,
+        &cfg.pcp_socket_dir,
+        (cfg.listen_backlog_multiplier as i32).saturating_mul(16),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("PCP: could not listen on port {}: {e}", cfg.pcp_port);
+            // Do not let the supervisor respawn us in a tight loop.
+            std::thread::sleep(Duration::from_secs(5));
+            sys::exit_now(1);
+        }
+    };
+    log::debug!("PCP process listening on port {}", cfg.pcp_port);
+    let mut workers: HashSet<i32> = HashSet::new();
     loop {
-        let mut fds = [nix::poll::PollFd::new(
-            waker.fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE);
+        let ready: Vec<usize> = {
+            let mut fds = vec![PollFd::new(waker.fd(), PollFlags::POLLIN)];
+            for l in &listeners.tcp {
+                fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            }
+            for (l, _) in &listeners.unix {
+                fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            }
+            let _ = poll(&mut fds, PollTimeout::NONE);
+            fds.iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
+                .map(|(i, _)| i - 1)
+                .collect()
+        };
         waker.drain();
         let sigs = sys::take_pending();
-        if sys::has(sigs, Signal::SIGTERM)
-            || sys::has(sigs, Signal::SIGINT)
-            || sys::has(sigs, Signal::SIGQUIT)
-        {
+        if let Some(&sig) = STOP_SIGNALS.iter().find(|&&s| sys::has(sigs, s)) {
+            for &pid in &workers {
+                let _ = kill(Pid::from_raw(pid), sig);
+            }
+            listeners.remove_socket_files();
             sys::exit_now(0);
+        }
+        if sys::has(sigs, Signal::SIGHUP) {
+            match Config::load(&cfg.config_file) {
+                Ok(c) => cfg = c,
+                Err(e) => log::warn!("PCP: reloading {} failed: {e}", cfg.config_file.display()),
+            }
+        }
+        if sys::has(sigs, Signal::SIGCHLD) {
+            reap(&mut workers);
+        }
+        for i in ready {
+            let stream = if i < listeners.tcp.len() {
+                listeners.tcp[i].accept().map(|(s, _)| Stream::Tcp(s))
+            } else {
+                listeners.unix[i - listeners.tcp.len()]
+                    .0
+                    .accept()
+                    .map(|(s, _)| Stream::Unix(s))
+            };
+            let stream = match stream {
+                Ok(s) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => {
+                    log::warn!("PCP: accept failed: {e}");
+                    continue;
+                }
+            };
+            match sys::fork() {
+                Ok(Some(pid)) => {
+                    workers.insert(pid.as_raw());
+                    drop(stream);
+                }
+                Ok(None) => {
+                    // The worker keeps only its connection; it never returns to this
+                    // loop, so the listener objects are not used again.
+                    for l in &listeners.tcp {
+                        let _ = nix::unistd::close(l.as_raw_fd());
+                    }
+                    for (l, _) in &listeners.unix {
+                        let _ = nix::unistd::close(l.as_raw_fd());
+                    }
+                    sys::reset(&[
+                        Signal::SIGTERM,
+                        Signal::SIGINT,
+                        Signal::SIGQUIT,
+                        Signal::SIGCHLD,
+                    ]);
+                    sys::ignore(&[Signal::SIGHUP]);
+                    let code = worker::serve(stream, &cfg, &setup.pcp_conf, setup.shm);
+                    sys::exit_now(code);
+                }
+                Err(e) => log::error!("PCP: fork of worker failed: {e}"),
+            }
+        }
+    }
+}
+
+fn reap(workers: &mut HashSet<i32>) {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => break,
+            Ok(st) => {
+                if let Some(pid) = st.pid() {
+                    workers.remove(&pid.as_raw());
+                }
+            }
         }
     }
 }
