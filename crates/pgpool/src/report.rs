@@ -46,7 +46,7 @@ pub struct Node {
     pub hostname: String,
     pub port: u16,
     pub status: BackendStatus,
-    /// "up" / "down": whether the node is usable.
+    /// "up" / "down" from the health check, "unknown" when it is disabled.
     pub pg_status: &'static str,
     /// Load-balance weight normalized to a fraction of the total.
     pub weight: f64,
@@ -77,7 +77,15 @@ pub fn nodes(cfg: &Config, shm: &Shmem) -> Vec<Node> {
         .map(|(i, b)| {
             let st = shm.backend(i);
             let status = st.status();
-            let pg_status = if status.is_alive() { "up" } else { "down" };
+            // Pgpool-II pings the node only when its health check is enabled, and
+            // asks it for its role only when sr_check is.
+            let pg_status = if cfg.health_check(i).period == 0 {
+                "unknown"
+            } else if st.pg_up.load(Ordering::Acquire) == 1 || status.is_alive() {
+                "up"
+            } else {
+                "down"
+            };
             let role = match (stream, i as i32 == primary, i as i32 == main) {
                 (true, true, _) => Role::Primary,
                 (true, false, _) => Role::Standby,
@@ -86,7 +94,7 @@ pub fn nodes(cfg: &Config, shm: &Shmem) -> Vec<Node> {
             };
             let pg_role = if !stream {
                 role.name()
-            } else if pg_status != "up" {
+            } else if pg_status != "up" || cfg.sr_check_period == 0 {
                 "unknown"
             } else {
                 match BackendRole::from_u8(st.pg_role.load(Ordering::Acquire)) {
