@@ -8,6 +8,7 @@ mod cancel;
 mod client_auth;
 mod pool;
 mod relay;
+mod routed;
 mod scanner;
 mod session;
 
@@ -39,7 +40,37 @@ pub struct ChildContext<'a> {
     pub pool: ConnectionPool,
     pub bufs: RelayBuffers,
     pub waker: Waker,
+    /// Routing decisions by query text (load balancing).
+    pub classifier: sql::ClassifierCache,
+    pub rules: sql::Rules,
     smart_shutdown: bool,
+}
+
+/// Builds the classification rules from the configuration; a bad pattern is logged
+/// and its list ignored.
+pub fn rules_from(cfg: &Config) -> sql::Rules {
+    let mut r = sql::Rules::default()
+        .with_allow_sql_comments(cfg.allow_sql_comments)
+        .with_ignore_leading_white_space(cfg.ignore_leading_white_space);
+    match r.clone().with_write_function_list(&cfg.write_function_list) {
+        Ok(x) => r = x,
+        Err(e) => log::error!("write_function_list: {e}"),
+    }
+    match r
+        .clone()
+        .with_read_only_function_list(&cfg.read_only_function_list)
+    {
+        Ok(x) => r = x,
+        Err(e) => log::error!("read_only_function_list: {e}"),
+    }
+    match r
+        .clone()
+        .with_primary_routing_query_pattern_list(&cfg.primary_routing_query_pattern_list)
+    {
+        Ok(x) => r = x,
+        Err(e) => log::error!("primary_routing_query_pattern_list: {e}"),
+    }
+    r
 }
 
 impl ChildContext<'_> {
@@ -65,6 +96,41 @@ impl ChildContext<'_> {
         (0..n).find(|&i| alive(i))
     }
 
+    /// The load-balance node of a new session: a live node chosen at random in
+    /// proportion to backend_weight (the primary included, as in Pgpool-II). None when
+    /// load balancing does not apply.
+    pub fn load_balance_node(&self) -> Option<usize> {
+        if !self.cfg.load_balance_mode
+            || !matches!(
+                self.cfg.backend_clustering_mode,
+                ClusteringMode::StreamingReplication | ClusteringMode::LogicalReplication
+            )
+        {
+            return None;
+        }
+        let candidates: Vec<(usize, f64)> = self
+            .cfg
+            .backends
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| b.weight > 0.0 && self.shm.backend(*i).status().is_alive())
+            .map(|(i, b)| (i, b.weight))
+            .collect();
+        let total: f64 = candidates.iter().map(|(_, w)| w).sum();
+        if candidates.is_empty() || total <= 0.0 {
+            return None;
+        }
+        let r = protocol::auth::random_u32() as f64 / (u32::MAX as f64 + 1.0) * total;
+        let mut acc = 0.0;
+        for (i, w) in &candidates {
+            acc += w;
+            if r < acc {
+                return Some(*i);
+            }
+        }
+        candidates.last().map(|(i, _)| *i)
+    }
+
     /// reserved_connections: refuse when too few children are left free.
     pub fn too_many_clients(&self) -> bool {
         let reserved = self.cfg.reserved_connections as usize;
@@ -83,8 +149,9 @@ impl ChildContext<'_> {
     }
 
     /// A session saw `node` fail. With health checks on for the node, its
-    /// health-check process is woken to confirm (with its retries) at once; without
-    /// them, failover is requested directly, as Pgpool-II does.
+    /// health-check process is woken to confirm (with its retries) at once. Without
+    /// them the child checks once itself (a fresh log-in) and requests failover only
+    /// if that fails too: one broken socket is not a dead server.
     pub fn report_node_failure(&self, node: usize) {
         let state = self.shm.backend(node);
         if !state.status().is_alive() {
@@ -94,16 +161,25 @@ impl ChildContext<'_> {
         if self.cfg.health_check(node).period > 0 && hc_pid > 0 {
             state.suspect.fetch_add(1, Ordering::Relaxed);
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(hc_pid), Signal::SIGUSR2);
-        } else if self
-            .shm
-            .request(
-                shmem::RequestKind::Detach,
-                node as i32,
-                shmem::REQUEST_FROM_CHILD,
-            )
-            .is_none()
-        {
-            log::error!("failover request queue is full");
+        } else {
+            let user = self.cfg.health_check(node).user;
+            let secret = client_auth::backend_secret_from_passwd(self, &user);
+            if crate::health_check::check_once(&self.cfg, node, secret.as_ref()).is_ok() {
+                log::info!("node {node} still accepts connections: no failover");
+                return;
+            }
+            log::warn!("node {node} does not accept connections: requesting failover");
+            if self
+                .shm
+                .request(
+                    shmem::RequestKind::Detach,
+                    node as i32,
+                    shmem::REQUEST_FROM_CHILD,
+                )
+                .is_none()
+            {
+                log::error!("failover request queue is full");
+            }
         }
     }
 
@@ -161,8 +237,11 @@ pub fn run(setup: ChildSetup<'_>) -> ! {
         aes_key: setup.aes_key,
         bufs: RelayBuffers::new(),
         waker,
+        classifier: sql::ClassifierCache::new(4096),
+        rules: sql::Rules::default(),
         smart_shutdown: false,
     };
+    ctx.rules = rules_from(&ctx.cfg);
     let slot = ctx.shm.child(ctx.index);
     slot.start_time.store(shmem::now_secs(), Ordering::Relaxed);
     slot.client_connection_count.store(0, Ordering::Relaxed);
@@ -305,6 +384,7 @@ fn reload(ctx: &mut ChildContext<'_>) {
             let backends = std::mem::take(&mut ctx.cfg.backends);
             ctx.cfg = newer;
             ctx.cfg.backends = backends;
+            ctx.rules = rules_from(&ctx.cfg);
         }
         Err(e) => log::warn!("reload failed, keeping old configuration: {e}"),
     }

@@ -56,6 +56,10 @@ pub struct SessionState {
     pub backend_fatal: bool,
     /// The backend reported admin shutdown (SQLSTATE 57P01).
     pub backend_shutdown: bool,
+    /// Set by the load-balancing relay: whether its backends may be reused.
+    pub routed_reusable: Option<bool>,
+    /// Node whose failure ended the session (load-balancing relay).
+    pub failed_node: Option<usize>,
     /// Body bytes of a client message still to be forwarded (a message larger than
     /// the buffer streams through in pieces).
     client_remaining: usize,
@@ -71,6 +75,8 @@ impl Default for SessionState {
             backend_fatal: false,
             backend_shutdown: false,
             client_remaining: 0,
+            routed_reusable: None,
+            failed_node: None,
             backend: Scanner::default(),
         }
     }

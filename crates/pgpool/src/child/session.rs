@@ -17,6 +17,7 @@ use crate::child::admin::Admin;
 use crate::child::client_auth::{self, AuthFailure, ClientCredential};
 use crate::child::pool::{PoolKey, PooledSet};
 use crate::child::relay::{self, RelayEnd, SessionState};
+use crate::child::routed::{self, Routed, RoutedConfig, RoutedState, Router};
 use crate::child::ChildContext;
 use crate::net::Stream;
 
@@ -160,12 +161,10 @@ impl Session {
 
     /// Run-time parameters the client asked for, applied with SET on the backend.
     fn gucs(&self) -> impl Iterator<Item = &(String, String)> {
-        self.params
-            .iter()
-            .filter(|(n, _)| {
-                !matches!(n.as_str(), "user" | "database" | "options" | "replication")
-                    && !n.starts_with("_pq_.")
-            })
+        self.params.iter().filter(|(n, _)| {
+            !matches!(n.as_str(), "user" | "database" | "options" | "replication")
+                && !n.starts_with("_pq_.")
+        })
     }
 }
 
@@ -287,7 +286,44 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
     child.current_pool.store(slot as i32, Ordering::Release);
     child.cancel_key.store(our_key, Ordering::Release);
 
-    let Some(conn) = set.conns.get_mut(node).and_then(Option::as_mut) else {
+    // Load balancing: a second backend when the chosen node is not the primary.
+    let lb = ctx.load_balance_node().filter(|&n| n != node);
+    let lb = match lb {
+        Some(n) if set.conns.get(n).is_some_and(Option::is_none) => {
+            match connect_node(ctx, stream, &mut reader, s, n, &mut cred) {
+                Ok(mut c) => {
+                    let mut r = MessageReader::default();
+                    match apply_gucs(&mut c, &mut r, s) {
+                        Ok(()) => {
+                            set.conns[n] = Some(c);
+                            ctx.pool.publish(slot, &set, ctx.shm);
+                            Some(n)
+                        }
+                        Err(e) => {
+                            log::warn!("load-balance node {n} unusable for this session: {e}");
+                            None
+                        }
+                    }
+                }
+                Err(f) => {
+                    log::warn!(
+                        "load-balance node {n} unusable for this session: {}",
+                        f.message
+                    );
+                    None
+                }
+            }
+        }
+        Some(n) => {
+            let ok = match set.conns[n].as_mut() {
+                Some(c) => apply_gucs(c, &mut reader, s).is_ok(),
+                None => false,
+            };
+            ok.then_some(n)
+        }
+        None => None,
+    };
+    let Some(conn) = set.conns.get(node).and_then(Option::as_ref) else {
         return Err("internal error: pooled set lost its connection".into());
     };
     // The start-up reply: authentication done, parameters, our key, ready.
@@ -302,29 +338,70 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         release(ctx, slot, set, false);
         return Err(format!("could not send start-up reply: {e}"));
     }
-    let mut st = SessionState::default();
     let initial = reader.pending().to_vec();
     let mut admin = Admin {
         cfg: &ctx.cfg,
         session_cfg: None,
         shm: ctx.shm,
-        session_node: node,
+        session_node: lb.unwrap_or(node),
     };
-    let end = relay::relay(
-        stream,
-        conn,
-        &mut ctx.bufs,
-        &initial,
-        &mut st,
-        &ctx.waker,
-        ctx.cfg.client_idle_limit,
-        &mut admin,
-    );
+    let mut st = SessionState::default();
+    let end = if let Some(lbn) = lb {
+        let mut router = Router::default();
+        let mut rstate = RoutedState::default();
+        let mut routed = Routed {
+            cfg: RoutedConfig {
+                rules: &ctx.rules,
+                disable_load_balance_on_write: &ctx.cfg.disable_load_balance_on_write,
+                log_per_node_statement: ctx.cfg.log_per_node_statement,
+                client_idle_limit: ctx.cfg.client_idle_limit,
+                node_ids: [node, lbn],
+            },
+            cache: &mut ctx.classifier,
+            router: &mut router,
+            shm: ctx.shm,
+        };
+        let (a, b) = two_mut(&mut set.conns, node, lbn);
+        let end = match (a.and_then(Option::as_mut), b.and_then(Option::as_mut)) {
+            (Some(p), Some(q)) => routed::relay(
+                stream,
+                [p, q],
+                &initial,
+                &ctx.waker,
+                &mut admin,
+                &mut routed,
+                &mut rstate,
+            ),
+            _ => return Err("internal error: load-balance connections missing".into()),
+        };
+        st.backend_fatal = rstate.backend_fatal;
+        st.backend_shutdown = rstate.backend_shutdown;
+        st.routed_reusable = Some(rstate.reusable);
+        if let Some(f) = rstate.failed_node {
+            st.failed_node = Some(f);
+        }
+        end
+    } else {
+        let Some(conn) = set.conns.get_mut(node).and_then(Option::as_mut) else {
+            return Err("internal error: pooled set lost its connection".into());
+        };
+        relay::relay(
+            stream,
+            conn,
+            &mut ctx.bufs,
+            &initial,
+            &mut st,
+            &ctx.waker,
+            ctx.cfg.client_idle_limit,
+            &mut admin,
+        )
+    };
     info.client_disconnect_time
         .store(shmem::now_secs(), Ordering::Relaxed);
     info.in_use.store(0, Ordering::Relaxed);
+    let failed = st.failed_node.unwrap_or(node);
     let reusable = match &end {
-        RelayEnd::ClientClosed => st.backend_reusable(),
+        RelayEnd::ClientClosed => st.routed_reusable.unwrap_or_else(|| st.backend_reusable()),
         RelayEnd::ClientError(e) => {
             log::debug!("client connection failed: {e}");
             st.backend_reusable()
@@ -358,15 +435,17 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             false
         }
         RelayEnd::BackendFailed(e) => {
-            log::warn!("backend node {node} failed during session: {e}");
-            if ctx.cfg.failover_on_backend_error {
-                ctx.report_node_failure(node);
+            log::warn!("backend node {failed} failed during session: {e}");
+            // A backend that said FATAL first (e.g. pg_terminate_backend) ended this
+            // session only; the node itself is fine.
+            if ctx.cfg.failover_on_backend_error && !st.backend_fatal {
+                ctx.report_node_failure(failed);
             }
             if !st.backend_fatal {
                 send_fatal(
                     stream,
                     "08006",
-                    &format!("unable to forward data to backend node {node}: {e}"),
+                    &format!("unable to forward data to backend node {failed}: {e}"),
                 );
             }
             false
@@ -381,8 +460,8 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         }
     };
     if st.backend_shutdown && ctx.cfg.failover_on_backend_shutdown {
-        log::warn!("backend node {node} reported an administrator shutdown (57P01)");
-        ctx.report_node_failure(node);
+        log::warn!("backend node {failed} reported an administrator shutdown (57P01)");
+        ctx.report_node_failure(failed);
     }
     release(ctx, slot, set, reusable);
     Ok(())
@@ -641,5 +720,19 @@ fn connect_node(
                 message: format!("failed to create a backend connection to node {node}: {e}"),
             })
         }
+    }
+}
+
+/// Two distinct elements of a slice, mutably.
+fn two_mut<T>(v: &mut [T], a: usize, b: usize) -> (Option<&mut T>, Option<&mut T>) {
+    if a == b || a >= v.len() || b >= v.len() {
+        return (None, None);
+    }
+    if a < b {
+        let (x, y) = v.split_at_mut(b);
+        (Some(&mut x[a]), Some(&mut y[0]))
+    } else {
+        let (x, y) = v.split_at_mut(a);
+        (Some(&mut y[0]), Some(&mut x[b]))
     }
 }

@@ -1,0 +1,1147 @@
+//! The load-balancing relay: a session bound to the primary and one load-balance
+//! node. Client messages are grouped into batches (a simple Query, or extended-protocol
+//! messages up to Sync/Flush), each batch is routed as a whole, from the classification
+//! of its statements, to the primary, the load-balance node or both, and the answers
+//! are passed back in the order the client sent the batches. A named statement used on
+//! a node where it was not parsed is parsed there first (and the ParseComplete hidden),
+//! so prepared statements follow their executions wherever these go. Statements sent to
+//! both nodes are answered to the client from the primary; the other node's answers are
+//! read and dropped.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use protocol::message::parse_error_fields;
+use protocol::{build, scan_header};
+use sql::{ClassifierCache, Route, Rules, StatementKind};
+
+use crate::backend::BackendConn;
+use crate::child::relay::{LocalCommands, RelayEnd};
+use crate::net::Stream;
+use crate::sys::{self, Waker};
+
+/// Index of the primary and the load-balance node in the session's pair.
+pub const PRIMARY: usize = 0;
+pub const STANDBY: usize = 1;
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Where a batch goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Primary,
+    Standby,
+    Both,
+}
+
+impl Target {
+    fn includes(self, k: usize) -> bool {
+        match self {
+            Target::Primary => k == PRIMARY,
+            Target::Standby => k == STANDBY,
+            Target::Both => true,
+        }
+    }
+
+    /// The node whose answers the client sees.
+    fn answering(self) -> usize {
+        if self == Target::Standby {
+            STANDBY
+        } else {
+            PRIMARY
+        }
+    }
+}
+
+/// What a node owes for one batch it was sent.
+#[derive(Debug)]
+struct Expect {
+    /// Answers go to the client (else they are read and dropped).
+    forward: bool,
+    /// Leading ParseComplete/CloseComplete answers to hide (injected messages).
+    hide: u32,
+    /// The batch ends with a ReadyForQuery (Query, Sync, FunctionCall); a Flush-ended
+    /// batch does not, and stays at the head until a later Sync's ReadyForQuery.
+    synced: bool,
+}
+
+/// Per-backend side of the relay.
+struct NodeIo {
+    out: Vec<u8>,
+    out_from: usize,
+    inbuf: Vec<u8>,
+    in_from: usize,
+    in_to: usize,
+    /// Body bytes of the message being passed (or dropped) still to come.
+    remaining: usize,
+    remaining_forward: bool,
+    queue: VecDeque<Expect>,
+    tx: u8,
+}
+
+impl NodeIo {
+    fn new() -> Self {
+        NodeIo {
+            out: Vec::with_capacity(8192),
+            out_from: 0,
+            inbuf: vec![0; READ_CHUNK],
+            in_from: 0,
+            in_to: 0,
+            remaining: 0,
+            remaining_forward: false,
+            queue: VecDeque::new(),
+            tx: b'I',
+        }
+    }
+
+    fn has_output(&self) -> bool {
+        self.out_from < self.out.len()
+    }
+}
+
+/// A statement prepared by the client (named or the unnamed one).
+struct Statement {
+    /// The Parse message as the client sent it, to replay on another node.
+    parse: Vec<u8>,
+    route: Route,
+    is_write: bool,
+    kind: StatementKind,
+    on: [bool; 2],
+}
+
+/// Settings of the load-balancing session.
+pub struct RoutedConfig<'a> {
+    pub rules: &'a Rules,
+    pub disable_load_balance_on_write: &'a str,
+    pub log_per_node_statement: bool,
+    pub client_idle_limit: u64,
+    pub node_ids: [usize; 2],
+}
+
+/// Per-session routing state.
+pub struct Router {
+    statements: HashMap<Vec<u8>, Statement>,
+    /// Portal name → node pair index it lives on (both: PRIMARY).
+    portals: HashMap<Vec<u8>, Target>,
+    /// A write was sent in the current transaction.
+    write_in_tx: bool,
+    /// A write was sent in some explicit transaction of this session.
+    wrote_in_any_tx: bool,
+    /// A write was sent at all in this session.
+    wrote: bool,
+    /// The transaction asked for SERIALIZABLE: everything stays on the primary.
+    serializable_tx: bool,
+    /// An extended batch that was flushed but not yet synced keeps its target.
+    open: Option<Target>,
+    /// Node of the last batch (COPY data follows it).
+    last: Target,
+    pub client_remaining: usize,
+    remaining_target: Target,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Router {
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            write_in_tx: false,
+            wrote_in_any_tx: false,
+            wrote: false,
+            serializable_tx: false,
+            open: None,
+            last: Target::Primary,
+            client_remaining: 0,
+            remaining_target: Target::Primary,
+        }
+    }
+}
+
+fn cstr(buf: &[u8]) -> (&[u8], &[u8]) {
+    match buf.iter().position(|&b| b == 0) {
+        Some(p) => (&buf[..p], &buf[p + 1..]),
+        None => (buf, &[]),
+    }
+}
+
+/// The outcome of scanning the client's bytes for one batch.
+enum Scan {
+    /// Not enough bytes for a complete batch yet.
+    Incomplete,
+    /// A batch `range` (client buffer offsets) ends at a boundary.
+    Batch { end: usize, kind: BatchEnd },
+    /// A local command (its Query body) at `start..end`.
+    Local { start: usize, end: usize },
+    /// Terminate at `start`.
+    Terminate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchEnd {
+    /// Query, Sync or FunctionCall: one ReadyForQuery follows.
+    Synced,
+    /// Flush: answers without ReadyForQuery.
+    Flushed,
+    /// COPY data (or other messages) that follow the last batch.
+    Copy,
+    /// The buffer filled without a boundary: forward what is there.
+    Overflow,
+}
+
+pub struct Routed<'s> {
+    pub cfg: RoutedConfig<'s>,
+    pub cache: &'s mut ClassifierCache,
+    pub router: &'s mut Router,
+    pub shm: &'s shmem::Shmem,
+}
+
+impl Routed<'_> {
+    fn lb_allowed(&self, io: &[NodeIo; 2]) -> bool {
+        let r = &*self.router;
+        if r.serializable_tx {
+            return false;
+        }
+        let in_tx = io[PRIMARY].tx != b'I';
+        let wrote_block = match self.cfg.disable_load_balance_on_write {
+            "off" => false,
+            "always" => r.wrote,
+            "trans_transaction" => r.write_in_tx || r.wrote_in_any_tx,
+            _ => r.write_in_tx,
+        };
+        if wrote_block {
+            return false;
+        }
+        // Inside a transaction the standby must be in it too (BEGIN went to both).
+        !in_tx || io[STANDBY].tx == io[PRIMARY].tx
+    }
+
+    fn note_write(&mut self, is_write: bool, in_tx: bool) {
+        if is_write {
+            self.router.wrote = true;
+            if in_tx {
+                self.router.write_in_tx = true;
+                self.router.wrote_in_any_tx = true;
+            }
+        }
+    }
+
+    /// Decides the target of the batch `buf` (complete messages) and records the
+    /// statements and portals it creates.
+    fn route_batch(&mut self, buf: &[u8], io: &[NodeIo; 2]) -> (Target, Counts) {
+        let mut counts = Counts::default();
+        if let Some(t) = self.router.open {
+            return (t, counts);
+        }
+        let in_tx = io[PRIMARY].tx != b'I';
+        let mut need_primary = false;
+        let mut need_both = false;
+        let mut need_standby = false;
+        let mut i = 0;
+        while i + 5 <= buf.len() {
+            let Ok(Some(h)) = scan_header(&buf[i..]) else {
+                break;
+            };
+            let body = &buf[i + 5..(i + h.total_len()).min(buf.len())];
+            match h.tag {
+                b'Q' => {
+                    let text = std::str::from_utf8(cstr(body).0).unwrap_or("");
+                    let c = self.cache.classify(text, self.cfg.rules);
+                    let (route, is_write, kind, ser) =
+                        (c.route, c.is_write, c.kind, c.serializable);
+                    if c.starts_transaction && ser {
+                        self.router.serializable_tx = true;
+                    }
+                    match route {
+                        Route::Primary => need_primary = true,
+                        Route::All => need_both = true,
+                        Route::LoadBalance => {}
+                    }
+                    self.note_write(is_write, in_tx);
+                    counts.add(kind);
+                }
+                b'P' => {
+                    let (name, rest) = cstr(body);
+                    let (query, _) = cstr(rest);
+                    let text = std::str::from_utf8(query).unwrap_or("");
+                    let c = self.cache.classify(text, self.cfg.rules);
+                    let st = Statement {
+                        parse: buf[i..i + h.total_len()].to_vec(),
+                        route: c.route,
+                        is_write: c.is_write,
+                        kind: c.kind,
+                        on: [false, false],
+                    };
+                    match st.route {
+                        Route::Primary => need_primary = true,
+                        Route::All => need_both = true,
+                        Route::LoadBalance => {}
+                    }
+                    self.router.statements.insert(name.to_vec(), st);
+                }
+                b'B' => {
+                    let (_portal, rest) = cstr(body);
+                    let (stmt, _) = cstr(rest);
+                    if let Some(st) = self.router.statements.get(stmt) {
+                        match st.route {
+                            Route::Primary => need_primary = true,
+                            Route::All => need_both = true,
+                            Route::LoadBalance => {}
+                        }
+                        let (w, k) = (st.is_write, st.kind);
+                        self.note_write(w, in_tx);
+                        counts.add(k);
+                    } else {
+                        need_primary = true;
+                    }
+                }
+                b'E' | b'D' | b'C' => {
+                    let (kind, name) = if h.tag == b'E' {
+                        (b'P', cstr(body).0)
+                    } else {
+                        (
+                            body.first().copied().unwrap_or(b'S'),
+                            cstr(body.get(1..).unwrap_or(&[])).0,
+                        )
+                    };
+                    if kind == b'P' {
+                        match self.router.portals.get(name) {
+                            Some(Target::Standby) => need_standby = true,
+                            Some(_) => need_primary = true,
+                            None => {}
+                        }
+                    }
+                }
+                b'F' => need_primary = true,
+                _ => {}
+            }
+            i += h.total_len();
+        }
+        let target = if need_primary || (need_standby && need_both) {
+            Target::Primary
+        } else if need_both {
+            Target::Both
+        } else if need_standby || self.lb_allowed(io) {
+            Target::Standby
+        } else {
+            Target::Primary
+        };
+        // Portals created by this batch live where it runs.
+        let mut i = 0;
+        while i + 5 <= buf.len() {
+            let Ok(Some(h)) = scan_header(&buf[i..]) else {
+                break;
+            };
+            if h.tag == b'B' {
+                let body = &buf[i + 5..(i + h.total_len()).min(buf.len())];
+                let (portal, _) = cstr(body);
+                self.router.portals.insert(portal.to_vec(), target);
+            }
+            i += h.total_len();
+        }
+        (target, counts)
+    }
+}
+
+/// Statements of a batch by kind, for SHOW POOL_NODES / POOL_BACKEND_STATS.
+#[derive(Default)]
+struct Counts {
+    select: u64,
+    insert: u64,
+    update: u64,
+    delete: u64,
+    ddl: u64,
+    other: u64,
+}
+
+impl Counts {
+    fn add(&mut self, kind: StatementKind) {
+        match kind {
+            StatementKind::Select => self.select += 1,
+            StatementKind::Insert => self.insert += 1,
+            StatementKind::Update => self.update += 1,
+            StatementKind::Delete => self.delete += 1,
+            StatementKind::Ddl => self.ddl += 1,
+            _ => self.other += 1,
+        }
+    }
+
+    fn record(&self, state: &shmem::BackendState) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.select > 0 {
+            state.select_cnt.fetch_add(self.select, Relaxed);
+        }
+        let s = &state.stats;
+        for (n, c) in [
+            (self.insert, &s.insert_cnt),
+            (self.update, &s.update_cnt),
+            (self.delete, &s.delete_cnt),
+            (self.ddl, &s.ddl_cnt),
+            (self.other, &s.other_cnt),
+        ] {
+            if n > 0 {
+                c.fetch_add(n, Relaxed);
+            }
+        }
+    }
+}
+
+/// Appends the batch to each target node's output, replaying Parse messages of named
+/// statements the node lacks; returns how many answers each node must hide.
+fn dispatch(router: &mut Router, batch: &[u8], target: Target, io: &mut [NodeIo; 2]) -> [u32; 2] {
+    let mut hide = [0u32; 2];
+    for k in [PRIMARY, STANDBY] {
+        if !target.includes(k) {
+            continue;
+        }
+        // Statements bound in this batch but parsed elsewhere: parse them here first.
+        let mut i = 0;
+        let mut parsed_here: Vec<&[u8]> = Vec::new();
+        while i + 5 <= batch.len() {
+            let Ok(Some(h)) = scan_header(&batch[i..]) else {
+                break;
+            };
+            let end = (i + h.total_len()).min(batch.len());
+            let body = &batch[i + 5..end];
+            match h.tag {
+                b'P' => parsed_here.push(cstr(body).0),
+                b'B' => {
+                    let stmt = cstr(cstr(body).1).0;
+                    if !parsed_here.contains(&stmt) {
+                        if let Some(st) = router.statements.get_mut(stmt) {
+                            if !st.on[k] {
+                                io[k].out.extend_from_slice(&st.parse);
+                                hide[k] += 1;
+                                st.on[k] = true;
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+            i = end;
+        }
+        io[k].out.extend_from_slice(batch);
+        // Close of a statement: it is gone from this node.
+        let mut i = 0;
+        while i + 5 <= batch.len() {
+            let Ok(Some(h)) = scan_header(&batch[i..]) else {
+                break;
+            };
+            let end = (i + h.total_len()).min(batch.len());
+            let body = &batch[i + 5..end];
+            match h.tag {
+                b'P' => {
+                    if let Some(st) = router.statements.get_mut(cstr(body).0) {
+                        st.on[k] = true;
+                    }
+                }
+                b'C' if body.first() == Some(&b'S') => {
+                    let name = cstr(&body[1..]).0;
+                    if let Some(st) = router.statements.get_mut(name) {
+                        st.on[k] = false;
+                    }
+                }
+                _ => {}
+            }
+            i = end;
+        }
+    }
+    // A statement closed on the nodes of this batch but still prepared on the other
+    // node is closed there too, so its name can be reused anywhere.
+    let mut closes: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut i = 0;
+    while i + 5 <= batch.len() {
+        let Ok(Some(h)) = scan_header(&batch[i..]) else {
+            break;
+        };
+        let end = (i + h.total_len()).min(batch.len());
+        let body = &batch[i + 5..end];
+        if h.tag == b'C' && body.first() == Some(&b'S') {
+            let name = cstr(&body[1..]).0;
+            if let Some(st) = router.statements.get(name) {
+                for k in [PRIMARY, STANDBY] {
+                    if st.on[k] && !target.includes(k) {
+                        closes.push((k, name.to_vec()));
+                    }
+                }
+            }
+            if let Some(st) = router.statements.get(name) {
+                if !st.on[PRIMARY] && !st.on[STANDBY] {
+                    router.statements.remove(name);
+                }
+            }
+        }
+        i = end;
+    }
+    for (k, name) in closes {
+        // Close + Sync so the node answers CloseComplete and ReadyForQuery, both hidden.
+        let mut m = Vec::new();
+        let s = build::begin(&mut m, b'C');
+        m.push(b'S');
+        build::put_cstr(&mut m, &name);
+        build::finish(&mut m, s);
+        let s = build::begin(&mut m, b'S');
+        build::finish(&mut m, s);
+        io[k].out.extend_from_slice(&m);
+        io[k].queue.push_back(Expect {
+            forward: false,
+            hide: 0,
+            synced: true,
+        });
+        if let Some(st) = router.statements.get_mut(name.as_slice()) {
+            st.on[k] = false;
+            if !st.on[PRIMARY] && !st.on[STANDBY] {
+                router.statements.remove(name.as_slice());
+            }
+        }
+    }
+    hide
+}
+
+fn write_some(stream: &mut Stream, buf: &mut Vec<u8>, from: &mut usize) -> io::Result<()> {
+    while *from < buf.len() {
+        match stream.write(&buf[*from..]) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "peer closed")),
+            Ok(n) => *from += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    buf.clear();
+    *from = 0;
+    Ok(())
+}
+
+fn read_some(stream: &mut Stream, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    loop {
+        match stream.read(buf) {
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Finds the next batch in `buf[from..to]`.
+fn scan_client(
+    buf: &[u8],
+    from: usize,
+    to: usize,
+    local: &dyn LocalCommands,
+    open: bool,
+) -> Result<Scan, String> {
+    let mut i = from;
+    while i < to {
+        if to - i < 5 {
+            break;
+        }
+        let h = scan_header(&buf[i..to])
+            .map_err(|e| e.to_string())?
+            .ok_or("short header")?;
+        if to - i < h.total_len() {
+            if h.total_len() > buf.len() || (i == from && to - from == buf.len()) {
+                return Ok(Scan::Batch {
+                    end: to,
+                    kind: BatchEnd::Overflow,
+                });
+            }
+            break;
+        }
+        let end = i + h.total_len();
+        match h.tag {
+            b'X' => {
+                if i > from {
+                    return Ok(Scan::Batch {
+                        end: i,
+                        kind: BatchEnd::Copy,
+                    });
+                }
+                return Ok(Scan::Terminate);
+            }
+            b'Q' => {
+                if i > from {
+                    // Extended messages before a Query without Sync: send them first.
+                    return Ok(Scan::Batch {
+                        end: i,
+                        kind: if open {
+                            BatchEnd::Flushed
+                        } else {
+                            BatchEnd::Copy
+                        },
+                    });
+                }
+                if local.is_local(&buf[i + 5..end]) {
+                    return Ok(Scan::Local { start: i + 5, end });
+                }
+                return Ok(Scan::Batch {
+                    end,
+                    kind: BatchEnd::Synced,
+                });
+            }
+            b'S' | b'F' => {
+                return Ok(Scan::Batch {
+                    end,
+                    kind: BatchEnd::Synced,
+                })
+            }
+            b'H' => {
+                return Ok(Scan::Batch {
+                    end,
+                    kind: BatchEnd::Flushed,
+                })
+            }
+            b'd' | b'c' | b'f' => {
+                return Ok(Scan::Batch {
+                    end,
+                    kind: BatchEnd::Copy,
+                })
+            }
+            _ => {}
+        }
+        i = end;
+    }
+    let _ = open;
+    if to - from == buf.len() {
+        // The buffer is full and holds no boundary: pass on what is complete.
+        return Ok(Scan::Batch {
+            end: if i > from { i } else { to },
+            kind: BatchEnd::Overflow,
+        });
+    }
+    Ok(Scan::Incomplete)
+}
+
+/// Relays a session over the primary (`conns[0]`) and the load-balance node
+/// (`conns[1]`). Sockets are left in blocking mode on return.
+pub fn relay(
+    client: &mut Stream,
+    conns: [&mut BackendConn; 2],
+    initial: &[u8],
+    waker: &Waker,
+    local: &mut dyn LocalCommands,
+    routed: &mut Routed<'_>,
+    state: &mut RoutedState,
+) -> RelayEnd {
+    let [p, s] = conns;
+    let _ = client.set_nonblocking(true);
+    let _ = p.stream.set_nonblocking(true);
+    let _ = s.stream.set_nonblocking(true);
+    let end = relay_loop(
+        client,
+        [&mut *p, &mut *s],
+        initial,
+        waker,
+        local,
+        routed,
+        state,
+    );
+    let _ = client.set_nonblocking(false);
+    let _ = p.stream.set_nonblocking(false);
+    let _ = s.stream.set_nonblocking(false);
+    end
+}
+
+/// What the session learnt, for the release decision.
+#[derive(Debug, Default)]
+pub struct RoutedState {
+    pub reusable: bool,
+    pub backend_fatal: bool,
+    pub backend_shutdown: bool,
+    pub failed_node: Option<usize>,
+}
+
+fn relay_loop(
+    client: &mut Stream,
+    conns: [&mut BackendConn; 2],
+    initial: &[u8],
+    waker: &Waker,
+    local: &mut dyn LocalCommands,
+    routed: &mut Routed<'_>,
+    state: &mut RoutedState,
+) -> RelayEnd {
+    let [pconn, sconn] = conns;
+    let mut backends: [&mut BackendConn; 2] = [pconn, sconn];
+    let mut io = [NodeIo::new(), NodeIo::new()];
+    io[PRIMARY].tx = b'I';
+    io[STANDBY].tx = b'I';
+    // Client bytes: read buffer with [from..to) not yet dispatched.
+    let mut cbuf = vec![0u8; READ_CHUNK];
+    let mut cfrom = 0usize;
+    let mut cto = 0usize;
+    if !initial.is_empty() {
+        let n = initial.len().min(cbuf.len());
+        cbuf[..n].copy_from_slice(&initial[..n]);
+        cto = n;
+    }
+    // Order of batches whose answers the client sees: the answering node of each.
+    let mut order: VecDeque<usize> = VecDeque::new();
+    let mut to_client: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut to_client_from = 0usize;
+    let mut pending_local: Option<Vec<u8>> = None;
+    let mut terminated = false;
+    let node_ids = routed.cfg.node_ids;
+    loop {
+        // 1. Dispatch complete client batches (not while a local command waits).
+        while pending_local.is_none() && !terminated && cfrom < cto {
+            if routed.router.client_remaining > 0 {
+                // The tail of a message larger than the buffer.
+                let take = routed.router.client_remaining.min(cto - cfrom);
+                let t = routed.router.remaining_target;
+                for k in [PRIMARY, STANDBY] {
+                    if t.includes(k) {
+                        io[k].out.extend_from_slice(&cbuf[cfrom..cfrom + take]);
+                    }
+                }
+                routed.router.client_remaining -= take;
+                cfrom += take;
+                continue;
+            }
+            let scan = match scan_client(&cbuf, cfrom, cto, local, routed.router.open.is_some()) {
+                Ok(s) => s,
+                Err(e) => return RelayEnd::ClientProtocol(e),
+            };
+            match scan {
+                Scan::Incomplete => break,
+                Scan::Terminate => {
+                    terminated = true;
+                    cfrom = cto;
+                }
+                Scan::Local { start, end } => {
+                    pending_local = Some(cbuf[start..end].to_vec());
+                    cfrom = end;
+                }
+                Scan::Batch { end, kind } => {
+                    let batch = &cbuf[cfrom..end];
+                    let continuing = routed.router.open.is_some();
+                    let target = match kind {
+                        BatchEnd::Copy => routed.router.last,
+                        _ => {
+                            let (t, counts) = routed.route_batch(batch, &io);
+                            counts.record(routed.shm.backend(node_ids[t.answering()]));
+                            t
+                        }
+                    };
+                    let hide = dispatch(routed.router, batch, target, &mut io);
+                    if routed.cfg.log_per_node_statement {
+                        log_statements(batch, target, node_ids, &backends);
+                    }
+                    if kind == BatchEnd::Overflow {
+                        // Part of a message that does not fit: the rest follows it.
+                        let mut j = cfrom;
+                        while j + 5 <= end {
+                            match scan_header(&cbuf[j..end]) {
+                                Ok(Some(h)) if j + h.total_len() <= end => j += h.total_len(),
+                                Ok(Some(h)) => {
+                                    routed.router.client_remaining = j + h.total_len() - end;
+                                    routed.router.remaining_target = target;
+                                    break;
+                                }
+                                _ => break,
+                            }
+                        }
+                    }
+                    routed.router.last = target;
+                    let answering = target.answering();
+                    // Replayed Parses are hidden among the answers of the batch they
+                    // precede (the last one queued on that node).
+                    let add_hide = |io: &mut [NodeIo; 2]| {
+                        for k in [PRIMARY, STANDBY] {
+                            if hide[k] > 0 {
+                                if let Some(e) = io[k].queue.back_mut() {
+                                    e.hide += hide[k];
+                                }
+                            }
+                        }
+                    };
+                    match kind {
+                        BatchEnd::Synced | BatchEnd::Flushed if continuing => {
+                            add_hide(&mut io);
+                            if kind == BatchEnd::Synced {
+                                for k in [PRIMARY, STANDBY] {
+                                    if target.includes(k) {
+                                        if let Some(e) = io[k].queue.back_mut() {
+                                            e.synced = true;
+                                        }
+                                    }
+                                }
+                                routed.router.open = None;
+                            }
+                        }
+                        BatchEnd::Synced | BatchEnd::Flushed => {
+                            let synced = kind == BatchEnd::Synced;
+                            for k in [PRIMARY, STANDBY] {
+                                if target.includes(k) {
+                                    io[k].queue.push_back(Expect {
+                                        forward: k == answering,
+                                        hide: hide[k],
+                                        synced,
+                                    });
+                                }
+                            }
+                            order.push_back(answering);
+                            routed.router.open = if synced { None } else { Some(target) };
+                        }
+                        BatchEnd::Overflow if !continuing => {
+                            for k in [PRIMARY, STANDBY] {
+                                if target.includes(k) {
+                                    io[k].queue.push_back(Expect {
+                                        forward: k == answering,
+                                        hide: hide[k],
+                                        synced: false,
+                                    });
+                                }
+                            }
+                            order.push_back(answering);
+                            routed.router.open = Some(target);
+                        }
+                        BatchEnd::Copy | BatchEnd::Overflow => add_hide(&mut io),
+                    }
+                    cfrom = end;
+                }
+            }
+        }
+        if cfrom == cto {
+            cfrom = 0;
+            cto = 0;
+        } else if cfrom > 0 {
+            // Keep the partial message at the front so the buffer has room to read.
+            cbuf.copy_within(cfrom..cto, 0);
+            cto -= cfrom;
+            cfrom = 0;
+        }
+        // 2. Answer a local command once everything before it was answered.
+        if pending_local.is_some() && order.is_empty() && to_client_from >= to_client.len() {
+            if let Some(q) = pending_local.take() {
+                to_client.clear();
+                to_client_from = 0;
+                local.answer(&q, &mut to_client);
+                build::ready_for_query(&mut to_client, io[PRIMARY].tx);
+            }
+        }
+        // 3. Backend answers → client, in batch order.
+        for k in [PRIMARY, STANDBY] {
+            if let Err(e) = drain_node(
+                k,
+                &mut io,
+                &mut order,
+                &mut to_client,
+                &mut backends,
+                state,
+                routed,
+            ) {
+                state.failed_node = Some(node_ids[k]);
+                return RelayEnd::BackendFailed(format!("node {}: {e}", node_ids[k]));
+            }
+        }
+        // 4. Writes.
+        for k in [PRIMARY, STANDBY] {
+            if io[k].has_output() {
+                let NodeIo { out, out_from, .. } = &mut io[k];
+                if let Err(e) = write_some(&mut backends[k].stream, out, out_from) {
+                    state.failed_node = Some(node_ids[k]);
+                    return RelayEnd::BackendFailed(format!(
+                        "unable to forward message to backend node {}: {e}",
+                        node_ids[k]
+                    ));
+                }
+            }
+        }
+        if to_client_from < to_client.len() {
+            if let Err(e) = write_some(client, &mut to_client, &mut to_client_from) {
+                state.reusable = false;
+                return RelayEnd::ClientError(e);
+            }
+        }
+        let idle = order.is_empty()
+            && io
+                .iter()
+                .all(|n| n.queue.is_empty() && !n.has_output() && n.remaining == 0)
+            && routed.router.client_remaining == 0
+            && routed.router.open.is_none();
+        if terminated && !io.iter().any(NodeIo::has_output) {
+            state.reusable = idle && !state.backend_fatal;
+            return RelayEnd::ClientClosed;
+        }
+        // 5. Wait.
+        let client_readable = !terminated && pending_local.is_none() && cto < cbuf.len();
+        let mut cflags = PollFlags::empty();
+        if client_readable {
+            cflags |= PollFlags::POLLIN;
+        }
+        if to_client_from < to_client.len() {
+            cflags |= PollFlags::POLLOUT;
+        }
+        let want_read = |k: usize, io: &[NodeIo; 2], order: &VecDeque<usize>| -> bool {
+            match io[k].queue.front() {
+                Some(e) if !e.forward => true,
+                Some(_) => order.front() == Some(&k),
+                // Unsolicited messages (NOTIFY, notices) while idle.
+                None => true,
+            }
+        };
+        let mut bflags = [PollFlags::empty(); 2];
+        for k in [PRIMARY, STANDBY] {
+            if to_client_from >= to_client.len() && want_read(k, &io, &order) {
+                bflags[k] |= PollFlags::POLLIN;
+            }
+            if io[k].has_output() {
+                bflags[k] |= PollFlags::POLLOUT;
+            }
+        }
+        let timeout = if routed.cfg.client_idle_limit > 0 && idle {
+            PollTimeout::try_from(
+                routed
+                    .cfg
+                    .client_idle_limit
+                    .saturating_mul(1000)
+                    .min(i32::MAX as u64) as i32,
+            )
+            .unwrap_or(PollTimeout::NONE)
+        } else {
+            PollTimeout::NONE
+        };
+        let (cev, bev) = {
+            let mut fds = [
+                PollFd::new(client.as_fd(), cflags),
+                PollFd::new(backends[PRIMARY].stream.as_fd(), bflags[PRIMARY]),
+                PollFd::new(backends[STANDBY].stream.as_fd(), bflags[STANDBY]),
+                PollFd::new(waker.fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, timeout) {
+                Ok(0) => return RelayEnd::IdleTimeout,
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return RelayEnd::BackendFailed(format!("poll failed: {e}")),
+            }
+            if fds[3].revents().is_some_and(|r| !r.is_empty()) {
+                waker.drain();
+            }
+            let ev = |f: &PollFd<'_>| f.revents().unwrap_or(PollFlags::empty());
+            (ev(&fds[0]), [ev(&fds[1]), ev(&fds[2])])
+        };
+        let pending = sys::peek_pending();
+        if sys::has(pending, Signal::SIGINT) || sys::has(pending, Signal::SIGQUIT) {
+            return RelayEnd::Shutdown;
+        }
+        if sys::has(pending, Signal::SIGUSR1) && local.node_detached() {
+            return RelayEnd::NodeDetached;
+        }
+        let readable = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
+        if client_readable && cev.intersects(readable) {
+            match read_some(client, &mut cbuf[cto..]) {
+                Ok(Some(0)) => {
+                    terminated = true;
+                }
+                Ok(Some(n)) => cto += n,
+                Ok(None) => {}
+                Err(e) => return RelayEnd::ClientError(e),
+            }
+        }
+        for k in [PRIMARY, STANDBY] {
+            if bflags[k].contains(PollFlags::POLLIN) && bev[k].intersects(readable) {
+                let n = &mut io[k];
+                if n.in_from > 0 {
+                    n.inbuf.copy_within(n.in_from..n.in_to, 0);
+                    n.in_to -= n.in_from;
+                    n.in_from = 0;
+                }
+                if n.in_to == n.inbuf.len() {
+                    n.inbuf.resize(n.inbuf.len() * 2, 0);
+                }
+                match read_some(&mut backends[k].stream, &mut n.inbuf[n.in_to..]) {
+                    Ok(Some(0)) => {
+                        state.failed_node = Some(node_ids[k]);
+                        return RelayEnd::BackendFailed(format!(
+                            "backend node {} closed the connection",
+                            node_ids[k]
+                        ));
+                    }
+                    Ok(Some(r)) => n.in_to += r,
+                    Ok(None) => {}
+                    Err(e) => {
+                        state.failed_node = Some(node_ids[k]);
+                        return RelayEnd::BackendFailed(format!(
+                            "unable to read data from backend node {}: {e}",
+                            node_ids[k]
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Passes (or drops) node `k`'s buffered answers while they belong to a batch that may
+/// be answered now.
+fn drain_node(
+    k: usize,
+    io: &mut [NodeIo; 2],
+    order: &mut VecDeque<usize>,
+    to_client: &mut Vec<u8>,
+    backends: &mut [&mut BackendConn; 2],
+    state: &mut RoutedState,
+    routed: &mut Routed<'_>,
+) -> Result<(), String> {
+    loop {
+        let n = &mut io[k];
+        if n.in_from == n.in_to {
+            n.in_from = 0;
+            n.in_to = 0;
+            return Ok(());
+        }
+        // May this node's data be consumed now?
+        let (forward, may) = match n.queue.front() {
+            Some(e) if !e.forward => (false, true),
+            Some(_) => (true, order.front() == Some(&k)),
+            // Unsolicited: NOTIFY/notice/ParameterStatus from the primary reach the
+            // client between batches; the standby's are dropped.
+            None => (k == PRIMARY, order.is_empty()),
+        };
+        if !may {
+            return Ok(());
+        }
+        if n.remaining > 0 {
+            let take = n.remaining.min(n.in_to - n.in_from);
+            if n.remaining_forward {
+                to_client.extend_from_slice(&n.inbuf[n.in_from..n.in_from + take]);
+            }
+            n.in_from += take;
+            n.remaining -= take;
+            continue;
+        }
+        let avail = n.in_to - n.in_from;
+        if avail < 5 {
+            return Ok(());
+        }
+        let h = match scan_header(&n.inbuf[n.in_from..n.in_to]) {
+            Ok(Some(h)) => h,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+        let inspect = matches!(h.tag, b'Z' | b'E' | b'S' | b'1' | b'3');
+        if inspect && avail < h.total_len() {
+            // Small messages are looked at whole.
+            if h.total_len() > n.inbuf.len() {
+                n.inbuf.resize(h.total_len(), 0);
+            }
+            return Ok(());
+        }
+        let start = n.in_from;
+        let hide = matches!(h.tag, b'1' | b'3') && n.queue.front().is_some_and(|e| e.hide > 0);
+        if hide {
+            if let Some(e) = n.queue.front_mut() {
+                e.hide -= 1;
+            }
+        }
+        let pass = forward && !hide;
+        if avail >= h.total_len() {
+            if pass {
+                to_client.extend_from_slice(&n.inbuf[start..start + h.total_len()]);
+            }
+            n.in_from += h.total_len();
+        } else {
+            if pass {
+                to_client.extend_from_slice(&n.inbuf[start..n.in_to]);
+            }
+            n.remaining = h.total_len() - avail;
+            n.remaining_forward = pass;
+            n.in_from = n.in_to;
+        }
+        match h.tag {
+            b'Z' => {
+                let status = n.inbuf.get(start + 5).copied().unwrap_or(b'I');
+                n.tx = status;
+                let synced_head = n.queue.front().is_some_and(|e| e.synced);
+                // A flushed (unsynced) batch ends with the ReadyForQuery of its Sync.
+                if let Some(e) = n.queue.pop_front() {
+                    let _ = synced_head;
+                    if e.forward {
+                        order.pop_front();
+                    }
+                }
+                if k == PRIMARY && status == b'I' {
+                    routed.router.write_in_tx = false;
+                    routed.router.serializable_tx = false;
+                    routed.router.portals.clear();
+                }
+            }
+            b'E' => {
+                let body = &n.inbuf[start + 5..start + h.total_len()];
+                let f = parse_error_fields(body);
+                let stats = &routed.shm.backend(routed.cfg.node_ids[k]).stats;
+                match f.severity.as_str() {
+                    "FATAL" => {
+                        stats
+                            .fatal_cnt
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        state.backend_fatal = true;
+                    }
+                    "PANIC" => {
+                        stats
+                            .panic_cnt
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        state.backend_fatal = true;
+                    }
+                    _ => {
+                        stats
+                            .error_cnt
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                if f.code == "57P01" {
+                    state.backend_shutdown = true;
+                }
+                if !forward && k == STANDBY {
+                    log::debug!(
+                        "error on load-balance node {} for a statement sent to all nodes: {}",
+                        routed.cfg.node_ids[k],
+                        f.message
+                    );
+                }
+            }
+            b'S' => {
+                let body = n.inbuf[start + 5..start + h.total_len()].to_vec();
+                backends[k].note_parameter(&body);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn log_statements(
+    batch: &[u8],
+    target: Target,
+    node_ids: [usize; 2],
+    backends: &[&mut BackendConn; 2],
+) {
+    let mut i = 0;
+    while i + 5 <= batch.len() {
+        let Ok(Some(h)) = scan_header(&batch[i..]) else {
+            break;
+        };
+        let end = (i + h.total_len()).min(batch.len());
+        let body = &batch[i + 5..end];
+        let text = match h.tag {
+            b'Q' => Some(cstr(body).0),
+            b'P' => Some(cstr(cstr(body).1).0),
+            _ => None,
+        };
+        if let Some(t) = text {
+            for k in [PRIMARY, STANDBY] {
+                if target.includes(k) {
+                    log::info!(
+                        "DB node id: {} backend pid: {} statement: {}",
+                        node_ids[k],
+                        backends[k].pid,
+                        String::from_utf8_lossy(t)
+                    );
+                }
+            }
+        }
+        i = end;
+    }
+}
