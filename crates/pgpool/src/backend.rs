@@ -139,6 +139,8 @@ pub struct BackendConn {
     pub params: Vec<(String, String)>,
     /// True when the backend asked for a password when this connection was made.
     pub password_required: bool,
+    /// Run-time parameters sent in the start-up packet (what RESET ALL returns to).
+    pub startup_params: Vec<(String, String)>,
 }
 
 impl BackendConn {
@@ -293,6 +295,11 @@ pub fn connect_with_deadline(
         key: 0,
         params: Vec::new(),
         password_required: false,
+        startup_params: startup
+            .iter()
+            .filter(|(n, _)| !matches!(*n, "user" | "database" | "options" | "replication"))
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
     };
     let mut scram: Option<ScramClient> = None;
     loop {

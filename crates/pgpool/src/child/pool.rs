@@ -17,6 +17,10 @@ pub struct PoolKey {
     pub database: String,
     pub major: u16,
     pub options: String,
+    /// Names of the run-time parameters the client sent at start-up, sorted: they are
+    /// in the backends' start-up packets, so a set is only reused by clients that name
+    /// the same ones (their values are adjusted with SET when they differ).
+    pub guc_names: String,
 }
 
 pub struct PooledSet {

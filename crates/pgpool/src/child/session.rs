@@ -258,6 +258,11 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         database: s.database.clone(),
         major: s.major,
         options: s.options().to_string(),
+        guc_names: {
+            let mut names: Vec<&str> = s.gucs().map(|(n, _)| n.as_str()).collect();
+            names.sort_unstable();
+            names.join(",")
+        },
     };
     let (slot, mut set, reused) = match acquire(ctx, stream, &mut reader, s, &key, node, &mut cred)
     {
@@ -625,7 +630,9 @@ fn verify_reuse(
     })
 }
 
-/// Sets the client's run-time parameters on a backend connection in one round trip.
+/// Sets the client's run-time parameters on a backend connection in one round trip,
+/// skipping those the connection already has: reported by the server, or sent in its
+/// start-up packet (the reset at release, DISCARD ALL, returns to those).
 fn apply_gucs(
     conn: &mut BackendConn,
     reader: &mut MessageReader,
@@ -633,7 +640,16 @@ fn apply_gucs(
 ) -> Result<(), String> {
     let mut sql = String::new();
     for (name, value) in s.gucs() {
-        if conn.parameter(name) == Some(value.as_str()) {
+        let reported = conn.parameter(name);
+        if reported == Some(value.as_str()) {
+            continue;
+        }
+        let at_startup = conn
+            .startup_params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str());
+        if reported.is_none() && at_startup == Some(value.as_str()) {
             continue;
         }
         sql.push_str(&format!(
@@ -672,6 +688,9 @@ fn connect_node(
     let mut startup: Vec<(&str, &str)> = vec![("user", &s.user), ("database", &s.database)];
     if !s.options().is_empty() {
         startup.push(("options", s.options()));
+    }
+    for (n, v) in s.gucs() {
+        startup.push((n, v));
     }
     let mut backend_reader = MessageReader::default();
     let mut ask = || -> Result<Secret, BackendError> {
