@@ -79,7 +79,7 @@ missing=$(comm -23 "$WORK_DIR/committed.all" "$WORK_DIR/present.all" | wc -l)
 assert_eq 0 "$missing" "committed ids missing after failover (of $ncommitted)"
 # (In one transaction: outside one, the read may be load balanced to a standby
 # that has not replayed the insert yet, as with Pgpool-II.)
-assert_eq 1 "$(psql_pgpool -c 'begin' -c "insert into fo values (-2, 0)" -c 'select count(*) from fo where id = -2' -c 'commit' | sed -n 2p)" \
+assert_eq 1 "$(psql_pgpool -q -c 'begin' -c "insert into fo values (-2, 0)" -c 'select count(*) from fo where id = -2' -c 'commit')" \
     "write after failover"
 
 # pgpool_status survives a restart; -D forgets it.
