@@ -15,14 +15,17 @@
 # cluster's pgpool log is copied beside it.
 #
 # Environment passed to the tests: PGPOOL_BIN, PGPOOL_SETUP, PGBIN,
-# TEST_BASE_PORT, TEST_DIR, REGRESS_LIB.
+# TEST_BASE_PORT, TEST_DIR, REGRESS_LIB.  REGRESS_RESULTS moves the logs.
+# Two runs on one machine (two checkouts) would fight over a test's ports:
+# each test holds /tmp/pgpool-regress.port-BASE.lock (flock) while it runs,
+# so the second run waits for that test instead of failing strangely.
 set -u
 set -o pipefail
 
 REGRESS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$REGRESS_DIR/.." && pwd)
 TESTS_DIR=$REGRESS_DIR/tests
-RESULTS_DIR=$REGRESS_DIR/results
+RESULTS_DIR=${REGRESS_RESULTS:-$REGRESS_DIR/results}
 
 TIMEOUT=${TEST_TIMEOUT:-300}
 KEEP=false
@@ -108,6 +111,14 @@ for t in "${selected[@]}"; do
         failed+=("$t")
         continue
     fi
+    lock_fd=
+    if command -v flock >/dev/null 2>&1; then
+        exec {lock_fd}>"/tmp/pgpool-regress.port-$base.lock"
+        if ! flock -n "$lock_fd"; then
+            echo "($t: ports $base.. in use by another run, waiting)" >&2
+            flock -w "$TIMEOUT" "$lock_fd" || { echo "run.sh: gave up waiting for the lock of ports $base.." >&2; }
+        fi
+    fi
     dir=$(mktemp -d "/tmp/pgpool-regress.$t.XXXXXX") || { echo "run.sh: mktemp failed" >&2; exit 2; }
     chmod 755 "$dir"
     logf=$RESULTS_DIR/$t.log
@@ -119,7 +130,9 @@ for t in "${selected[@]}"; do
         echo "started $(date '+%F %T')"
     } >"$logf"
     # The test gets TERM at the timeout (its trap cleans up), KILL 60 s later.
-    (cd "$dir" && TEST_DIR=$dir TEST_BASE_PORT=$base exec timeout -k 60 "$TIMEOUT" \
+    # (The lock fd is closed in the test: daemons must not inherit it.)
+    (if [ -n "$lock_fd" ]; then exec {lock_fd}>&-; fi
+     cd "$dir" && TEST_DIR=$dir TEST_BASE_PORT=$base exec timeout -k 60 "$TIMEOUT" \
         bash "$TESTS_DIR/$t/test.sh") >>"$logf" 2>&1 </dev/null &
     test_pid=$!
     wait "$test_pid" 2>/dev/null
@@ -148,6 +161,7 @@ for t in "${selected[@]}"; do
         echo "    kept $dir; log $logf"
         grep -E '^FAIL' "$logf" | head -n 5 | sed 's/^/    /'
     fi
+    [ -n "$lock_fd" ] && exec {lock_fd}>&-
 done
 
 total=$(($(date +%s) - suite_start))

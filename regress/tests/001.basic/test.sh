@@ -2,7 +2,7 @@
 # 001.basic: psql over TCP and the Unix socket; pgbench through pgpool with
 # every query mode and with a new connection per transaction.
 # shellcheck source=regress/lib.sh
-source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
+source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}" || exit 2
 
 setup_cluster 2 s
 
@@ -21,8 +21,14 @@ assert_contains " $node_ports " " ${got#unix|} " "port of the node that answered
 assert_eq "unix" "${got%%|*}" "select over the Unix socket"
 
 log "pgbench -i -s 5"
-pgbench_pgpool -i -s 5 -q >"$WORK_DIR/init.out" 2>&1 \
-    || { cat "$WORK_DIR/init.out"; fail "pgbench -i failed"; }
+# pgbench -i loads with COPY FROM STDIN; it hung with the load-balancing
+# relay in progress at 1bcb92a (see 002.copy): 120 s is a hang detector.
+timeout 120 "$PGBIN/pgbench" -h 127.0.0.1 -p "$PGPOOL_PORT" -U "$PGSUPERUSER" -i -s 5 -q test \
+    >"$WORK_DIR/init.out" 2>&1
+rc=$?
+cat "$WORK_DIR/init.out"
+[ "$rc" = 124 ] && pgpool_bug "pgbench -i -s 5 (COPY FROM STDIN) hangs through pgpool (120 s)"
+[ "$rc" = 0 ] || fail "pgbench -i failed ($rc)"
 assert_eq 500000 "$(psql_node 0 -c 'select count(*) from pgbench_accounts')" \
     "pgbench_accounts rows on node 0"
 

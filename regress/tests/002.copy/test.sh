@@ -2,7 +2,7 @@
 # 002.copy: COPY OUT and COPY IN through pgpool (psql \copy and COPY FROM
 # STDIN), 100k rows, compared byte for byte and checked on the primary.
 # shellcheck source=regress/lib.sh
-source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
+source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}" || exit 2
 
 setup_cluster 2 s
 

@@ -2,7 +2,7 @@
 # 003.listen_notify: LISTEN in one client, NOTIFY from another, both through
 # pgpool; the listener receives the notification with its payload.
 # shellcheck source=regress/lib.sh
-source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
+source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}" || exit 2
 
 setup_cluster 2 s
 

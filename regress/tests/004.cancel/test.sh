@@ -2,7 +2,7 @@
 # 004.cancel: psql's cancel (SIGINT -> CancelRequest through pgpool) stops a
 # running statement on the backend; the session stays usable.
 # shellcheck source=regress/lib.sh
-source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
+source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}" || exit 2
 
 setup_cluster 2 s
 

@@ -6,7 +6,7 @@
 # 4 children mean at most 4 pids (with load balancing a child holds one
 # backend per node).
 # shellcheck source=regress/lib.sh
-source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
+source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}" || exit 2
 
 setup_cluster 2 s 'num_init_children = 4' 'max_pool = 4' 'load_balance_mode = off'
 

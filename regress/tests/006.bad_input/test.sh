@@ -3,7 +3,7 @@
 # clients vanishing mid-message, huge message lengths) gets an error or a
 # closed socket; a session opened before is not disturbed, new sessions work.
 # shellcheck source=regress/lib.sh
-source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
+source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}" || exit 2
 
 setup_cluster 2 s 'num_init_children = 8'
 

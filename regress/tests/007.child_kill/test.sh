@@ -3,7 +3,7 @@
 # connection, one in the middle of a session): the main process re-forks
 # them, the number of children comes back, and clients keep connecting.
 # shellcheck source=regress/lib.sh
-source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
+source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}" || exit 2
 
 setup_cluster 2 s 'num_init_children = 4'
 

@@ -3,7 +3,7 @@
 # pid file comes and goes with the process; a stale pid file does not stop a
 # start, a live one does; reload (command and SIGHUP) keeps serving.
 # shellcheck source=regress/lib.sh
-source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
+source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}" || exit 2
 
 setup_cluster 2 s
 

@@ -3,7 +3,7 @@
 # query (simple and extended, reads and writes) goes to node 0 only.
 # (Failover parts are left out: health check is not implemented yet.)
 # shellcheck source=regress/lib.sh
-source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
+source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}" || exit 2
 
 setup_cluster 2 n
 

@@ -4,7 +4,7 @@
 # standbys by streaming replication.  (Load balancing has its own tests; with
 # it off, Pgpool-II sends everything to the primary.)
 # shellcheck source=regress/lib.sh
-source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
+source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}" || exit 2
 
 setup_cluster 3 s 'load_balance_mode = off'
 
