@@ -21,6 +21,7 @@ pub enum ProcessKind {
     Main = 0,
     Child = 1,
     HealthCheck = 2,
+    SrCheck = 3,
     Pcp = 4,
 }
 

@@ -12,6 +12,7 @@ mod net;
 mod pcp;
 mod primary;
 mod report;
+mod sr_check;
 mod status_file;
 mod supervisor;
 mod sys;

@@ -54,6 +54,7 @@ enum Proc {
     Child(usize),
     HealthCheck(usize),
     Pcp,
+    SrCheck,
 }
 
 struct Supervisor<'a> {
@@ -137,8 +138,24 @@ impl Supervisor<'_> {
         }
     }
 
+    fn spawn_sr_check(&mut self) {
+        let secret = self.passwd_secret(&self.cfg.sr_check_user);
+        match sys::fork() {
+            Ok(Some(pid)) => {
+                self.procs.insert(pid.as_raw(), Proc::SrCheck);
+            }
+            Ok(None) => crate::sr_check::run(crate::sr_check::SrCheckSetup {
+                cfg: self.cfg.clone(),
+                shm: self.shm,
+                secret,
+            }),
+            Err(e) => log::error!("fork of sr_check worker failed: {e}"),
+        }
+    }
+
     fn respawn(&mut self, proc: Proc) {
         match proc {
+            Proc::SrCheck => self.spawn_sr_check(),
             Proc::Child(i) => self.spawn_child(i),
             Proc::HealthCheck(n) => self.spawn_health_check(n),
             Proc::Pcp => self.spawn_pcp(),
@@ -180,6 +197,7 @@ impl Supervisor<'_> {
                         Proc::Child(_) => "child process".to_string(),
                         Proc::HealthCheck(n) => format!("health check process({n})"),
                         Proc::Pcp => "PCP process".to_string(),
+                        Proc::SrCheck => "worker process".to_string(),
                     };
                     match status {
                         WaitStatus::Exited(_, 0) | WaitStatus::Exited(_, 1) => {
@@ -402,6 +420,12 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         sup.spawn_health_check(node);
     }
     sup.spawn_pcp();
+    if matches!(
+        sup.cfg.backend_clustering_mode,
+        config::ClusteringMode::StreamingReplication
+    ) {
+        sup.spawn_sr_check();
+    }
     log::info!(
         "pgpool-rs {} successfully started, listening on {}:{} ({} children)",
         env!("CARGO_PKG_VERSION"),

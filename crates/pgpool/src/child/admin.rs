@@ -199,9 +199,9 @@ impl Admin<'_> {
                 role.to_string(),
                 st.select_cnt.load(Ordering::Relaxed).to_string(),
                 (i == self.session_node).to_string(),
-                "0".to_string(),
-                String::new(),
-                String::new(),
+                st.replication_delay.load(Ordering::Relaxed).to_string(),
+                st.replication_state.get(),
+                st.replication_sync_state.get(),
                 time_or_empty(st.last_status_change.load(Ordering::Relaxed)),
             ]);
         }

@@ -113,7 +113,9 @@ impl ChildContext<'_> {
             .backends
             .iter()
             .enumerate()
-            .filter(|(i, b)| b.weight > 0.0 && self.shm.backend(*i).status().is_alive())
+            .filter(|(i, b)| {
+                b.weight > 0.0 && self.shm.backend(*i).status().is_alive() && !self.delayed(*i)
+            })
             .map(|(i, b)| (i, b.weight))
             .collect();
         let total: f64 = candidates.iter().map(|(_, w)| w).sum();
@@ -129,6 +131,18 @@ impl ChildContext<'_> {
             }
         }
         candidates.last().map(|(i, _)| *i)
+    }
+
+    /// A standby further behind the primary than delay_threshold gets no reads.
+    pub fn delayed(&self, node: usize) -> bool {
+        let t = self.cfg.delay_threshold;
+        t > 0
+            && self
+                .shm
+                .backend(node)
+                .replication_delay
+                .load(Ordering::Relaxed)
+                > t as u64
     }
 
     /// reserved_connections: refuse when too few children are left free.

@@ -120,6 +120,8 @@ pub struct RoutedConfig<'a> {
     pub log_per_node_statement: bool,
     pub client_idle_limit: u64,
     pub node_ids: [usize; 2],
+    /// delay_threshold in bytes (0 = off).
+    pub delay_threshold: u64,
 }
 
 /// Per-session routing state.
@@ -202,6 +204,17 @@ impl Routed<'_> {
     fn lb_allowed(&self, io: &[NodeIo; 2]) -> bool {
         let r = &*self.router;
         if r.serializable_tx {
+            return false;
+        }
+        let t = self.cfg.delay_threshold;
+        if t > 0
+            && self
+                .shm
+                .backend(self.cfg.node_ids[STANDBY])
+                .replication_delay
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > t
+        {
             return false;
         }
         let in_tx = io[PRIMARY].tx != b'I';

@@ -361,6 +361,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
                 log_per_node_statement: ctx.cfg.log_per_node_statement,
                 client_idle_limit: ctx.cfg.client_idle_limit,
                 node_ids: [node, lbn],
+                delay_threshold: ctx.cfg.delay_threshold.max(0) as u64,
             },
             cache: &mut ctx.classifier,
             router: &mut router,

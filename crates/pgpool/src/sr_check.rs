@@ -1,0 +1,243 @@
+//! The streaming-replication check worker: every sr_check_period it asks the primary
+//! for its WAL position and its pg_stat_replication rows, and each live standby for
+//! its replay position and whether it is in recovery. It stores each standby's delay
+//! in bytes and its replication state / sync state in shared memory (SHOW POOL_NODES,
+//! pcp_node_info, and the load balancer, which sends no reads to a standby delayed
+//! beyond delay_threshold). A standby that is not in recovery is a false primary: it
+//! is reported, and detached when detach_false_primary is on. Connections are kept
+//! open between checks.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use config::Config;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use shmem::{BackendRole, RequestKind, Shmem, REQUEST_FROM_HEALTH_CHECK};
+
+use crate::backend::{self, BackendConn, BackendError, MessageReader, NodeAddr, Secret};
+use crate::sys::{self, Waker};
+
+pub struct SrCheckSetup<'a> {
+    pub cfg: Config,
+    pub shm: &'a Shmem,
+    pub secret: Option<Secret>,
+}
+
+struct Worker<'a> {
+    cfg: Config,
+    shm: &'a Shmem,
+    secret: Option<Secret>,
+    conns: Vec<Option<BackendConn>>,
+    reader: MessageReader,
+}
+
+impl Worker<'_> {
+    fn connect(&self, node: usize) -> Result<BackendConn, BackendError> {
+        let b = &self.cfg.backends[node];
+        let hc = self.cfg.health_check(node);
+        let addr = NodeAddr {
+            node,
+            host: &b.hostname,
+            port: b.port,
+            connect_timeout: Duration::from_millis(hc.connect_timeout_ms.max(1000)),
+        };
+        let db = if self.cfg.sr_check_database.is_empty() {
+            "postgres".to_string()
+        } else {
+            self.cfg.sr_check_database.clone()
+        };
+        let mut reader = MessageReader::default();
+        let mut password = || {
+            if !self.cfg.sr_check_password.is_empty() {
+                return Ok(Secret::Plain(self.cfg.sr_check_password.clone()));
+            }
+            self.secret.clone().ok_or(BackendError::NeedPassword)
+        };
+        backend::connect(
+            &addr,
+            &[
+                ("user", &self.cfg.sr_check_user),
+                ("database", &db),
+                ("application_name", "pgpool_sr_check"),
+            ],
+            &mut reader,
+            &mut password,
+        )
+    }
+
+    /// Runs `sql` on `node` over the kept connection (reconnecting once).
+    fn query(&mut self, node: usize, sql: &str) -> Option<Vec<Vec<Option<String>>>> {
+        for _ in 0..2 {
+            if self.conns[node].is_none() {
+                match self.connect(node) {
+                    Ok(c) => self.conns[node] = Some(c),
+                    Err(e) => {
+                        log::debug!("sr_check: cannot connect to node {node}: {e}");
+                        return None;
+                    }
+                }
+            }
+            let conn = self.conns[node].as_mut()?;
+            self.reader.clear();
+            match conn.simple_query(&mut self.reader, sql) {
+                Ok(r) => match r.error {
+                    None => return Some(r.rows),
+                    Some(e) => {
+                        log::warn!("sr_check: query on node {node} failed: {}", e.message);
+                        return None;
+                    }
+                },
+                Err(_) => self.conns[node] = None,
+            }
+        }
+        None
+    }
+
+    fn check(&mut self) {
+        let n = self.cfg.backends.len();
+        let primary = self.shm.cluster().primary_node_id.load(Ordering::Acquire);
+        if primary < 0 || primary as usize >= n {
+            return;
+        }
+        let p = primary as usize;
+        let Some(rows) = self.query(p, "SELECT pg_current_wal_lsn() - '0/0'") else {
+            return;
+        };
+        let Some(primary_lsn) = rows
+            .first()
+            .and_then(|r| r.first())
+            .cloned()
+            .flatten()
+            .and_then(|v| v.parse::<f64>().ok())
+        else {
+            return;
+        };
+        let repl = self
+            .query(
+                p,
+                "SELECT application_name, state, sync_state FROM pg_stat_replication",
+            )
+            .unwrap_or_default();
+        for node in 0..n {
+            let st = self.shm.backend(node);
+            if node == p || !st.status().is_alive() {
+                continue;
+            }
+            let Some(rows) = self.query(
+                node,
+                "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() - '0/0'",
+            ) else {
+                continue;
+            };
+            let row = rows.into_iter().next().unwrap_or_default();
+            let in_recovery = row.first().cloned().flatten().as_deref() == Some("t");
+            if !in_recovery {
+                st.pg_role
+                    .store(BackendRole::Primary as u8, Ordering::Release);
+                log::warn!(
+                    "sr_check: node {node} is not in recovery although node {p} is the primary: false primary"
+                );
+                if self.cfg.detach_false_primary {
+                    log::warn!("sr_check: detaching false primary node {node}");
+                    let _ = self.shm.request(
+                        RequestKind::Detach,
+                        node as i32,
+                        REQUEST_FROM_HEALTH_CHECK,
+                    );
+                }
+                continue;
+            }
+            st.pg_role
+                .store(BackendRole::Standby as u8, Ordering::Release);
+            let replay: f64 = row
+                .get(1)
+                .cloned()
+                .flatten()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            let delay = (primary_lsn - replay).max(0.0) as u64;
+            st.replication_delay.store(delay, Ordering::Release);
+            let app = &self.cfg.backends[node].application_name;
+            let found = repl.iter().find(|r| {
+                !app.is_empty() && r.first().cloned().flatten().as_deref() == Some(app.as_str())
+            });
+            match found {
+                Some(r) => {
+                    st.replication_state
+                        .set(r.get(1).cloned().flatten().as_deref().unwrap_or(""));
+                    st.replication_sync_state
+                        .set(r.get(2).cloned().flatten().as_deref().unwrap_or(""));
+                }
+                None => {
+                    st.replication_state.set("");
+                    st.replication_sync_state.set("");
+                }
+            }
+            let threshold = self.cfg.delay_threshold;
+            if threshold > 0 && delay > threshold as u64 {
+                log::info!(
+                    "sr_check: node {node} is {delay} bytes behind the primary (delay_threshold {threshold}): no reads until it catches up"
+                );
+            }
+        }
+        self.shm
+            .backend(p)
+            .replication_delay
+            .store(0, Ordering::Release);
+        self.shm
+            .backend(p)
+            .pg_role
+            .store(BackendRole::Primary as u8, Ordering::Release);
+    }
+}
+
+pub fn run(setup: SrCheckSetup<'_>) -> ! {
+    crate::logging::set_process_kind(crate::logging::ProcessKind::SrCheck);
+    sys::reset(&[Signal::SIGCHLD]);
+    let waker = Waker::new().unwrap_or_else(|_| sys::exit_now(1));
+    sys::catch(&[
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGHUP,
+    ]);
+    let n = setup.cfg.backends.len();
+    let mut w = Worker {
+        cfg: setup.cfg,
+        shm: setup.shm,
+        secret: setup.secret,
+        conns: (0..n).map(|_| None).collect(),
+        reader: MessageReader::default(),
+    };
+    loop {
+        let period = w.cfg.sr_check_period;
+        if period > 0 {
+            w.check();
+        }
+        let wait = if period > 0 {
+            period as u64 * 1000
+        } else {
+            3_600_000
+        };
+        let mut fds = [PollFd::new(waker.fd(), PollFlags::POLLIN)];
+        let _ = poll(
+            &mut fds,
+            PollTimeout::try_from(wait.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::NONE),
+        );
+        waker.drain();
+        let sigs = sys::take_pending();
+        if sys::has(sigs, Signal::SIGTERM)
+            || sys::has(sigs, Signal::SIGINT)
+            || sys::has(sigs, Signal::SIGQUIT)
+        {
+            sys::exit_now(0);
+        }
+        if sys::has(sigs, Signal::SIGHUP) {
+            if let Ok(mut newer) = Config::load(&w.cfg.config_file) {
+                newer.backends = w.cfg.backends.clone();
+                w.cfg = newer;
+            }
+        }
+    }
+}
