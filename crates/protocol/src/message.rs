@@ -59,6 +59,31 @@ pub fn scan_header(buf: &[u8]) -> Result<Option<MessageHeader>, FrameError> {
     }))
 }
 
+/// Message kinds a frontend may send after start-up (protocol 3.0).
+pub fn is_frontend_tag(tag: u8) -> bool {
+    matches!(
+        tag,
+        b'B' | b'C'
+            | b'd'
+            | b'c'
+            | b'f'
+            | b'D'
+            | b'E'
+            | b'H'
+            | b'F'
+            | b'P'
+            | b'p'
+            | b'Q'
+            | b'S'
+            | b'X'
+    )
+}
+
+/// The error a client gets for a message kind no frontend may send.
+pub fn invalid_frontend_tag(tag: u8) -> String {
+    format!("invalid frontend message type {tag}")
+}
+
 /// Fields of an ErrorResponse or NoticeResponse body that pgpool looks at.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ErrorFields {

@@ -26,7 +26,7 @@ pm2=$(read_pid "$TEST_DIR/data2/postmaster.pid") || fail "no postmaster pid for 
 log "freezing node 2's postmaster (pid $pm2)"
 kill -STOP "$pm2"
 resume2() { kill -CONT "$pm2" 2>/dev/null; }
-trap 'resume2; _cleanup' EXIT
+add_cleanup resume2
 sleep 2   # node 2's check is now hanging in its 60 s timeout
 
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }

@@ -240,6 +240,9 @@ fn walk_client(
             }
             b'F' => st.outstanding += 1,
             t if is_extended(t) => st.unsynced = true,
+            t if !protocol::message::is_frontend_tag(t) => {
+                return Err(protocol::message::invalid_frontend_tag(t));
+            }
             _ => {}
         }
         if !whole {

@@ -556,6 +556,9 @@ fn scan_client(
         let h = scan_header(&buf[i..to])
             .map_err(|e| e.to_string())?
             .ok_or("short header")?;
+        if !protocol::message::is_frontend_tag(h.tag) {
+            return Err(protocol::message::invalid_frontend_tag(h.tag));
+        }
         if to - i < h.total_len() {
             if h.total_len() > buf.len() || (i == from && to - from == buf.len()) {
                 return Ok(Scan::Batch {
