@@ -6,6 +6,7 @@ Standard library only.  Used as a module (Conn, cancel) or as a command:
     pgwire.py cancel-session HOST PORT USER DB
     pgwire.py bad-input CASE HOST PORT USER DB
     pgwire.py query-ext HOST PORT USER DB SQL   (prints rows, '|'-separated)
+    pgwire.py ext-tags HOST PORT USER DB SQL [STMT]   (prints reply message tags)
 
 Every scenario prints "ok: ..." lines and exits 0, or prints "FAIL: ..." and
 exits 1.  Authentication: trust, cleartext or md5 (password from PGPASSWORD).
@@ -175,6 +176,33 @@ class Conn:
                   + message(b"E", b"\0\0\0\0\0")
                   + message(b"S"))
         return self.read_result()
+
+    def tags_until_ready(self):
+        """Tags of the messages up to and including ReadyForQuery, as one string."""
+        tags = b""
+        while True:
+            tag, _ = self.read_message()
+            tags += tag
+            if tag == b"Z":
+                return tags.decode()
+
+    def ext_tags(self, sql, name=b""):
+        """Parse/Bind/Describe S/Describe P/Execute/Close P/Sync; the reply's tags."""
+        self.send(message(b"P", name + b"\0" + sql.encode() + b"\0\0\0")
+                  + message(b"B", b"\0" + name + b"\0\0\0\0\0\0\0")
+                  + message(b"D", b"S" + name + b"\0")
+                  + message(b"D", b"P\0")
+                  + message(b"E", b"\0\0\0\0\0")
+                  + message(b"C", b"P\0")
+                  + message(b"S"))
+        return self.tags_until_ready()
+
+    def rebind_tags(self, name):
+        """Bind/Execute/Sync of an already prepared statement; the reply's tags."""
+        self.send(message(b"B", b"\0" + name + b"\0\0\0\0\0\0\0")
+                  + message(b"E", b"\0\0\0\0\0")
+                  + message(b"S"))
+        return self.tags_until_ready()
 
     def readable(self, timeout):
         if self.buf:
@@ -371,6 +399,16 @@ def main(argv):
             fail("%s: %s" % (err.get("C"), err.get("M")))
         for row in rows:
             print("|".join("" if v is None else v for v in row))
+    elif len(argv) >= 6 and argv[0] == "ext-tags":
+        # ext-tags HOST PORT USER DB SQL [STMT]: tags of the extended-protocol reply,
+        # then (with STMT) of a second Bind/Execute/Sync of the named statement.
+        c = Conn(argv[1], argv[2])
+        c.startup(argv[3], argv[4])
+        name = argv[6].encode() if len(argv) > 6 else b""
+        print(c.ext_tags(argv[5], name))
+        if name:
+            print(c.rebind_tags(name))
+        c.close()
     else:
         print(__doc__, file=sys.stderr)
         return 2

@@ -107,7 +107,13 @@ impl MessageReader {
                 self.end -= self.start;
                 self.start = 0;
             }
-            let n = stream.read(&mut self.buf[self.end..])?;
+            // Signals interrupt blocking calls (handlers run without SA_RESTART so the
+            // relays notice them): just read again.
+            let n = match stream.read(&mut self.buf[self.end..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
             if n == 0 {
                 return Err(BackendError::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,

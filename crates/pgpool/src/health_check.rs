@@ -68,11 +68,20 @@ fn wants_exit(sigs: u32) -> bool {
         || sys::has(sigs, Signal::SIGQUIT)
 }
 
-/// One log-in attempt against the node, bounded by `timeout`.
-pub fn check_once(cfg: &Config, node: usize, secret: Option<&Secret>) -> Result<(), BackendError> {
+/// One log-in attempt against the node, bounded by health_check_timeout (and by
+/// `limit` when given).
+pub fn check_once(
+    cfg: &Config,
+    node: usize,
+    secret: Option<&Secret>,
+    limit: Option<Duration>,
+) -> Result<(), BackendError> {
     let b = &cfg.backends[node];
     let hc = cfg.health_check(node);
-    let timeout = Duration::from_secs(hc.timeout.max(1));
+    let mut timeout = Duration::from_secs(hc.timeout.max(1));
+    if let Some(l) = limit {
+        timeout = timeout.min(l);
+    }
     let connect = if hc.connect_timeout_ms == 0 {
         timeout
     } else {
@@ -179,7 +188,7 @@ pub fn run(setup: HealthCheckSetup<'_>) -> ! {
             let mut retries = 0u64;
             let mut ok = false;
             loop {
-                match check_once(&cfg, node, setup.passwd_secret.as_ref()) {
+                match check_once(&cfg, node, setup.passwd_secret.as_ref(), None) {
                     Ok(()) => {
                         ok = true;
                         break;

@@ -10,6 +10,7 @@ mod health_check;
 mod logging;
 mod net;
 mod pcp;
+mod pool_status;
 mod primary;
 mod report;
 mod sr_check;

@@ -105,10 +105,25 @@ pub fn connect_backend(host: &str, port: u16, timeout: Duration) -> io::Result<S
     let host = if host.is_empty() { "localhost" } else { host };
     let mut last = io::Error::new(io::ErrorKind::NotFound, format!("no address for {host}"));
     for addr in (host, port).to_socket_addrs()? {
-        let r = if timeout.is_zero() {
-            TcpStream::connect(addr)
-        } else {
-            TcpStream::connect_timeout(&addr, timeout)
+        let deadline = std::time::Instant::now() + timeout;
+        let r = loop {
+            let r = if timeout.is_zero() {
+                TcpStream::connect(addr)
+            } else {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connection timed out",
+                    ));
+                }
+                TcpStream::connect_timeout(&addr, left)
+            };
+            // A signal interrupted the wait: try again within the same deadline.
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
         };
         match r {
             Ok(s) => {

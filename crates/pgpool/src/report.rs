@@ -1,7 +1,8 @@
 //! Rows describing nodes, child processes and pooled connections, read from shared
-//! memory. Both the SQL admin commands (SHOW POOL_PROCESSES / POOL_POOLS) and the PCP
-//! requests (pcp_node_info, pcp_proc_info, pcp_health_check_stats) format from here,
-//! so the two views never disagree. Values are Pgpool-II's text forms.
+//! memory. Both the SQL admin commands (SHOW POOL_NODES / POOL_PROCESSES / POOL_POOLS /
+//! POOL_HEALTH_CHECK_STATS / POOL_BACKEND_STATS / POOL_CACHE / POOL_STATUS) and the PCP
+//! requests (pcp_node_info, pcp_proc_info, pcp_health_check_stats, pcp_pool_status)
+//! format from here, so the two views never disagree. Values are Pgpool-II's text forms.
 
 use std::sync::atomic::Ordering;
 
@@ -9,6 +10,93 @@ use config::{ClusteringMode, Config};
 use shmem::{BackendRole, BackendStatus, ChildState, Shmem};
 
 use crate::logging::format_time;
+
+pub use crate::pool_status::pool_status;
+
+/// SHOW POOL_NODES columns.
+pub const NODES_COLUMNS: [&str; 14] = [
+    "node_id",
+    "hostname",
+    "port",
+    "status",
+    "pg_status",
+    "lb_weight",
+    "role",
+    "pg_role",
+    "select_cnt",
+    "load_balance_node",
+    "replication_delay",
+    "replication_state",
+    "replication_sync_state",
+    "last_status_change",
+];
+
+/// SHOW POOL_HEALTH_CHECK_STATS columns (pcp_health_check_stats sends the same fields).
+pub const HEALTH_CHECK_STATS_COLUMNS: [&str; 20] = [
+    "node_id",
+    "hostname",
+    "port",
+    "status",
+    "role",
+    "last_status_change",
+    "total_count",
+    "success_count",
+    "fail_count",
+    "skip_count",
+    "retry_count",
+    "average_retry_count",
+    "max_retry_count",
+    "max_duration",
+    "min_duration",
+    "average_duration",
+    "last_health_check",
+    "last_successful_health_check",
+    "last_skip_health_check",
+    "last_failed_health_check",
+];
+
+/// SHOW POOL_BACKEND_STATS columns.
+pub const BACKEND_STATS_COLUMNS: [&str; 14] = [
+    "node_id",
+    "hostname",
+    "port",
+    "status",
+    "role",
+    "select_cnt",
+    "insert_cnt",
+    "update_cnt",
+    "delete_cnt",
+    "ddl_cnt",
+    "other_cnt",
+    "panic_cnt",
+    "fatal_cnt",
+    "error_cnt",
+];
+
+/// SHOW POOL_CACHE columns.
+pub const CACHE_COLUMNS: [&str; 9] = [
+    "num_cache_hits",
+    "num_selects",
+    "cache_hit_ratio",
+    "num_hash_entries",
+    "used_hash_entries",
+    "num_cache_entries",
+    "used_cache_entries_size",
+    "free_cache_entries_size",
+    "fragment_cache_entries_size",
+];
+
+/// SHOW POOL_STATUS columns.
+pub const STATUS_COLUMNS: [&str; 3] = ["item", "value", "description"];
+
+/// A node's status as the reports print it. A node pgpool-rs has not yet confirmed
+/// (connect-wait) is shown "up", as Pgpool-II shows it once a child has connected.
+pub fn shown_status(status: BackendStatus) -> &'static str {
+    match status {
+        BackendStatus::ConnectWait => "up",
+        s => s.name(),
+    }
+}
 
 /// Unix seconds as local time, or "" for 0 (never).
 pub fn time_or_empty(secs: i64) -> String {
@@ -288,7 +376,7 @@ pub fn health_check_stats(cfg: &Config, shm: &Shmem, node: &Node) -> Vec<String>
         node.id.to_string(),
         node.hostname.clone(),
         node.port.to_string(),
-        node.status.name().to_string(),
+        shown_status(node.status).to_string(),
         node.role.name().to_string(),
         format_time(node.last_status_change),
         total.to_string(),
@@ -306,4 +394,138 @@ pub fn health_check_stats(cfg: &Config, shm: &Shmem, node: &Node) -> Vec<String>
         t(&h.last_skip_health_check),
         t(&h.last_failed_health_check),
     ]
+}
+
+/// SHOW POOL_NODES rows. `session_node` is the asking session's load-balance node.
+pub fn pool_nodes(cfg: &Config, shm: &Shmem, session_node: Option<usize>) -> Vec<Vec<String>> {
+    nodes(cfg, shm)
+        .into_iter()
+        .map(|n| {
+            let st = shm.backend(n.id);
+            vec![
+                n.id.to_string(),
+                n.hostname,
+                n.port.to_string(),
+                shown_status(n.status).to_string(),
+                n.pg_status.to_string(),
+                format!("{:.6}", n.weight),
+                n.role.name().to_string(),
+                n.pg_role.to_string(),
+                st.select_cnt.load(Ordering::Relaxed).to_string(),
+                (Some(n.id) == session_node).to_string(),
+                n.delay.to_string(),
+                n.replication_state,
+                n.replication_sync_state,
+                format_time(n.last_status_change),
+            ]
+        })
+        .collect()
+}
+
+/// SHOW POOL_HEALTH_CHECK_STATS rows, one per node.
+pub fn health_check_rows(cfg: &Config, shm: &Shmem) -> Vec<Vec<String>> {
+    nodes(cfg, shm)
+        .iter()
+        .map(|n| health_check_stats(cfg, shm, n))
+        .collect()
+}
+
+/// SHOW POOL_BACKEND_STATS rows, one per node.
+pub fn backend_stats(cfg: &Config, shm: &Shmem) -> Vec<Vec<String>> {
+    nodes(cfg, shm)
+        .into_iter()
+        .map(|n| {
+            let st = shm.backend(n.id);
+            let s = &st.stats;
+            let c = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
+            vec![
+                n.id.to_string(),
+                n.hostname,
+                n.port.to_string(),
+                shown_status(n.status).to_string(),
+                n.role.name().to_string(),
+                c(&st.select_cnt),
+                c(&s.insert_cnt),
+                c(&s.update_cnt),
+                c(&s.delete_cnt),
+                c(&s.ddl_cnt),
+                c(&s.other_cnt),
+                c(&s.panic_cnt),
+                c(&s.fatal_cnt),
+                c(&s.error_cnt),
+            ]
+        })
+        .collect()
+}
+
+/// SHOW POOL_CACHE: the query cache is not implemented, so one row of zeros, as
+/// Pgpool-II answers with memory_cache_enabled = off.
+pub fn pool_cache() -> Vec<Vec<String>> {
+    let mut row = vec!["0".to_string(); CACHE_COLUMNS.len()];
+    row[2] = "0.00".into();
+    vec![row]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (Config, Shmem) {
+        let cfg = Config::parse(
+            "backend_hostname0 = 'h0'\nbackend_port0 = 5432\n\
+             backend_hostname1 = 'h1'\nbackend_port1 = 5433\nhealth_check_period = 1\n",
+            std::path::Path::new("pgpool.conf"),
+        )
+        .expect("config");
+        let shm = Shmem::create(shmem::Layout {
+            num_children: 2,
+            max_pool: 1,
+            num_backends: 2,
+        })
+        .expect("shmem");
+        shm.cluster().primary_node_id.store(0, Ordering::Release);
+        (cfg, shm)
+    }
+
+    #[test]
+    fn every_row_has_its_columns() {
+        let (cfg, shm) = setup();
+        let nodes = pool_nodes(&cfg, &shm, Some(1));
+        assert_eq!(nodes.len(), 2);
+        assert!(nodes.iter().all(|r| r.len() == NODES_COLUMNS.len()));
+        assert_eq!(nodes[1][9], "true");
+        assert_eq!(nodes[0][6], "primary");
+        assert_eq!(nodes[1][6], "standby");
+        assert_eq!(nodes[0][5], "0.500000");
+        let hc = health_check_rows(&cfg, &shm);
+        assert!(hc
+            .iter()
+            .all(|r| r.len() == HEALTH_CHECK_STATS_COLUMNS.len()));
+        let bs = backend_stats(&cfg, &shm);
+        assert!(bs.iter().all(|r| r.len() == BACKEND_STATS_COLUMNS.len()));
+        assert_eq!(pool_cache()[0].len(), CACHE_COLUMNS.len());
+        assert_eq!(pool_cache()[0][2], "0.00");
+        assert_eq!(processes(&cfg, &shm).len(), 2);
+    }
+
+    #[test]
+    fn health_check_averages_and_counters() {
+        let (cfg, shm) = setup();
+        let h = &shm.backend(1).health;
+        h.total_count.store(7, Ordering::Relaxed);
+        h.success_count.store(7, Ordering::Relaxed);
+        h.total_duration_ms.store(54, Ordering::Relaxed);
+        h.max_duration_ms.store(15, Ordering::Relaxed);
+        h.min_duration_ms.store(5, Ordering::Relaxed);
+        let r = &health_check_rows(&cfg, &shm)[1];
+        assert_eq!(
+            &r[6..16],
+            ["7", "7", "0", "0", "0", "0.000000", "0", "15", "5", "7.714286"]
+        );
+        assert_eq!(r[16], "", "never checked: empty time");
+        shm.backend(0).stats.insert_cnt.store(3, Ordering::Relaxed);
+        shm.backend(0).select_cnt.store(9, Ordering::Relaxed);
+        let b = &backend_stats(&cfg, &shm)[0];
+        assert_eq!(&b[5..7], ["9", "3"]);
+    }
 }

@@ -1,16 +1,18 @@
 //! The SQL commands a child answers itself instead of sending them to a backend:
 //! `SHOW POOL_NODES`, `SHOW POOL_VERSION`, `SHOW POOL_PROCESSES`, `SHOW POOL_POOLS`,
-//! `PGPOOL SHOW name|group|ALL`, `PGPOOL SET name = value`, `PGPOOL RESET name|ALL`.
-//! Column names and value formats are Pgpool-II's, so scripts that parse them work.
+//! `SHOW POOL_STATUS`, `SHOW POOL_HEALTH_CHECK_STATS`, `SHOW POOL_BACKEND_STATS`,
+//! `SHOW POOL_CACHE`, `PGPOOL SHOW name|group|ALL`, `PGPOOL SET name = value`,
+//! `PGPOOL RESET name|ALL`. Column names and value formats are Pgpool-II's (rows come
+//! from [`crate::report`], shared with PCP), so scripts that parse them work. The
+//! extended-protocol form is handled by [`crate::child::local_ext`], which keeps the
+//! statements it prepared here.
 
-use std::sync::atomic::Ordering;
-
-use config::{ClusteringMode, Config};
+use config::Config;
 use protocol::build;
-use shmem::{BackendRole, BackendStatus, Shmem};
+use shmem::Shmem;
 
 use crate::child::relay::LocalCommands;
-use crate::logging::format_time;
+use crate::report;
 
 /// Per-session view used to answer local commands.
 pub struct Admin<'a> {
@@ -20,6 +22,8 @@ pub struct Admin<'a> {
     pub shm: &'a Shmem,
     /// The node this session's queries go to.
     pub session_node: usize,
+    /// Statements prepared by locally answered Parse messages: (name, query text).
+    pub statements: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Skips blanks and SQL comments at the start of a query.
@@ -63,7 +67,16 @@ fn command_text(query: &[u8]) -> String {
         .to_string()
 }
 
-const SHOW_COMMANDS: &[&str] = &["pool_nodes", "pool_version", "pool_processes", "pool_pools"];
+const SHOW_COMMANDS: &[&str] = &[
+    "pool_nodes",
+    "pool_version",
+    "pool_processes",
+    "pool_pools",
+    "pool_status",
+    "pool_health_check_stats",
+    "pool_backend_stats",
+    "pool_cache",
+];
 
 impl LocalCommands for Admin<'_> {
     fn is_local(&self, query: &[u8]) -> bool {
@@ -87,16 +100,69 @@ impl LocalCommands for Admin<'_> {
         !self.shm.backend(self.session_node).status().is_alive()
     }
 
+    fn returns_rows(&self, query: &[u8]) -> bool {
+        let q = skip_noise(query);
+        if starts_with_ci(q, b"show") {
+            return true;
+        }
+        starts_with_ci(q, b"pgpool") && starts_with_ci(skip_noise(&q[6..]), b"show")
+    }
+
+    fn has_local_statements(&self) -> bool {
+        !self.statements.is_empty()
+    }
+
+    fn local_statement(&self, name: &[u8]) -> Option<&[u8]> {
+        self.statements
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, q)| q.as_slice())
+    }
+
+    fn remember_statement(&mut self, name: &[u8], query: &[u8]) {
+        self.forget_statement(name);
+        let mut q = query.to_vec();
+        q.push(0);
+        self.statements.push((name.to_vec(), q));
+    }
+
+    fn forget_statement(&mut self, name: &[u8]) {
+        self.statements.retain(|(n, _)| n != name);
+    }
+
     fn answer(&mut self, query: &[u8], out: &mut Vec<u8>) {
         let text = command_text(query);
         let words: Vec<&str> = text.split_whitespace().collect();
         let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
         match lower.as_slice() {
             [show, what] if show == "show" => match what.as_str() {
-                "pool_nodes" => self.pool_nodes(out),
+                "pool_nodes" => table(
+                    out,
+                    &report::NODES_COLUMNS,
+                    report::pool_nodes(self.cfg(), self.shm, Some(self.session_node)),
+                ),
                 "pool_version" => table(out, &["pool_version"], vec![vec![version_string()]]),
                 "pool_processes" => self.pool_processes(out),
                 "pool_pools" => self.pool_pools(out),
+                "pool_status" => table(
+                    out,
+                    &report::STATUS_COLUMNS,
+                    report::pool_status(self.cfg(), self.shm)
+                        .into_iter()
+                        .map(Vec::from)
+                        .collect(),
+                ),
+                "pool_health_check_stats" => table(
+                    out,
+                    &report::HEALTH_CHECK_STATS_COLUMNS,
+                    report::health_check_rows(self.cfg(), self.shm),
+                ),
+                "pool_backend_stats" => table(
+                    out,
+                    &report::BACKEND_STATS_COLUMNS,
+                    report::backend_stats(self.cfg(), self.shm),
+                ),
+                "pool_cache" => table(out, &report::CACHE_COLUMNS, report::pool_cache()),
                 _ => error(
                     out,
                     "42704",
@@ -143,92 +209,13 @@ fn table(out: &mut Vec<u8>, columns: &[&str], rows: Vec<Vec<String>>) {
     build::command_complete(out, &format!("SELECT {}", rows.len()));
 }
 
-fn time_or_empty(secs: i64) -> String {
-    if secs == 0 {
-        String::new()
-    } else {
-        format_time(secs)
-    }
-}
-
 impl Admin<'_> {
     fn cfg(&self) -> &Config {
         self.session_cfg.as_ref().unwrap_or(self.cfg)
     }
 
-    fn pool_nodes(&self, out: &mut Vec<u8>) {
-        let cfg = self.cfg();
-        let total_weight: f64 = cfg.backends.iter().map(|b| b.weight).sum();
-        let replication = matches!(
-            cfg.backend_clustering_mode,
-            ClusteringMode::StreamingReplication | ClusteringMode::LogicalReplication
-        );
-        let main = self.shm.cluster().main_node_id.load(Ordering::Acquire);
-        let mut rows = Vec::new();
-        for (i, b) in cfg.backends.iter().enumerate() {
-            let st = self.shm.backend(i);
-            let status = st.status();
-            let role = if replication {
-                match st.role() {
-                    BackendRole::Primary => "primary",
-                    BackendRole::Standby => "standby",
-                    BackendRole::Unknown => "unknown",
-                }
-            } else if i as i32 == main {
-                "main"
-            } else {
-                "replica"
-            };
-            let shown_status = match status {
-                BackendStatus::ConnectWait => "up",
-                s => s.name(),
-            };
-            let weight = if total_weight > 0.0 {
-                b.weight / total_weight
-            } else {
-                0.0
-            };
-            rows.push(vec![
-                i.to_string(),
-                b.hostname.clone(),
-                b.port.to_string(),
-                shown_status.to_string(),
-                if status.is_alive() { "up" } else { "down" }.to_string(),
-                format!("{weight:.6}"),
-                role.to_string(),
-                role.to_string(),
-                st.select_cnt.load(Ordering::Relaxed).to_string(),
-                (i == self.session_node).to_string(),
-                st.replication_delay.load(Ordering::Relaxed).to_string(),
-                st.replication_state.get(),
-                st.replication_sync_state.get(),
-                time_or_empty(st.last_status_change.load(Ordering::Relaxed)),
-            ]);
-        }
-        table(
-            out,
-            &[
-                "node_id",
-                "hostname",
-                "port",
-                "status",
-                "pg_status",
-                "lb_weight",
-                "role",
-                "pg_role",
-                "select_cnt",
-                "load_balance_node",
-                "replication_delay",
-                "replication_state",
-                "replication_sync_state",
-                "last_status_change",
-            ],
-            rows,
-        );
-    }
-
     fn pool_processes(&self, out: &mut Vec<u8>) {
-        let rows = crate::report::processes(self.cfg(), self.shm);
+        let rows = report::processes(self.cfg(), self.shm);
         table(
             out,
             &[
@@ -246,7 +233,7 @@ impl Admin<'_> {
     }
 
     fn pool_pools(&self, out: &mut Vec<u8>) {
-        let rows = crate::report::pools(self.cfg(), self.shm, Some(self.session_node));
+        let rows = report::pools(self.cfg(), self.shm, Some(self.session_node));
         table(
             out,
             &[
@@ -350,6 +337,7 @@ mod tests {
             session_cfg: None,
             shm: &shm,
             session_node: 0,
+            statements: Vec::new(),
         };
         let mut body = q.as_bytes().to_vec();
         body.push(0);
@@ -362,6 +350,10 @@ mod tests {
         assert!(admin_is_local("  show pool_nodes;"));
         assert!(admin_is_local("/* x */ show\tpool_version"));
         assert!(admin_is_local("PGPOOL SHOW port"));
+        assert!(admin_is_local("show pool_health_check_stats"));
+        assert!(admin_is_local("SHOW POOL_BACKEND_STATS"));
+        assert!(admin_is_local("SHOW POOL_STATUS"));
+        assert!(admin_is_local("SHOW POOL_CACHE;"));
         assert!(admin_is_local("pgpool set client_min_messages = debug1"));
         assert!(!admin_is_local("SHOW work_mem"));
         assert!(!admin_is_local("show pool_nodesx"));

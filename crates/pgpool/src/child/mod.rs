@@ -6,6 +6,7 @@
 mod admin;
 mod cancel;
 mod client_auth;
+mod local_ext;
 mod pool;
 mod relay;
 mod routed;
@@ -178,7 +179,9 @@ impl ChildContext<'_> {
         } else {
             let user = self.cfg.health_check(node).user;
             let secret = client_auth::backend_secret_from_passwd(self, &user);
-            if crate::health_check::check_once(&self.cfg, node, secret.as_ref()).is_ok() {
+            // Bounded: the client of this child is waiting.
+            let limit = Some(std::time::Duration::from_secs(3));
+            if crate::health_check::check_once(&self.cfg, node, secret.as_ref(), limit).is_ok() {
                 log::info!("node {node} still accepts connections: no failover");
                 return;
             }

@@ -16,6 +16,7 @@ use nix::sys::signal::Signal;
 use protocol::message::parse_error_fields;
 
 use crate::backend::BackendConn;
+use crate::child::local_ext;
 use crate::child::scanner::Scanner;
 use crate::net::Stream;
 use crate::sys::{self, Waker};
@@ -164,18 +165,32 @@ pub trait LocalCommands {
     fn node_detached(&self) -> bool {
         false
     }
+    /// Whether the command returns rows (so Describe answers a RowDescription).
+    fn returns_rows(&self, _query: &[u8]) -> bool {
+        false
+    }
+    /// Statements prepared by a locally answered Parse (extended protocol).
+    fn has_local_statements(&self) -> bool {
+        false
+    }
+    fn local_statement(&self, _name: &[u8]) -> Option<&[u8]> {
+        None
+    }
+    fn remember_statement(&mut self, _name: &[u8], _query: &[u8]) {}
+    fn forget_statement(&mut self, _name: &[u8]) {}
 }
 
 /// What the walk over client bytes found.
 enum ClientStep {
     /// Forward `forward`, keep the rest for the next read.
     Forward { forward: Range<usize> },
-    /// Forward `forward`, then answer the local command in `query` (body range);
-    /// continue after `resume`.
+    /// Forward `forward`, then answer the local command in `query` (the Query body,
+    /// or with `extended` the whole batch of messages); continue after `resume`.
     Local {
         forward: Range<usize>,
         query: Range<usize>,
         resume: usize,
+        extended: bool,
     },
     /// Forward `forward`; the client sent Terminate.
     Terminate { forward: Range<usize> },
@@ -190,7 +205,7 @@ fn walk_client(
     buf: &[u8],
     from: usize,
     to: usize,
-    local: &dyn LocalCommands,
+    local: &mut dyn LocalCommands,
 ) -> Result<(ClientStep, usize), String> {
     let mut i = from;
     if st.client_remaining > 0 {
@@ -228,6 +243,7 @@ fn walk_client(
                             forward: from..i,
                             query: body,
                             resume: i + h.total_len(),
+                            extended: false,
                         },
                         i + h.total_len(),
                     ));
@@ -239,6 +255,32 @@ fn walk_client(
                 st.unsynced = false;
             }
             b'F' => st.outstanding += 1,
+            // A batch of local commands in the extended protocol is answered here.
+            b'P' | b'B' if !st.unsynced && st.client_remaining == 0 => {
+                match local_ext::scan(&buf[i..to], local) {
+                    local_ext::Batch::Local(n) => {
+                        return Ok((
+                            ClientStep::Local {
+                                forward: from..i,
+                                query: i..i + n,
+                                resume: i + n,
+                                extended: true,
+                            },
+                            i + n,
+                        ))
+                    }
+                    local_ext::Batch::Incomplete if avail < buf.len() => break,
+                    _ => {}
+                }
+                if h.tag == b'P' && whole {
+                    local_ext::note_parse(&buf[i + 5..i + h.total_len()], local);
+                }
+                st.unsynced = true;
+            }
+            b'P' if whole => {
+                local_ext::note_parse(&buf[i + 5..i + h.total_len()], local);
+                st.unsynced = true;
+            }
             t if is_extended(t) => st.unsynced = true,
             t if !protocol::message::is_frontend_tag(t) => {
                 return Err(protocol::message::invalid_frontend_tag(t));
@@ -335,7 +377,8 @@ pub fn relay(
 struct ClientSide {
     pending: Pending,
     unscanned: Range<usize>,
-    local: Option<Range<usize>>,
+    /// A local command waiting for its turn, and whether it is an extended batch.
+    local: Option<(Range<usize>, bool)>,
     terminated: bool,
 }
 
@@ -353,12 +396,13 @@ impl ClientSide {
                 forward,
                 query,
                 resume,
+                extended,
             } => {
                 self.pending = Pending {
                     from: forward.start,
                     to: forward.end,
                 };
-                self.local = Some(query);
+                self.local = Some((query, extended));
                 self.unscanned = resume..filled;
             }
             ClientStep::Terminate { forward } => {
@@ -417,11 +461,15 @@ fn relay_loop(
         // A local command is answered in its place in the response stream: after the
         // backend has answered everything sent before it.
         if cs.pending.is_empty() && to_client.is_empty() && st.outstanding == 0 {
-            if let Some(q) = cs.local.take() {
+            if let Some((q, extended)) = cs.local.take() {
                 let query = bufs.to_backend[q].to_vec();
                 bufs.reply.clear();
-                local.answer(&query, &mut bufs.reply);
-                protocol::build::ready_for_query(&mut bufs.reply, st.tx_status);
+                if extended {
+                    local_ext::answer(&query, local, &mut bufs.reply, st.tx_status);
+                } else {
+                    local.answer(&query, &mut bufs.reply);
+                    protocol::build::ready_for_query(&mut bufs.reply, st.tx_status);
+                }
                 if bufs.to_client.len() < bufs.reply.len() {
                     bufs.to_client.resize(bufs.reply.len(), 0);
                 }
@@ -553,7 +601,7 @@ mod tests {
     }
 
     fn walk(st: &mut SessionState, buf: &[u8]) -> (ClientStep, usize) {
-        walk_client(st, buf, 0, buf.len(), &NoLocal).unwrap()
+        walk_client(st, buf, 0, buf.len(), &mut NoLocal).unwrap()
     }
 
     #[test]
@@ -602,6 +650,7 @@ mod tests {
                 forward,
                 query,
                 resume,
+                ..
             } => {
                 assert_eq!(forward, 0..q1);
                 assert_eq!(query, q1 + 5..q2);
@@ -610,13 +659,58 @@ mod tests {
             _ => panic!("expected a local command"),
         }
         assert_eq!(next, q2);
-        let (step, _) = walk_client(&mut st, &b, q2, b.len(), &NoLocal).unwrap();
+        let (step, _) = walk_client(&mut st, &b, q2, b.len(), &mut NoLocal).unwrap();
         assert!(matches!(step, ClientStep::Terminate { forward } if forward == (q2..q2)));
+    }
+
+    #[test]
+    fn extended_local_batch_is_taken_whole() {
+        let mut b = Vec::new();
+        build::query(&mut b, "select 1");
+        let q1 = b.len();
+        for (tag, body) in [
+            (b'P', &b"\0LOCAL x\0\0\0"[..]),
+            (b'B', &b"\0\0\0\0\0\0\0\0"[..]),
+            (b'E', &b"\0\0\0\0\0"[..]),
+        ] {
+            let s = build::begin(&mut b, tag);
+            b.extend_from_slice(body);
+            build::finish(&mut b, s);
+        }
+        let before_sync = b.len();
+        let s = build::begin(&mut b, b'S');
+        build::finish(&mut b, s);
+        let mut st = SessionState::default();
+        // Without its Sync the batch is held back after the forwarded query.
+        let (step, next) = walk(&mut st, &b[..before_sync]);
+        assert!(matches!(step, ClientStep::Forward { forward } if forward == (0..q1)));
+        assert_eq!(next, q1);
+        let mut st = SessionState::default();
+        let (step, next) = walk(&mut st, &b);
+        match step {
+            ClientStep::Local {
+                forward,
+                query,
+                extended,
+                ..
+            } => {
+                assert_eq!(forward, 0..q1);
+                assert_eq!(query, q1..b.len());
+                assert!(extended);
+            }
+            _ => panic!("expected a local batch"),
+        }
+        assert_eq!(next, b.len());
+        assert_eq!(
+            st.outstanding, 1,
+            "only the forwarded query owes a ReadyForQuery"
+        );
+        assert!(!st.unsynced);
     }
 
     #[test]
     fn absurd_length_is_a_protocol_error() {
         let mut st = SessionState::default();
-        assert!(walk_client(&mut st, b"Q\x7f\xff\xff\xffab", 0, 7, &NoLocal).is_err());
+        assert!(walk_client(&mut st, b"Q\x7f\xff\xff\xffab", 0, 7, &mut NoLocal).is_err());
     }
 }

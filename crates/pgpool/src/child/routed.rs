@@ -20,6 +20,7 @@ use protocol::{build, scan_header};
 use sql::{ClassifierCache, Route, Rules, StatementKind};
 
 use crate::backend::BackendConn;
+use crate::child::local_ext;
 use crate::child::relay::{LocalCommands, RelayEnd};
 use crate::net::Stream;
 use crate::sys::{self, Waker};
@@ -175,8 +176,13 @@ enum Scan {
     Incomplete,
     /// A batch `range` (client buffer offsets) ends at a boundary.
     Batch { end: usize, kind: BatchEnd },
-    /// A local command (its Query body) at `start..end`.
-    Local { start: usize, end: usize },
+    /// A local command (its Query body, or with `extended` the whole batch of
+    /// messages) at `start..end`.
+    Local {
+        start: usize,
+        end: usize,
+        extended: bool,
+    },
     /// Terminate at `start`.
     Terminate,
 }
@@ -545,9 +551,23 @@ fn scan_client(
     buf: &[u8],
     from: usize,
     to: usize,
-    local: &dyn LocalCommands,
+    local: &mut dyn LocalCommands,
     open: bool,
 ) -> Result<Scan, String> {
+    // A batch of local commands in the extended protocol is answered locally.
+    if !open && matches!(buf.get(from), Some(b'P' | b'B')) {
+        match local_ext::scan(&buf[from..to], local) {
+            local_ext::Batch::Local(n) => {
+                return Ok(Scan::Local {
+                    start: from,
+                    end: from + n,
+                    extended: true,
+                })
+            }
+            local_ext::Batch::Incomplete if to - from < buf.len() => return Ok(Scan::Incomplete),
+            _ => {}
+        }
+    }
     let mut i = from;
     while i < to {
         if to - i < 5 {
@@ -592,7 +612,11 @@ fn scan_client(
                     });
                 }
                 if local.is_local(&buf[i + 5..end]) {
-                    return Ok(Scan::Local { start: i + 5, end });
+                    return Ok(Scan::Local {
+                        start: i + 5,
+                        end,
+                        extended: false,
+                    });
                 }
                 return Ok(Scan::Batch {
                     end,
@@ -617,6 +641,7 @@ fn scan_client(
                     kind: BatchEnd::Copy,
                 })
             }
+            b'P' => local_ext::note_parse(&buf[i + 5..end], local),
             _ => {}
         }
         i = end;
@@ -698,7 +723,8 @@ fn relay_loop(
     let mut order: VecDeque<usize> = VecDeque::new();
     let mut to_client: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut to_client_from = 0usize;
-    let mut pending_local: Option<Vec<u8>> = None;
+    // A local command waiting for its turn, and whether it is an extended batch.
+    let mut pending_local: Option<(Vec<u8>, bool)> = None;
     let mut terminated = false;
     let node_ids = routed.cfg.node_ids;
     loop {
@@ -727,8 +753,12 @@ fn relay_loop(
                     terminated = true;
                     cfrom = cto;
                 }
-                Scan::Local { start, end } => {
-                    pending_local = Some(cbuf[start..end].to_vec());
+                Scan::Local {
+                    start,
+                    end,
+                    extended,
+                } => {
+                    pending_local = Some((cbuf[start..end].to_vec(), extended));
                     cfrom = end;
                 }
                 Scan::Batch { end, kind } => {
@@ -832,11 +862,15 @@ fn relay_loop(
         }
         // 2. Answer a local command once everything before it was answered.
         if pending_local.is_some() && order.is_empty() && to_client_from >= to_client.len() {
-            if let Some(q) = pending_local.take() {
+            if let Some((q, extended)) = pending_local.take() {
                 to_client.clear();
                 to_client_from = 0;
-                local.answer(&q, &mut to_client);
-                build::ready_for_query(&mut to_client, io[PRIMARY].tx);
+                if extended {
+                    local_ext::answer(&q, local, &mut to_client, io[PRIMARY].tx);
+                } else {
+                    local.answer(&q, &mut to_client);
+                    build::ready_for_query(&mut to_client, io[PRIMARY].tx);
+                }
             }
         }
         // 3. Backend answers → client, in batch order.

@@ -295,7 +295,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
     let lb = ctx.load_balance_node().filter(|&n| n != node);
     let lb = match lb {
         Some(n) if set.conns.get(n).is_some_and(Option::is_none) => {
-            match connect_node(ctx, stream, &mut reader, s, n, &mut cred) {
+            match connect_node(ctx, stream, &mut reader, s, n, &mut cred, true) {
                 Ok(mut c) => {
                     let mut r = MessageReader::default();
                     match apply_gucs(&mut c, &mut r, s) {
@@ -349,6 +349,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         session_cfg: None,
         shm: ctx.shm,
         session_node: lb.unwrap_or(node),
+        statements: Vec::new(),
     };
     let mut st = SessionState::default();
     let end = if let Some(lbn) = lb {
@@ -573,7 +574,7 @@ fn acquire(
         ctx.pool.discard(slot, ctx.shm);
     }
     let slot = ctx.pool.free_slot(ctx.shm);
-    let conn = connect_node(ctx, stream, reader, s, node, cred)?;
+    let conn = connect_node(ctx, stream, reader, s, node, cred, false)?;
     let credential = if conn.password_required {
         cred.cleartext
             .clone()
@@ -677,6 +678,7 @@ fn connect_node(
     s: &Session,
     node: usize,
     cred: &mut ClientCredential,
+    quick: bool,
 ) -> Result<BackendConn, AuthFailure> {
     let b = &ctx.cfg.backends[node];
     let hc = ctx.cfg.health_check(node);
@@ -709,7 +711,21 @@ fn connect_node(
         }
         Err(BackendError::NeedPassword)
     };
-    match backend::connect(&addr, &startup, &mut backend_reader, &mut ask) {
+    // A load-balance node that does not answer quickly is skipped (the session
+    // reads from the primary instead): a hung standby must not hang new sessions.
+    let result = if quick {
+        let limit = Duration::from_millis(hc.connect_timeout_ms.clamp(1000, 3000));
+        backend::connect_with_deadline(
+            &addr,
+            &startup,
+            &mut backend_reader,
+            &mut ask,
+            Instant::now() + limit,
+        )
+    } else {
+        backend::connect(&addr, &startup, &mut backend_reader, &mut ask)
+    };
+    match result {
         Ok(c) => Ok(c),
         Err(BackendError::Server(fields, raw)) => {
             // Relay the backend's own refusal (wrong password, no such database...).

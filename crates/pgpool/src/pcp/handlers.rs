@@ -104,7 +104,7 @@ pub fn dispatch(ctx: &Ctx, tag: u8, body: &[u8]) -> Result<Reply, Report> {
             Ok(Reply::new(frame::packet(b'n', &b.0)))
         }
         b'P' => proc_info(ctx, &arg),
-        b'B' => Ok(Reply::new(pool_status(ctx.cfg))),
+        b'B' => Ok(Reply::new(pool_status(ctx))),
         b'C' => {
             log::info!("PCP: attaching node {arg}");
             queue(
@@ -269,26 +269,17 @@ fn proc_info(ctx: &Ctx, arg: &str) -> Result<Reply, Report> {
     Ok(Reply::new(out))
 }
 
-/// Cuts `s` to at most `max` bytes on a character boundary.
-fn cut(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-fn pool_status(cfg: &Config) -> Vec<u8> {
-    let rows = cfg.show("all").unwrap_or_default();
+fn pool_status(ctx: &Ctx) -> Vec<u8> {
+    let rows = report::pool_status(ctx.cfg, ctx.shm);
     let mut head = Body::new().str("ArraySize").0;
     head.extend_from_slice(&(rows.len() as i32).to_be_bytes());
     let mut out = frame::packet(b'b', &head);
-    for r in &rows {
+    for [item, value, desc] in &rows {
         let b = Body::new()
             .str("ProcessConfig")
-            .str(cut(&r.item, 64))
-            .str(cut(&r.value, 512))
-            .str(cut(&r.description, 80));
+            .str(item)
+            .str(value)
+            .str(desc);
         out.extend(frame::packet(b'b', &b.0));
     }
     out.extend(complete(b'b'));
@@ -356,7 +347,8 @@ fn recovery(ctx: &Ctx, arg: &str) -> Result<Reply, Report> {
                 .into(),
         ));
     }
-    Err(error(failed, "online recovery is not supported yet".into()))
+    crate::recovery::recover(ctx.cfg, ctx.shm, id as usize)?;
+    Ok(Reply::new(complete(b'c')))
 }
 
 fn set_parameter(body: &[u8]) -> Result<Reply, Report> {
