@@ -12,6 +12,7 @@ mod net;
 mod pcp;
 mod pool_status;
 mod primary;
+mod recovery;
 mod report;
 mod sr_check;
 mod status_file;

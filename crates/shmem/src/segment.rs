@@ -251,6 +251,9 @@ pub struct Cluster {
     /// Set by the main process when a shutdown has begun; children stop accepting.
     pub shutting_down: AtomicU8,
     pub start_time: AtomicI64,
+    /// Pid of the PCP worker running an online recovery, 0 when none (one recovery
+    /// at a time, as in Pgpool-II).
+    pub recovery_pid: AtomicI32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
