@@ -147,6 +147,8 @@ pub struct BackendConn {
     pub password_required: bool,
     /// Run-time parameters sent in the start-up packet (what RESET ALL returns to).
     pub startup_params: Vec<(String, String)>,
+    /// Transaction status of the last ReadyForQuery ('I', 'T' or 'E').
+    pub tx_status: u8,
 }
 
 impl BackendConn {
@@ -301,6 +303,7 @@ pub fn connect_with_deadline(
         key: 0,
         params: Vec::new(),
         password_required: false,
+        tx_status: b'I',
         startup_params: startup
             .iter()
             .filter(|(n, _)| !matches!(*n, "user" | "database" | "options" | "replication"))

@@ -319,6 +319,7 @@ fn scan_backend(
                     b'Z' => {
                         *outstanding = outstanding.saturating_sub(1);
                         *tx_status = m.body.first().copied().unwrap_or(b'I');
+                        backend.tx_status = *tx_status;
                     }
                     b'S' => backend.note_parameter(m.body),
                     b'E' => {

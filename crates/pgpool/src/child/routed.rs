@@ -1105,6 +1105,7 @@ fn drain_node(
             b'Z' => {
                 let status = n.inbuf.get(start + 5).copied().unwrap_or(b'I');
                 n.tx = status;
+                backends[k].tx_status = status;
                 let synced_head = n.queue.front().is_some_and(|e| e.synced);
                 // A flushed (unsynced) batch ends with the ReadyForQuery of its Sync.
                 if let Some(e) = n.queue.pop_front() {

@@ -477,45 +477,64 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
 /// Returns a set to the pool after resetting it, or closes it.
 fn release(ctx: &mut ChildContext<'_>, slot: usize, mut set: PooledSet, reusable: bool) {
     let keep = reusable && ctx.cfg.connection_cache && !ctx.shutdown_requested();
-    if keep {
-        let mut reader = MessageReader::default();
-        let queries: Vec<String> = ctx.cfg.reset_query_list.clone();
-        let mut ok = true;
-        for conn in set.conns.iter_mut().flatten() {
-            if !reset_backend(conn, &mut reader, &queries) {
-                ok = false;
-            }
-        }
-        if ok {
-            set.last_release = Instant::now();
-            ctx.pool.publish(slot, &set, ctx.shm);
-            ctx.pool.put(slot, set);
-            return;
-        }
+    if keep && reset_set(&mut set, &ctx.cfg.reset_query_list) {
+        set.last_release = Instant::now();
+        ctx.pool.publish(slot, &set, ctx.shm);
+        ctx.pool.put(slot, set);
+        return;
     }
     ctx.pool.discard(slot, ctx.shm);
 }
 
-/// Runs reset_query_list; false when the connection is unfit for reuse.
-fn reset_backend(conn: &mut BackendConn, reader: &mut MessageReader, queries: &[String]) -> bool {
-    if queries.is_empty() {
+/// True for reset queries that only end a transaction (useless when none is open).
+fn ends_transaction_only(q: &str) -> bool {
+    let q = q.trim().trim_end_matches(';').trim();
+    q.eq_ignore_ascii_case("abort") || q.eq_ignore_ascii_case("rollback")
+}
+
+/// Runs reset_query_list on every connection of the set, all of them at once (one
+/// write each, then the answers); false when a connection is unfit for reuse.
+fn reset_set(set: &mut PooledSet, queries: &[String]) -> bool {
+    let mut sent = Vec::with_capacity(set.conns.len());
+    for conn in set.conns.iter_mut().flatten() {
+        let mut out = Vec::new();
+        let mut count = 0;
+        for q in queries {
+            if conn.tx_status == b'I' && ends_transaction_only(q) {
+                continue;
+            }
+            build::query(&mut out, q);
+            count += 1;
+        }
+        if count > 0 && conn.stream.write_all(&out).is_err() {
+            return false;
+        }
+        sent.push(count);
+    }
+    let mut reader = MessageReader::default();
+    for (conn, count) in set.conns.iter_mut().flatten().zip(sent) {
+        if !await_reset(conn, &mut reader, count) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Reads the answers to `count` reset queries.
+fn await_reset(conn: &mut BackendConn, reader: &mut MessageReader, count: usize) -> bool {
+    if count == 0 {
         return true;
     }
-    // Pipelined: one write, then one ReadyForQuery per query.
-    let mut out = Vec::new();
-    for q in queries {
-        build::query(&mut out, q);
-    }
     reader.clear();
-    if conn.stream.write_all(&out).is_err() {
-        return false;
-    }
     let _ = conn.stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut left = queries.len();
+    let mut left = count;
     let mut fine = true;
     while left > 0 {
         match reader.read(&mut conn.stream) {
-            Ok((b'Z', _)) => left -= 1,
+            Ok((b'Z', body)) => {
+                conn.tx_status = body.first().copied().unwrap_or(b'I');
+                left -= 1;
+            }
             Ok((b'S', body)) => {
                 let body = body.to_vec();
                 conn.note_parameter(&body);
