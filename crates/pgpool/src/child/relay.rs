@@ -57,6 +57,8 @@ pub struct SessionState {
     pub backend_fatal: bool,
     /// The backend reported admin shutdown (SQLSTATE 57P01).
     pub backend_shutdown: bool,
+    /// log_per_node_statement: (node id, backend pid) to name in the log lines.
+    pub log_node: Option<(usize, u32)>,
     /// Set by the load-balancing relay: whether its backends may be reused.
     pub routed_reusable: Option<bool>,
     /// Node whose failure ended the session (load-balancing relay).
@@ -77,6 +79,7 @@ impl Default for SessionState {
             backend_shutdown: false,
             client_remaining: 0,
             routed_reusable: None,
+            log_node: None,
             failed_node: None,
             backend: Scanner::default(),
         }
@@ -249,6 +252,20 @@ fn walk_client(
                     ));
                 }
                 st.outstanding += 1;
+                if let Some((node, pid)) = st.log_node {
+                    log_statement(node, pid, &buf[body]);
+                }
+            }
+            b'P' if whole => {
+                if let Some((node, pid)) = st.log_node {
+                    let body = &buf[i + 5..i + h.total_len()];
+                    let after_name = body
+                        .iter()
+                        .position(|&b| b == 0)
+                        .map_or(body.len(), |p| p + 1);
+                    log_statement(node, pid, &body[after_name..]);
+                }
+                st.unsynced = true;
             }
             b'S' => {
                 st.outstanding += 1;
@@ -337,6 +354,15 @@ fn scan_backend(
             },
         )
         .map_err(|e| e.to_string())
+}
+
+/// The log line Pgpool-II writes with log_per_node_statement (scripts grep it).
+pub fn log_statement(node: usize, pid: u32, text: &[u8]) {
+    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+    log::info!(
+        "DB node id: {node} backend pid: {pid} statement: {}",
+        String::from_utf8_lossy(&text[..end])
+    );
 }
 
 /// Relays until the session ends. `initial` holds client bytes already read during

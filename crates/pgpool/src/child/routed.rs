@@ -1184,12 +1184,7 @@ fn log_statements(
         if let Some(t) = text {
             for k in [PRIMARY, STANDBY] {
                 if target.includes(k) {
-                    log::info!(
-                        "DB node id: {} backend pid: {} statement: {}",
-                        node_ids[k],
-                        backends[k].pid,
-                        String::from_utf8_lossy(t)
-                    );
+                    crate::child::relay::log_statement(node_ids[k], backends[k].pid, t);
                 }
             }
         }

@@ -352,6 +352,13 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         statements: Vec::new(),
     };
     let mut st = SessionState::default();
+    if ctx.cfg.log_per_node_statement {
+        st.log_node = set
+            .conns
+            .get(node)
+            .and_then(Option::as_ref)
+            .map(|c| (node, c.pid));
+    }
     let end = if let Some(lbn) = lb {
         let mut router = Router::default();
         let mut rstate = RoutedState::default();
