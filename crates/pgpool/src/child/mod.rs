@@ -8,6 +8,7 @@ mod cancel;
 mod client_auth;
 mod local_ext;
 mod pool;
+mod redirect;
 mod relay;
 mod routed;
 mod scanner;
@@ -44,6 +45,9 @@ pub struct ChildContext<'a> {
     /// Routing decisions by query text (load balancing).
     pub classifier: sql::ClassifierCache,
     pub rules: sql::Rules,
+    /// app_name_redirect_preference_list and database_redirect_preference_list.
+    pub app_redirects: Vec<redirect::Rule>,
+    pub db_redirects: Vec<redirect::Rule>,
     smart_shutdown: bool,
 }
 
@@ -97,10 +101,23 @@ impl ChildContext<'_> {
         (0..n).find(|&i| alive(i))
     }
 
-    /// The load-balance node of a new session: a live node chosen at random in
-    /// proportion to backend_weight (the primary included, as in Pgpool-II). None when
-    /// load balancing does not apply.
-    pub fn load_balance_node(&self) -> Option<usize> {
+    fn load_routing_rules(&mut self) {
+        self.rules = rules_from(&self.cfg);
+        self.app_redirects = redirect::parse_list(
+            &self.cfg.app_name_redirect_preference_list,
+            "app_name_redirect_preference_list",
+        );
+        self.db_redirects = redirect::parse_list(
+            &self.cfg.database_redirect_preference_list,
+            "database_redirect_preference_list",
+        );
+    }
+
+    /// The load-balance node of a new session: the redirect preference lists first
+    /// (application name, then database), else a live node chosen at random in
+    /// proportion to backend_weight (the primary included, as in Pgpool-II). Standbys
+    /// beyond delay_threshold are passed over. None when load balancing does not apply.
+    pub fn load_balance_node(&self, database: &str, app_name: &str) -> Option<usize> {
         if !self.cfg.load_balance_mode
             || !matches!(
                 self.cfg.backend_clustering_mode,
@@ -109,24 +126,48 @@ impl ChildContext<'_> {
         {
             return None;
         }
-        let candidates: Vec<(usize, f64)> = self
-            .cfg
-            .backends
-            .iter()
-            .enumerate()
-            .filter(|(i, b)| {
-                b.weight > 0.0 && self.shm.backend(*i).status().is_alive() && !self.delayed(*i)
-            })
-            .map(|(i, b)| (i, b.weight))
+        let usable = |i: usize| self.shm.backend(i).status().is_alive() && !self.delayed(i);
+        let rule = redirect::find(&self.app_redirects, app_name)
+            .or_else(|| redirect::find(&self.db_redirects, database));
+        if let Some(rule) = rule {
+            if random_unit() < rule.weight {
+                let primary = self.target_node();
+                let chosen = match rule.target {
+                    redirect::Target::Primary => primary,
+                    redirect::Target::Node(n) => {
+                        (n < self.cfg.backends.len() && usable(n)).then_some(n)
+                    }
+                    redirect::Target::Standby => {
+                        self.weighted_pick(|i| Some(i) != primary && usable(i))
+                    }
+                };
+                if chosen.is_some() {
+                    return chosen;
+                }
+            }
+        }
+        self.weighted_pick(|i| self.cfg.backends[i].weight > 0.0 && usable(i))
+    }
+
+    /// A node among those `eligible`, at random in proportion to backend_weight (equal
+    /// chances when all their weights are 0).
+    fn weighted_pick(&self, eligible: impl Fn(usize) -> bool) -> Option<usize> {
+        let candidates: Vec<(usize, f64)> = (0..self.cfg.backends.len())
+            .filter(|&i| eligible(i))
+            .map(|i| (i, self.cfg.backends[i].weight))
             .collect();
-        let total: f64 = candidates.iter().map(|(_, w)| w).sum();
-        if candidates.is_empty() || total <= 0.0 {
+        if candidates.is_empty() {
             return None;
         }
-        let r = protocol::auth::random_u32() as f64 / (u32::MAX as f64 + 1.0) * total;
+        let total: f64 = candidates.iter().map(|(_, w)| w).sum();
+        let r = random_unit();
+        if total <= 0.0 {
+            let k = ((r * candidates.len() as f64) as usize).min(candidates.len() - 1);
+            return Some(candidates[k].0);
+        }
         let mut acc = 0.0;
         for (i, w) in &candidates {
-            acc += w;
+            acc += w / total;
             if r < acc {
                 return Some(*i);
             }
@@ -210,6 +251,11 @@ impl ChildContext<'_> {
     }
 }
 
+/// A random number in [0, 1).
+fn random_unit() -> f64 {
+    protocol::auth::random_u32() as f64 / (u32::MAX as f64 + 1.0)
+}
+
 /// Inputs for [`run`].
 pub struct ChildSetup<'a> {
     pub index: usize,
@@ -256,9 +302,11 @@ pub fn run(setup: ChildSetup<'_>) -> ! {
         waker,
         classifier: sql::ClassifierCache::new(4096),
         rules: sql::Rules::default(),
+        app_redirects: Vec::new(),
+        db_redirects: Vec::new(),
         smart_shutdown: false,
     };
-    ctx.rules = rules_from(&ctx.cfg);
+    ctx.load_routing_rules();
     let slot = ctx.shm.child(ctx.index);
     slot.start_time.store(shmem::now_secs(), Ordering::Relaxed);
     slot.client_connection_count.store(0, Ordering::Relaxed);
@@ -401,7 +449,7 @@ fn reload(ctx: &mut ChildContext<'_>) {
             let backends = std::mem::take(&mut ctx.cfg.backends);
             ctx.cfg = newer;
             ctx.cfg.backends = backends;
-            ctx.rules = rules_from(&ctx.cfg);
+            ctx.load_routing_rules();
         }
         Err(e) => log::warn!("reload failed, keeping old configuration: {e}"),
     }

@@ -292,7 +292,14 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
     child.cancel_key.store(our_key, Ordering::Release);
 
     // Load balancing: a second backend when the chosen node is not the primary.
-    let lb = ctx.load_balance_node().filter(|&n| n != node);
+    let app_name = s
+        .params
+        .iter()
+        .find(|(n, _)| n == "application_name")
+        .map_or("", |(_, v)| v.as_str());
+    let lb = ctx
+        .load_balance_node(&s.database, app_name)
+        .filter(|&n| n != node);
     let lb = match lb {
         Some(n) if set.conns.get(n).is_some_and(Option::is_none) => {
             match connect_node(ctx, stream, &mut reader, s, n, &mut cred, true) {
