@@ -149,11 +149,22 @@ assert_eq "pcp_detach_node -- Command Successful" \
 is_down() { [ "$(node1)" = down ]; }
 wait_until 10 is_down || fail "node 1 not down after pcp_detach_node: $(node1)"
 log "ok: SHOW POOL_NODES shows node 1 down"
+p1=$(node_port 1)
+for i in $(seq 1 20); do
+    [ "$(psql_pgpool -c 'select inet_server_port()')" != "$p1" ] || fail "a read reached detached node 1"
+done
+log "ok: 20 sessions, no read on detached node 1"
 assert_eq "pcp_attach_node -- Command Successful" \
     "$(ours pcp_attach_node -h 127.0.0.1 -p "$PCP_PORT" "${U[@]}" 1)" "pcp_attach_node 1 (positional)"
 is_up() { [ "$(node1)" = up ]; }
 wait_until 10 is_up || fail "node 1 not up after pcp_attach_node: $(node1)"
 log "ok: SHOW POOL_NODES shows node 1 up"
+reads_on_1=0
+for i in $(seq 1 30); do
+    [ "$(psql_pgpool -c 'select inet_server_port()')" = "$p1" ] && reads_on_1=$((reads_on_1 + 1))
+done
+[ "$reads_on_1" -gt 0 ] || fail "no read reached node 1 after pcp_attach_node (30 sessions)"
+log "ok: reads return to node 1 after attach ($reads_on_1 of 30 sessions)"
 # Graceful detach returns once the node is down.
 ours pcp_detach_node -h 127.0.0.1 -p "$PCP_PORT" "${U[@]}" -g -n 2 >/dev/null
 assert_eq down "$(psql_pgpool -c 'show pool_nodes' | awk -F'|' '$1 == 2 { print $4 }')" "node 2 right after pcp_detach_node -g"
