@@ -210,6 +210,10 @@ impl ClusterOps<'_> {
         );
         self.shm.backend(node).set_status(BackendStatus::Down);
         self.shm.backend(node).pg_up.store(0, Ordering::Relaxed);
+        self.shm
+            .backend(node)
+            .admin_detached
+            .store(u8::from(flags & REQUEST_FROM_PCP != 0), Ordering::Release);
         let new_main = self.first_alive(cfg);
         self.shm
             .cluster()
@@ -310,6 +314,10 @@ impl ClusterOps<'_> {
             return false;
         }
         let b = &cfg.backends[node];
+        self.shm
+            .backend(node)
+            .admin_detached
+            .store(0, Ordering::Release);
         self.shm
             .backend(node)
             .set_status(BackendStatus::ConnectWait);

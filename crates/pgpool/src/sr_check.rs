@@ -30,9 +30,43 @@ struct Worker<'a> {
     secret: Option<Secret>,
     conns: Vec<Option<BackendConn>>,
     reader: MessageReader,
+    /// When auto_failback last attached each node.
+    last_failback: Vec<Option<std::time::Instant>>,
 }
 
 impl Worker<'_> {
+    /// auto_failback: a detached standby that streams from the primary again (it is
+    /// in the primary's pg_stat_replication as `streaming`) is attached, at most once
+    /// per auto_failback_interval.
+    fn maybe_auto_failback(&mut self, node: usize, repl: &[Vec<Option<String>>]) {
+        if !self.cfg.auto_failback
+            || self
+                .shm
+                .backend(node)
+                .admin_detached
+                .load(Ordering::Acquire)
+                != 0
+        {
+            return;
+        }
+        let app = &self.cfg.backends[node].application_name;
+        let streaming = !app.is_empty()
+            && repl.iter().any(|r| {
+                r.first().cloned().flatten().as_deref() == Some(app.as_str())
+                    && r.get(1).cloned().flatten().as_deref() == Some("streaming")
+            });
+        if !streaming {
+            return;
+        }
+        let interval = Duration::from_secs(self.cfg.auto_failback_interval.max(0) as u64);
+        if self.last_failback[node].is_some_and(|t| t.elapsed() < interval) {
+            return;
+        }
+        log::info!("auto_failback: node {node} streams from the primary again: attaching it");
+        self.last_failback[node] = Some(std::time::Instant::now());
+        let _ = self.shm.request(RequestKind::Attach, node as i32, 0);
+    }
+
     fn connect(&self, node: usize) -> Result<BackendConn, BackendError> {
         let b = &self.cfg.backends[node];
         let hc = self.cfg.health_check(node);
@@ -121,6 +155,10 @@ impl Worker<'_> {
             .unwrap_or_default();
         for node in 0..n {
             let st = self.shm.backend(node);
+            if node != p && st.status() == shmem::BackendStatus::Down {
+                self.maybe_auto_failback(node, &repl);
+                continue;
+            }
             if node == p || !st.status().is_alive() {
                 continue;
             }
@@ -209,6 +247,7 @@ pub fn run(setup: SrCheckSetup<'_>) -> ! {
         secret: setup.secret,
         conns: (0..n).map(|_| None).collect(),
         reader: MessageReader::default(),
+        last_failback: vec![None; n],
     };
     loop {
         let period = w.cfg.sr_check_period;

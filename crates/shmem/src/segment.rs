@@ -81,6 +81,9 @@ pub struct BackendState {
     pub health_check_pid: AtomicI32,
     /// Bumped by a child that saw this node fail, to wake its health check early.
     pub suspect: AtomicU32,
+    /// 1 when an administrator detached the node (pcp_detach_node): auto_failback
+    /// leaves it alone.
+    pub admin_detached: AtomicU8,
 }
 
 /// Per-node statement counters (SHOW POOL_BACKEND_STATS).
