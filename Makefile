@@ -24,7 +24,7 @@ release:
 	$(CARGO) build --release --workspace
 
 unit:
-	$(CARGO) test --workspace
+	$(CARGO) test --release --workspace
 
 regress: release
 	scripts/check_deps test
