@@ -7,8 +7,10 @@
 
 mod cache;
 mod classify;
+mod quick;
 mod rules;
 
 pub use cache::ClassifierCache;
 pub use classify::{classify, Classification, Route, StatementKind, TransactionKind};
+pub use quick::{leading_kind, plain_select};
 pub use rules::{RuleError, Rules, ALWAYS_WRITE_FUNCTIONS, BUILTIN_READ_ONLY_FUNCTIONS};

@@ -236,6 +236,11 @@ impl Rules {
         self
     }
 
+    /// Is primary_routing_query_pattern_list set?
+    pub fn has_primary_routing_patterns(&self) -> bool {
+        !self.primary_routing_query_pattern_list.is_empty()
+    }
+
     /// Identifies this set of rules; caches drop their entries when it changes.
     pub fn generation(&self) -> u64 {
         self.generation

@@ -100,6 +100,10 @@ impl LocalCommands for Admin<'_> {
         !self.shm.backend(self.session_node).status().is_alive()
     }
 
+    fn count_statement(&self, kind: sql::StatementKind) {
+        count_kind(self.shm.backend(self.session_node), kind, 1);
+    }
+
     fn returns_rows(&self, query: &[u8]) -> bool {
         let q = skip_noise(query);
         if starts_with_ci(q, b"show") {
@@ -190,6 +194,25 @@ impl LocalCommands for Admin<'_> {
             ),
         }
     }
+}
+
+/// Adds `n` statements of `kind` to a node's counters (select_cnt and the
+/// SHOW POOL_BACKEND_STATS columns).
+pub fn count_kind(state: &shmem::BackendState, kind: sql::StatementKind, n: u64) {
+    use sql::StatementKind as K;
+    use std::sync::atomic::Ordering::Relaxed;
+    if n == 0 {
+        return;
+    }
+    let s = &state.stats;
+    match kind {
+        K::Select => state.select_cnt.fetch_add(n, Relaxed),
+        K::Insert => s.insert_cnt.fetch_add(n, Relaxed),
+        K::Update => s.update_cnt.fetch_add(n, Relaxed),
+        K::Delete => s.delete_cnt.fetch_add(n, Relaxed),
+        K::Ddl => s.ddl_cnt.fetch_add(n, Relaxed),
+        _ => s.other_cnt.fetch_add(n, Relaxed),
+    };
 }
 
 pub fn version_string() -> String {

@@ -57,6 +57,8 @@ pub struct SessionState {
     pub backend_fatal: bool,
     /// The backend reported admin shutdown (SQLSTATE 57P01).
     pub backend_shutdown: bool,
+    /// Statement kinds by prepared-statement name, for the statistics.
+    pub statement_kinds: std::collections::HashMap<Vec<u8>, sql::StatementKind>,
     /// log_per_node_statement: (node id, backend pid) to name in the log lines.
     pub log_node: Option<(usize, u32)>,
     /// Set by the load-balancing relay: whether its backends may be reused.
@@ -80,6 +82,7 @@ impl Default for SessionState {
             client_remaining: 0,
             routed_reusable: None,
             log_node: None,
+            statement_kinds: std::collections::HashMap::new(),
             failed_node: None,
             backend: Scanner::default(),
         }
@@ -164,6 +167,12 @@ fn is_extended(tag: u8) -> bool {
 pub trait LocalCommands {
     fn is_local(&self, query: &[u8]) -> bool;
     fn answer(&mut self, query: &[u8], out: &mut Vec<u8>);
+    /// Counts one statement sent to the session's node (SHOW POOL_NODES select_cnt,
+    /// SHOW POOL_BACKEND_STATS).
+    fn count_statement(&self, kind: sql::StatementKind) {
+        let _ = kind;
+    }
+
     /// True when the node this session uses was detached (failover).
     fn node_detached(&self) -> bool {
         false
@@ -252,20 +261,10 @@ fn walk_client(
                     ));
                 }
                 st.outstanding += 1;
+                local.count_statement(sql::leading_kind(&buf[body.clone()]));
                 if let Some((node, pid)) = st.log_node {
                     log_statement(node, pid, &buf[body]);
                 }
-            }
-            b'P' if whole => {
-                if let Some((node, pid)) = st.log_node {
-                    let body = &buf[i + 5..i + h.total_len()];
-                    let after_name = body
-                        .iter()
-                        .position(|&b| b == 0)
-                        .map_or(body.len(), |p| p + 1);
-                    log_statement(node, pid, &body[after_name..]);
-                }
-                st.unsynced = true;
             }
             b'S' => {
                 st.outstanding += 1;
@@ -289,13 +288,13 @@ fn walk_client(
                     local_ext::Batch::Incomplete if avail < buf.len() => break,
                     _ => {}
                 }
-                if h.tag == b'P' && whole {
-                    local_ext::note_parse(&buf[i + 5..i + h.total_len()], local);
+                if whole {
+                    note_extended(st, h.tag, &buf[i + 5..i + h.total_len()], local);
                 }
                 st.unsynced = true;
             }
-            b'P' if whole => {
-                local_ext::note_parse(&buf[i + 5..i + h.total_len()], local);
+            b'P' | b'B' if whole => {
+                note_extended(st, h.tag, &buf[i + 5..i + h.total_len()], local);
                 st.unsynced = true;
             }
             t if is_extended(t) => st.unsynced = true,
@@ -311,6 +310,32 @@ fn walk_client(
         i += h.total_len();
     }
     Ok((ClientStep::Forward { forward: from..i }, i))
+}
+
+/// Bookkeeping for a whole Parse or Bind on the single-node path: local statement
+/// names, per-node statement logging, and statement counts (a Bind is one execution
+/// of the statement kind its Parse named).
+fn note_extended(st: &mut SessionState, tag: u8, body: &[u8], local: &mut dyn LocalCommands) {
+    let name_end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
+    let rest = body.get(name_end + 1..).unwrap_or(&[]);
+    if tag == b'P' {
+        local_ext::note_parse(body, local);
+        if let Some((node, pid)) = st.log_node {
+            log_statement(node, pid, rest);
+        }
+        let kind = sql::leading_kind(rest);
+        match st.statement_kinds.get_mut(&body[..name_end]) {
+            Some(k) => *k = kind,
+            None => {
+                st.statement_kinds.insert(body[..name_end].to_vec(), kind);
+            }
+        }
+    } else {
+        let stmt_end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        if let Some(kind) = st.statement_kinds.get(&rest[..stmt_end]) {
+            local.count_statement(*kind);
+        }
+    }
 }
 
 fn scan_backend(

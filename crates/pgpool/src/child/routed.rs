@@ -267,6 +267,13 @@ impl Routed<'_> {
             match h.tag {
                 b'Q' => {
                     let text = std::str::from_utf8(cstr(body).0).unwrap_or("");
+                    if sql::plain_select(text, self.cfg.rules) {
+                        // A lone read without functions: no parse needed (texts with
+                        // literal values never repeat, so the cache would not help).
+                        counts.add(StatementKind::Select);
+                        i += h.total_len();
+                        continue;
+                    }
                     let c = self.cache.classify(text, self.cfg.rules);
                     let (route, is_write, kind, ser) =
                         (c.route, c.is_write, c.kind, c.serializable);
@@ -388,22 +395,14 @@ impl Counts {
     }
 
     fn record(&self, state: &shmem::BackendState) {
-        use std::sync::atomic::Ordering::Relaxed;
-        if self.select > 0 {
-            state.select_cnt.fetch_add(self.select, Relaxed);
-        }
-        let s = &state.stats;
-        for (n, c) in [
-            (self.insert, &s.insert_cnt),
-            (self.update, &s.update_cnt),
-            (self.delete, &s.delete_cnt),
-            (self.ddl, &s.ddl_cnt),
-            (self.other, &s.other_cnt),
-        ] {
-            if n > 0 {
-                c.fetch_add(n, Relaxed);
-            }
-        }
+        use crate::child::admin::count_kind;
+        use StatementKind as K;
+        count_kind(state, K::Select, self.select);
+        count_kind(state, K::Insert, self.insert);
+        count_kind(state, K::Update, self.update);
+        count_kind(state, K::Delete, self.delete);
+        count_kind(state, K::Ddl, self.ddl);
+        count_kind(state, K::Other, self.other);
     }
 }
 
