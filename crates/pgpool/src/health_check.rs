@@ -147,16 +147,7 @@ fn record(shm: &Shmem, node: usize, ok: bool, started: Instant, retries: u64) {
 
 /// The health-check process body; never returns.
 pub fn run(setup: HealthCheckSetup<'_>) -> ! {
-    crate::logging::set_process_kind(crate::logging::ProcessKind::HealthCheck);
-    sys::reset(&[Signal::SIGCHLD]);
-    let waker = match Waker::new() {
-        Ok(w) => w,
-        Err(e) => {
-            log::error!("could not create wake-up pipe: {e}");
-            sys::exit_now(1);
-        }
-    };
-    sys::catch(SIGNALS);
+    let waker = sys::enter_process(crate::logging::ProcessKind::HealthCheck, SIGNALS);
     let node = setup.node;
     let shm = setup.shm;
     let mut cfg = setup.cfg;

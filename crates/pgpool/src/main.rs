@@ -48,6 +48,25 @@ pub fn load_passwd(cfg: &Config) -> Result<PoolPasswd, ConfigError> {
     }
 }
 
+/// What pool_passwd holds for `user`, usable to log in to a backend (a SCRAM
+/// verifier cannot be: None).
+pub fn passwd_secret(cfg: &Config, user: &str) -> Option<backend::Secret> {
+    use backend::Secret;
+    use config::passwd::PasswordEntry;
+    let passwd = load_passwd(cfg).ok()?;
+    match passwd.get(user)? {
+        PasswordEntry::Plain(p) => Some(Secret::Plain(p.clone())),
+        PasswordEntry::Md5(h) => Some(Secret::Md5Stored(h.clone())),
+        PasswordEntry::Aes(data) => {
+            let key = load_aes_key()?;
+            config::passwd::decrypt_aes(data, &key)
+                .ok()
+                .map(Secret::Plain)
+        }
+        PasswordEntry::Scram(_) => None,
+    }
+}
+
 /// The AES key for encrypted pool_passwd entries: -k, PGPOOLKEYFILE or ~/.pgpoolkey.
 pub fn load_aes_key() -> Option<String> {
     let path = OPTIONS

@@ -67,23 +67,10 @@ fn script_host(host: &str) -> &str {
 
 /// The secret for recovery_user: recovery_password, else its pool_passwd entry.
 fn recovery_secret(cfg: &Config) -> Option<Secret> {
-    use config::passwd::PasswordEntry;
     if !cfg.recovery_password.is_empty() {
         return Some(Secret::Plain(cfg.recovery_password.clone()));
     }
-    let passwd = crate::load_passwd(cfg).ok()?;
-    match passwd.get(&cfg.recovery_user)? {
-        PasswordEntry::Plain(p) => Some(Secret::Plain(p.clone())),
-        PasswordEntry::Md5(h) => Some(Secret::Md5Stored(h.clone())),
-        PasswordEntry::Aes(data) => {
-            let key = crate::load_aes_key()?;
-            config::passwd::decrypt_aes(data, &key)
-                .ok()
-                .map(Secret::Plain)
-        }
-        // A SCRAM verifier cannot log in to a backend.
-        PasswordEntry::Scram(_) => None,
-    }
+    crate::passwd_secret(cfg, &cfg.recovery_user)
 }
 
 /// recovery_timeout as a duration; 0 (no limit in Pgpool-II's statement_timeout)

@@ -16,7 +16,7 @@ use nix::sys::signal::Signal;
 use shmem::{BackendRole, RequestKind, Shmem, REQUEST_FROM_HEALTH_CHECK};
 
 use crate::backend::{self, BackendConn, BackendError, MessageReader, NodeAddr, Secret};
-use crate::sys::{self, Waker};
+use crate::sys;
 
 pub struct SrCheckSetup<'a> {
     pub cfg: Config,
@@ -231,15 +231,15 @@ impl Worker<'_> {
 }
 
 pub fn run(setup: SrCheckSetup<'_>) -> ! {
-    crate::logging::set_process_kind(crate::logging::ProcessKind::SrCheck);
-    sys::reset(&[Signal::SIGCHLD]);
-    let waker = Waker::new().unwrap_or_else(|_| sys::exit_now(1));
-    sys::catch(&[
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-        Signal::SIGHUP,
-    ]);
+    let waker = sys::enter_process(
+        crate::logging::ProcessKind::SrCheck,
+        &[
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGQUIT,
+            Signal::SIGHUP,
+        ],
+    );
     let n = setup.cfg.backends.len();
     let mut w = Worker {
         cfg: setup.cfg,

@@ -164,20 +164,7 @@ impl Supervisor<'_> {
 
     /// Secret from pool_passwd usable to log in as `user` (health/sr checks).
     fn passwd_secret(&self, user: &str) -> Option<crate::backend::Secret> {
-        use crate::backend::Secret;
-        use config::passwd::PasswordEntry;
-        let passwd = crate::load_passwd(&self.cfg).ok()?;
-        match passwd.get(user)? {
-            PasswordEntry::Plain(p) => Some(Secret::Plain(p.clone())),
-            PasswordEntry::Md5(h) => Some(Secret::Md5Stored(h.clone())),
-            PasswordEntry::Aes(data) => {
-                let key = crate::load_aes_key()?;
-                config::passwd::decrypt_aes(data, &key)
-                    .ok()
-                    .map(Secret::Plain)
-            }
-            PasswordEntry::Scram(_) => None,
-        }
+        crate::passwd_secret(&self.cfg, user)
     }
 
     fn reap(&mut self) {

@@ -96,6 +96,22 @@ pub fn ignore(signals: &[Signal]) {
     }
 }
 
+/// Start of a forked process's life: its kind for the logs, default SIGCHLD, its own
+/// self-pipe and the signals it handles. Exits (status 1, re-forked) without a pipe.
+pub fn enter_process(kind: crate::logging::ProcessKind, signals: &[Signal]) -> Waker {
+    crate::logging::set_process_kind(kind);
+    reset(&[Signal::SIGCHLD]);
+    let waker = match Waker::new() {
+        Ok(w) => w,
+        Err(e) => {
+            log::error!("could not create wake-up pipe: {e}");
+            exit_now(1);
+        }
+    };
+    catch(signals);
+    waker
+}
+
 /// Takes and clears the set of signals received since the last call.
 pub fn take_pending() -> u32 {
     PENDING.swap(0, Ordering::SeqCst)

@@ -278,16 +278,7 @@ const CHILD_SIGNALS: &[Signal] = &[
 
 /// The child's main loop; never returns.
 pub fn run(setup: ChildSetup<'_>) -> ! {
-    crate::logging::set_process_kind(crate::logging::ProcessKind::Child);
-    sys::reset(&[Signal::SIGCHLD]);
-    let waker = match Waker::new() {
-        Ok(w) => w,
-        Err(e) => {
-            log::error!("could not create wake-up pipe: {e}");
-            sys::exit_now(1);
-        }
-    };
-    sys::catch(CHILD_SIGNALS);
+    let waker = sys::enter_process(crate::logging::ProcessKind::Child, CHILD_SIGNALS);
     let num_backends = setup.cfg.backends.len();
     let max_pool = setup.cfg.max_pool as usize;
     let mut ctx = ChildContext {

@@ -146,7 +146,7 @@ fn write_some(stream: &mut Stream, buf: &[u8], p: &mut Pending) -> io::Result<()
     Ok(())
 }
 
-fn read_some(stream: &mut Stream, buf: &mut [u8]) -> io::Result<Option<usize>> {
+pub(crate) fn read_some(stream: &mut Stream, buf: &mut [u8]) -> io::Result<Option<usize>> {
     loop {
         match stream.read(buf) {
             Ok(n) => return Ok(Some(n)),

@@ -9,7 +9,7 @@
 //! read and dropped.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::AsFd;
 
 use nix::errno::Errno;
@@ -21,7 +21,7 @@ use sql::{ClassifierCache, Route, Rules, StatementKind};
 
 use crate::backend::BackendConn;
 use crate::child::local_ext;
-use crate::child::relay::{LocalCommands, RelayEnd};
+use crate::child::relay::{read_some, LocalCommands, RelayEnd};
 use crate::net::Stream;
 use crate::sys::{self, Waker};
 
@@ -532,17 +532,6 @@ fn write_some(stream: &mut Stream, buf: &mut Vec<u8>, from: &mut usize) -> io::R
     buf.clear();
     *from = 0;
     Ok(())
-}
-
-fn read_some(stream: &mut Stream, buf: &mut [u8]) -> io::Result<Option<usize>> {
-    loop {
-        match stream.read(buf) {
-            Ok(n) => return Ok(Some(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 /// Finds the next batch in `buf[from..to]`.
