@@ -397,7 +397,7 @@ pub struct Shmem {
     off: Offsets,
 }
 
-// The segment only holds atomics, so sharing the handle between threads is as safe as
+// SAFETY: the segment only holds atomics, so sharing the handle between threads is as safe as
 // sharing it between processes.
 unsafe impl Send for Shmem {}
 unsafe impl Sync for Shmem {}
