@@ -261,6 +261,27 @@ impl ClusterOps<'_> {
         true
     }
 
+    /// Records `node` as the primary and the other live nodes as its standbys.
+    fn set_primary(&self, cfg: &Config, node: usize) {
+        self.shm
+            .cluster()
+            .primary_node_id
+            .store(node as i32, Ordering::Release);
+        for other in 0..cfg.backends.len() {
+            if other != node && !self.alive(other) {
+                continue;
+            }
+            let role = if other == node {
+                BackendRole::Primary
+            } else {
+                BackendRole::Standby
+            };
+            let st = self.shm.backend(other);
+            st.role.store(role as u8, Ordering::Release);
+            st.pg_role.store(role as u8, Ordering::Release);
+        }
+    }
+
     /// Polls live nodes until one is out of recovery (the new primary).
     fn search_primary(&self, cfg: &Config) -> Option<usize> {
         let timeout = cfg.search_primary_node_timeout;
@@ -276,27 +297,7 @@ impl ClusterOps<'_> {
                         Ok(false)
                     );
                 if is_primary {
-                    self.shm
-                        .cluster()
-                        .primary_node_id
-                        .store(node as i32, Ordering::Release);
-                    for other in 0..cfg.backends.len() {
-                        let role = if other == node {
-                            BackendRole::Primary
-                        } else {
-                            BackendRole::Standby
-                        };
-                        if self.alive(other) || other == node {
-                            self.shm
-                                .backend(other)
-                                .role
-                                .store(role as u8, Ordering::Release);
-                            self.shm
-                                .backend(other)
-                                .pg_role
-                                .store(role as u8, Ordering::Release);
-                        }
-                    }
+                    self.set_primary(cfg, node);
                     return Some(node);
                 }
             }
@@ -389,21 +390,7 @@ impl ClusterOps<'_> {
             log::info!("switchover done: primary is {found:?}");
             return true;
         }
-        self.shm
-            .cluster()
-            .primary_node_id
-            .store(node as i32, Ordering::Release);
-        for other in 0..cfg.backends.len() {
-            let role = if other == node {
-                BackendRole::Primary
-            } else {
-                BackendRole::Standby
-            };
-            self.shm
-                .backend(other)
-                .role
-                .store(role as u8, Ordering::Release);
-        }
+        self.set_primary(cfg, node);
         log::info!("node {node} promoted to primary (was {old})");
         true
     }

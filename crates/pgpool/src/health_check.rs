@@ -24,15 +24,6 @@ pub struct HealthCheckSetup<'a> {
     pub passwd_secret: Option<Secret>,
 }
 
-const SIGNALS: &[Signal] = &[
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGHUP,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
 /// Sleeps up to `d`, returning early on a signal. Returns the signals received.
 fn nap(waker: &Waker, d: Duration) -> u32 {
     let ms = d.as_millis().min(i32::MAX as u128) as i32;
@@ -147,7 +138,10 @@ fn record(shm: &Shmem, node: usize, ok: bool, started: Instant, retries: u64) {
 
 /// The health-check process body; never returns.
 pub fn run(setup: HealthCheckSetup<'_>) -> ! {
-    let waker = sys::enter_process(crate::logging::ProcessKind::HealthCheck, SIGNALS);
+    let waker = sys::enter_process(
+        crate::logging::ProcessKind::HealthCheck,
+        sys::WORKER_SIGNALS,
+    );
     let node = setup.node;
     let shm = setup.shm;
     let mut cfg = setup.cfg;

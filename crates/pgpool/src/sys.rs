@@ -96,6 +96,16 @@ pub fn ignore(signals: &[Signal]) {
     }
 }
 
+/// Signals a worker process (child, health check) handles.
+pub const WORKER_SIGNALS: &[Signal] = &[
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
 /// Start of a forked process's life: its kind for the logs, default SIGCHLD, its own
 /// self-pipe and the signals it handles. Exits (status 1, re-forked) without a pipe.
 pub fn enter_process(kind: crate::logging::ProcessKind, signals: &[Signal]) -> Waker {

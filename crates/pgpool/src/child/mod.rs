@@ -267,18 +267,9 @@ pub struct ChildSetup<'a> {
     pub aes_key: Option<String>,
 }
 
-const CHILD_SIGNALS: &[Signal] = &[
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGHUP,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
 /// The child's main loop; never returns.
 pub fn run(setup: ChildSetup<'_>) -> ! {
-    let waker = sys::enter_process(crate::logging::ProcessKind::Child, CHILD_SIGNALS);
+    let waker = sys::enter_process(crate::logging::ProcessKind::Child, sys::WORKER_SIGNALS);
     let num_backends = setup.cfg.backends.len();
     let max_pool = setup.cfg.max_pool as usize;
     let mut ctx = ChildContext {

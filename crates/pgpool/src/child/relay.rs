@@ -390,6 +390,33 @@ pub fn log_statement(node: usize, pid: u32, text: &[u8]) {
     );
 }
 
+/// Poll results after which a read will not block (data, end of file or an error).
+pub(crate) const READABLE: PollFlags = PollFlags::POLLIN
+    .union(PollFlags::POLLHUP)
+    .union(PollFlags::POLLERR);
+
+/// How long a relay waits: client_idle_limit while the session is idle, else forever.
+pub(crate) fn idle_timeout(client_idle_limit: u64, idle: bool) -> PollTimeout {
+    if client_idle_limit == 0 || !idle {
+        return PollTimeout::NONE;
+    }
+    PollTimeout::try_from(client_idle_limit.saturating_mul(1000).min(i32::MAX as u64) as i32)
+        .unwrap_or(PollTimeout::NONE)
+}
+
+/// Signals that end a relayed session: fast/immediate shutdown, or a failover that
+/// detached the session's node.
+pub(crate) fn signalled_end(local: &dyn LocalCommands) -> Option<RelayEnd> {
+    let pending = sys::peek_pending();
+    if sys::has(pending, Signal::SIGINT) || sys::has(pending, Signal::SIGQUIT) {
+        return Some(RelayEnd::Shutdown);
+    }
+    if sys::has(pending, Signal::SIGUSR1) && local.node_detached() {
+        return Some(RelayEnd::NodeDetached);
+    }
+    None
+}
+
 /// Relays until the session ends. `initial` holds client bytes already read during
 /// start-up. Both sockets are left in blocking mode on return.
 #[allow(clippy::too_many_arguments)]
@@ -562,12 +589,7 @@ fn relay_loop(
             backend_flags |= PollFlags::POLLOUT;
         }
         let idle = st.outstanding == 0 && cs.pending.is_empty() && to_client.is_empty();
-        let timeout = if client_idle_limit > 0 && idle {
-            PollTimeout::try_from(client_idle_limit.saturating_mul(1000).min(i32::MAX as u64) as i32)
-                .unwrap_or(PollTimeout::NONE)
-        } else {
-            PollTimeout::NONE
-        };
+        let timeout = idle_timeout(client_idle_limit, idle);
         let (client_ev, backend_ev) = {
             let mut fds = [
                 PollFd::new(client.as_fd(), client_flags),
@@ -588,15 +610,10 @@ fn relay_loop(
                 fds[1].revents().unwrap_or(PollFlags::empty()),
             )
         };
-        let pending = sys::peek_pending();
-        if sys::has(pending, Signal::SIGINT) || sys::has(pending, Signal::SIGQUIT) {
-            return RelayEnd::Shutdown;
+        if let Some(end) = signalled_end(local) {
+            return end;
         }
-        if sys::has(pending, Signal::SIGUSR1) && local.node_detached() {
-            return RelayEnd::NodeDetached;
-        }
-        let readable = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
-        if client_can_read && client_ev.intersects(readable) {
+        if client_can_read && client_ev.intersects(READABLE) {
             // Move held-back bytes to the front, then read after them.
             let held = cs.unscanned.clone();
             let held_len = held.len();
@@ -617,7 +634,7 @@ fn relay_loop(
                 Err(e) => return RelayEnd::ClientError(e),
             }
         }
-        if to_client.is_empty() && backend_ev.intersects(readable) {
+        if to_client.is_empty() && backend_ev.intersects(READABLE) {
             match read_some(&mut backend.stream, &mut bufs.to_client) {
                 Ok(Some(0)) => {
                     return RelayEnd::BackendFailed("backend closed the connection".into())

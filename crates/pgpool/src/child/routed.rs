@@ -13,17 +13,18 @@ use std::io::{self, Write};
 use std::os::fd::AsFd;
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::Signal;
+use nix::poll::{poll, PollFd, PollFlags};
 use protocol::message::parse_error_fields;
 use protocol::{build, scan_header};
 use sql::{ClassifierCache, Route, Rules, StatementKind};
 
 use crate::backend::BackendConn;
 use crate::child::local_ext;
-use crate::child::relay::{read_some, LocalCommands, RelayEnd};
+use crate::child::relay::{
+    idle_timeout, read_some, signalled_end, LocalCommands, RelayEnd, READABLE,
+};
 use crate::net::Stream;
-use crate::sys::{self, Waker};
+use crate::sys::Waker;
 
 /// Index of the primary and the load-balance node in the session's pair.
 pub const PRIMARY: usize = 0;
@@ -293,19 +294,35 @@ impl Routed<'_> {
                     let (query, _) = cstr(rest);
                     let text = std::str::from_utf8(query).unwrap_or("");
                     let c = self.cache.classify(text, self.cfg.rules);
-                    let st = Statement {
-                        parse: buf[i..i + h.total_len()].to_vec(),
-                        route: c.route,
-                        is_write: c.is_write,
-                        kind: c.kind,
-                        on: [false, false],
-                    };
-                    match st.route {
+                    let (route, is_write, kind) = (c.route, c.is_write, c.kind);
+                    match route {
                         Route::Primary => need_primary = true,
                         Route::All => need_both = true,
                         Route::LoadBalance => {}
                     }
-                    self.router.statements.insert(name.to_vec(), st);
+                    let parse = &buf[i..i + h.total_len()];
+                    // The unnamed statement is parsed again batch after batch: reuse its
+                    // entry and buffer rather than allocate per query.
+                    match self.router.statements.get_mut(name) {
+                        Some(st) => {
+                            st.parse.clear();
+                            st.parse.extend_from_slice(parse);
+                            st.route = route;
+                            st.is_write = is_write;
+                            st.kind = kind;
+                            st.on = [false, false];
+                        }
+                        None => {
+                            let st = Statement {
+                                parse: parse.to_vec(),
+                                route,
+                                is_write,
+                                kind,
+                                on: [false, false],
+                            };
+                            self.router.statements.insert(name.to_vec(), st);
+                        }
+                    }
                 }
                 b'B' => {
                     let (_portal, rest) = cstr(body);
@@ -363,7 +380,12 @@ impl Routed<'_> {
             if h.tag == b'B' {
                 let body = &buf[i + 5..(i + h.total_len()).min(buf.len())];
                 let (portal, _) = cstr(body);
-                self.router.portals.insert(portal.to_vec(), target);
+                match self.router.portals.get_mut(portal) {
+                    Some(t) => *t = target,
+                    None => {
+                        self.router.portals.insert(portal.to_vec(), target);
+                    }
+                }
             }
             i += h.total_len();
         }
@@ -931,18 +953,7 @@ fn relay_loop(
                 bflags[k] |= PollFlags::POLLOUT;
             }
         }
-        let timeout = if routed.cfg.client_idle_limit > 0 && idle {
-            PollTimeout::try_from(
-                routed
-                    .cfg
-                    .client_idle_limit
-                    .saturating_mul(1000)
-                    .min(i32::MAX as u64) as i32,
-            )
-            .unwrap_or(PollTimeout::NONE)
-        } else {
-            PollTimeout::NONE
-        };
+        let timeout = idle_timeout(routed.cfg.client_idle_limit, idle);
         let (cev, bev) = {
             let mut fds = [
                 PollFd::new(client.as_fd(), cflags),
@@ -961,15 +972,10 @@ fn relay_loop(
             let ev = |f: &PollFd<'_>| f.revents().unwrap_or(PollFlags::empty());
             (ev(&fds[0]), [ev(&fds[1]), ev(&fds[2])])
         };
-        let pending = sys::peek_pending();
-        if sys::has(pending, Signal::SIGINT) || sys::has(pending, Signal::SIGQUIT) {
-            return RelayEnd::Shutdown;
+        if let Some(end) = signalled_end(local) {
+            return end;
         }
-        if sys::has(pending, Signal::SIGUSR1) && local.node_detached() {
-            return RelayEnd::NodeDetached;
-        }
-        let readable = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
-        if client_readable && cev.intersects(readable) {
+        if client_readable && cev.intersects(READABLE) {
             match read_some(client, &mut cbuf[cto..]) {
                 Ok(Some(0)) => {
                     terminated = true;
@@ -980,7 +986,7 @@ fn relay_loop(
             }
         }
         for k in [PRIMARY, STANDBY] {
-            if bflags[k].contains(PollFlags::POLLIN) && bev[k].intersects(readable) {
+            if bflags[k].contains(PollFlags::POLLIN) && bev[k].intersects(READABLE) {
                 let n = &mut io[k];
                 if n.in_from > 0 {
                     n.inbuf.copy_within(n.in_from..n.in_to, 0);
@@ -1105,7 +1111,9 @@ fn drain_node(
                 if k == PRIMARY && status == b'I' {
                     routed.router.write_in_tx = false;
                     routed.router.serializable_tx = false;
-                    routed.router.portals.clear();
+                    // Portals end with the transaction; the unnamed one's entry is kept
+                    // (it is rebound before any use) to spare an allocation per query.
+                    routed.router.portals.retain(|name, _| name.is_empty());
                 }
             }
             b'E' => {
