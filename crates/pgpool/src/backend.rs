@@ -211,29 +211,9 @@ pub struct QueryResult {
 }
 
 fn parse_data_row(body: &[u8]) -> Vec<Option<String>> {
-    let mut out = Vec::new();
-    if body.len() < 2 {
-        return out;
-    }
-    let n = u16::from_be_bytes([body[0], body[1]]) as usize;
-    let mut at = 2;
-    for _ in 0..n {
-        let Some(len_bytes) = body.get(at..at + 4) else {
-            break;
-        };
-        let len = i32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
-        at += 4;
-        if len < 0 {
-            out.push(None);
-            continue;
-        }
-        let Some(v) = body.get(at..at + len as usize) else {
-            break;
-        };
-        out.push(Some(String::from_utf8_lossy(v).into_owned()));
-        at += len as usize;
-    }
-    out
+    protocol::message::DataRowFields::new(body)
+        .map(|f| f.map(|v| String::from_utf8_lossy(v).into_owned()))
+        .collect()
 }
 
 /// Where to reach a node and how long to wait for it.

@@ -122,6 +122,47 @@ pub fn parse_parameter_status(body: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// Splits a NUL-terminated string off the front of `buf`.
+/// The columns of a DataRow body, in order (`None` for NULL); stops early on a truncated body.
+pub struct DataRowFields<'a> {
+    rest: &'a [u8],
+    left: u16,
+}
+
+impl<'a> DataRowFields<'a> {
+    pub fn new(body: &'a [u8]) -> Self {
+        match body {
+            [a, b, rest @ ..] => DataRowFields {
+                rest,
+                left: u16::from_be_bytes([*a, *b]),
+            },
+            _ => DataRowFields { rest: &[], left: 0 },
+        }
+    }
+}
+
+impl<'a> Iterator for DataRowFields<'a> {
+    type Item = Option<&'a [u8]>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 || self.rest.len() < 4 {
+            return None;
+        }
+        self.left -= 1;
+        let len = i32::from_be_bytes([self.rest[0], self.rest[1], self.rest[2], self.rest[3]]);
+        self.rest = &self.rest[4..];
+        let Ok(len) = usize::try_from(len) else {
+            return Some(None);
+        };
+        if len > self.rest.len() {
+            self.left = 0;
+            return None;
+        }
+        let (v, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Some(Some(v))
+    }
+}
+
 pub fn take_cstr(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     let end = buf.iter().position(|&b| b == 0)?;
     Some((&buf[..end], &buf[end + 1..]))

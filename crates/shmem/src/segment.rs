@@ -257,6 +257,9 @@ pub struct Cluster {
     /// Pid of the PCP worker running an online recovery, 0 when none (one recovery
     /// at a time, as in Pgpool-II).
     pub recovery_pid: AtomicI32,
+    /// Bumped by a child that ran DDL: every child's cached catalog facts (volatile
+    /// functions, unlogged tables) are stale from then on.
+    pub catalog_generation: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

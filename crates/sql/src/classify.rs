@@ -9,7 +9,7 @@ use pg_query::protobuf::summary_result::Context;
 use pg_query::protobuf::{self, a_const, TransactionStmtKind, VariableSetKind};
 use pg_query::{NodeEnum, NodeRef};
 
-use crate::rules::Rules;
+use crate::rules::{FunctionVerdict, Rules};
 
 /// Where a statement may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -125,6 +125,42 @@ pub struct Classification {
     /// BEGIN READ WRITE / SET TRANSACTION READ WRITE / SET transaction_read_only = off
     /// (Pgpool-II sends such a BEGIN to standbys as a plain BEGIN).
     pub read_write: bool,
+    /// Tables the statement writes (INSERT/UPDATE/DELETE/MERGE targets), bare names, sorted.
+    pub written_tables: Vec<String>,
+    /// Temporary tables (or views, sequences) the statement creates, bare names.
+    pub temp_created: Vec<String>,
+    /// Tables, views and sequences the statement drops, bare names.
+    pub dropped: Vec<String>,
+    /// DISCARD ALL / DISCARD TEMP: the session's temporary tables are gone.
+    pub discards_temp: bool,
+    /// Set when the verdict depends on the volatility of called functions, which only the
+    /// database knows (both function lists empty): see [`CatalogVerdicts`].
+    pub catalog: Option<Box<CatalogVerdicts>>,
+}
+
+/// The two verdicts of a statement whose routing depends on function volatility. `route` /
+/// `is_write` of the [`Classification`] itself judge by [`crate::BUILTIN_READ_ONLY_FUNCTIONS`]
+/// (for callers without a catalog); a caller that knows which functions are volatile picks
+/// `if_volatile` when any of `functions` is, else `if_not_volatile`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogVerdicts {
+    /// Bare names of the functions to look up, sorted, no duplicates.
+    pub functions: Vec<String>,
+    /// (route, is_write) when at least one of them is volatile.
+    pub if_volatile: (Route, bool),
+    /// (route, is_write) when none is.
+    pub if_not_volatile: (Route, bool),
+}
+
+impl Classification {
+    /// Route and write flag given the set of volatile functions known for the database.
+    pub fn resolve(&self, is_volatile: impl Fn(&str) -> bool) -> (Route, bool) {
+        match &self.catalog {
+            Some(v) if v.functions.iter().any(|f| is_volatile(f)) => v.if_volatile,
+            Some(v) => v.if_not_volatile,
+            None => (self.route, self.is_write),
+        }
+    }
 }
 
 impl Classification {
@@ -140,6 +176,11 @@ impl Classification {
             ends_transaction: false,
             serializable: false,
             read_write: false,
+            written_tables: Vec::new(),
+            temp_created: Vec::new(),
+            dropped: Vec::new(),
+            discards_temp: false,
+            catalog: None,
         }
     }
 }
@@ -166,20 +207,38 @@ pub fn classify(sql: &str, rules: &Rules) -> Classification {
     let mut tables: Vec<String> = summary.tables.iter().map(|t| t.name.clone()).collect();
     tables.sort_unstable();
     tables.dedup();
+    let mut written_tables: Vec<String> = summary
+        .tables
+        .iter()
+        .filter(|t| t.context == Context::Dml)
+        .map(|t| t.table_name.clone())
+        .collect();
+    written_tables.sort_unstable();
+    written_tables.dedup();
     let mut functions = Vec::new();
+    let mut catalog_functions = Vec::new();
     let mut write_function = false;
+    let mut builtin_write_function = false;
     for f in summary
         .functions
         .iter()
         .filter(|f| f.context == Context::Call)
     {
         functions.push(f.name.clone());
-        write_function |=
-            rules.function_is_write(&f.name, &f.function_name, f.schema_name.as_deref());
+        match rules.function_verdict(&f.name, &f.function_name, f.schema_name.as_deref()) {
+            FunctionVerdict::Write => write_function = true,
+            FunctionVerdict::ReadOnly => {}
+            FunctionVerdict::Catalog { builtin_read_only } => {
+                builtin_write_function |= !builtin_read_only;
+                catalog_functions.push(f.function_name.clone());
+            }
+        }
     }
     functions.sort_unstable();
     functions.dedup();
-    let facts = TextFacts {
+    catalog_functions.sort_unstable();
+    catalog_functions.dedup();
+    let facts = |write_function: bool| TextFacts {
         write_function,
         dml_table: summary.tables.iter().any(|t| t.context == Context::Dml),
         system_catalog: summary.tables.iter().any(|t| {
@@ -195,23 +254,49 @@ pub fn classify(sql: &str, rules: &Rules) -> Classification {
         .filter_map(|s| s.stmt.as_ref().and_then(|n| n.node.as_ref()))
         .collect();
 
-    let mut c = match stmts.as_slice() {
+    let mut c = decide(
+        sql,
+        &stmts,
+        &facts(write_function || builtin_write_function),
+        rules,
+    );
+    if !catalog_functions.is_empty() {
+        let strict = decide(sql, &stmts, &facts(true), rules);
+        let relaxed = decide(sql, &stmts, &facts(write_function), rules);
+        c.catalog = Some(Box::new(CatalogVerdicts {
+            functions: catalog_functions,
+            if_volatile: (strict.route, strict.is_write),
+            if_not_volatile: (relaxed.route, relaxed.is_write),
+        }));
+    }
+    for s in &stmts {
+        note_temp_and_drops(s, &mut c);
+    }
+    c.tables = tables;
+    c.functions = functions;
+    c.written_tables = written_tables;
+    c
+}
+
+/// The verdict for the statements of one text under the given facts.
+fn decide(sql: &str, stmts: &[&NodeEnum], facts: &TextFacts, rules: &Rules) -> Classification {
+    match stmts {
         [] => {
             let mut c = Classification::new(Route::Primary, StatementKind::Empty);
             c.is_write = false;
             c
         }
         [one] => {
-            let mut c = classify_stmt(one, &facts);
+            let mut c = classify_stmt(one, facts);
             if c.route == Route::LoadBalance && load_balance_vetoed(sql, c.kind, rules) {
                 c.route = Route::Primary;
             }
             c
         }
         [first, rest @ ..] => {
-            let mut c = classify_stmt(first, &facts);
+            let mut c = classify_stmt(first, facts);
             for s in rest {
-                let o = classify_stmt(s, &facts);
+                let o = classify_stmt(s, facts);
                 c.is_write |= o.is_write;
                 c.starts_transaction |= o.starts_transaction;
                 c.ends_transaction |= o.ends_transaction;
@@ -222,10 +307,46 @@ pub fn classify(sql: &str, rules: &Rules) -> Classification {
             c.route = Route::Primary;
             c
         }
+    }
+}
+
+fn is_temp(rel: Option<&protobuf::RangeVar>) -> Option<String> {
+    rel.filter(|r| r.relpersistence == "t")
+        .map(|r| r.relname.clone())
+}
+
+/// Temporary objects created, objects dropped and DISCARD, for the server's temp-table trace.
+fn note_temp_and_drops(node: &NodeEnum, c: &mut Classification) {
+    let created = match node {
+        NodeEnum::CreateStmt(s) => is_temp(s.relation.as_ref()),
+        NodeEnum::CreateTableAsStmt(s) => is_temp(s.into.as_ref().and_then(|i| i.rel.as_ref())),
+        NodeEnum::SelectStmt(s) => is_temp(s.into_clause.as_ref().and_then(|i| i.rel.as_ref())),
+        NodeEnum::ViewStmt(s) => is_temp(s.view.as_ref()),
+        NodeEnum::CreateSeqStmt(s) => is_temp(s.sequence.as_ref()),
+        NodeEnum::DropStmt(s) => {
+            for o in &s.objects {
+                // Each object is a list of name parts; the last one is the bare name.
+                if let Some(NodeEnum::List(l)) = o.node.as_ref() {
+                    if let Some(NodeEnum::String(n)) = l.items.last().and_then(|i| i.node.as_ref())
+                    {
+                        c.dropped.push(n.sval.clone());
+                    }
+                }
+            }
+            None
+        }
+        NodeEnum::DiscardStmt(s) => {
+            // DISCARD ALL = 1, DISCARD PLANS = 2, DISCARD SEQUENCES = 3, DISCARD TEMP = 4.
+            let target = s.target;
+            c.discards_temp |= target == protobuf::DiscardMode::DiscardAll as i32
+                || target == protobuf::DiscardMode::DiscardTemp as i32;
+            None
+        }
+        _ => None,
     };
-    c.tables = tables;
-    c.functions = functions;
-    c
+    if let Some(name) = created {
+        c.temp_created.push(name);
+    }
 }
 
 /// Hints that keep an otherwise load-balanceable statement on the primary.

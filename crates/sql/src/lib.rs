@@ -11,6 +11,8 @@ mod quick;
 mod rules;
 
 pub use cache::ClassifierCache;
-pub use classify::{classify, Classification, Route, StatementKind, TransactionKind};
+pub use classify::{
+    classify, CatalogVerdicts, Classification, Route, StatementKind, TransactionKind,
+};
 pub use quick::{leading_kind, plain_select};
 pub use rules::{RuleError, Rules, ALWAYS_WRITE_FUNCTIONS, BUILTIN_READ_ONLY_FUNCTIONS};

@@ -18,9 +18,9 @@ fn next_generation() -> u64 {
 }
 
 /// Functions judged read-only when both `write_function_list` and `read_only_function_list`
-/// are empty. Pgpool-II then asks the catalog for the function's volatility; a library without
-/// a connection cannot, so every function not listed here (unqualified or in `pg_catalog`)
-/// counts as volatile, i.e. a write. Kept short on purpose: aggregates, window functions and a
+/// are empty and no catalog is at hand. Pgpool-II then asks the catalog for the function's
+/// volatility, and so does the server (see [`crate::CatalogVerdicts`]); without one, every
+/// function not listed here (unqualified or in `pg_catalog`) counts as volatile, i.e. a write. Kept short on purpose: aggregates, window functions and a
 /// few immutable/stable built-ins that appear in ordinary read queries, plus the monitoring
 /// functions pgpool users run against standbys.
 pub const BUILTIN_READ_ONLY_FUNCTIONS: &[&str] = &[
@@ -102,6 +102,18 @@ pub const BUILTIN_READ_ONLY_FUNCTIONS: &[&str] = &[
     "json_build_object",
     "jsonb_build_object",
 ];
+
+/// How one called function counts for routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FunctionVerdict {
+    /// Listed as a write (or always one: nextval, setval).
+    Write,
+    /// Listed as read-only.
+    ReadOnly,
+    /// No list applies: its volatility in the database decides; `builtin_read_only` is the
+    /// guess of [`BUILTIN_READ_ONLY_FUNCTIONS`].
+    Catalog { builtin_read_only: bool },
+}
 
 /// Functions that always count as writes, whatever the lists say.
 pub const ALWAYS_WRITE_FUNCTIONS: &[&str] = &["nextval", "setval"];
@@ -246,24 +258,55 @@ impl Rules {
         self.generation
     }
 
-    /// Is a called function a write? `name` is the name as written (maybe schema-qualified),
-    /// `bare` its last component, `schema` its schema if written.
-    pub(crate) fn function_is_write(&self, name: &str, bare: &str, schema: Option<&str>) -> bool {
+    /// How a called function counts: `name` is the name as written (maybe schema-qualified),
+    /// `bare` its last component, `schema` its schema if written. With both lists empty the
+    /// database's volatility decides (Pgpool-II asks pg_proc); the built-in list stands in for
+    /// callers without a catalog.
+    pub(crate) fn function_verdict(
+        &self,
+        name: &str,
+        bare: &str,
+        schema: Option<&str>,
+    ) -> FunctionVerdict {
         if ALWAYS_WRITE_FUNCTIONS
             .iter()
             .any(|f| f.eq_ignore_ascii_case(bare))
         {
-            return true;
+            return FunctionVerdict::Write;
         }
         let matches = |list: &[Regex]| list.iter().any(|re| re.is_match(name) || re.is_match(bare));
+        let verdict = |write: bool| {
+            if write {
+                FunctionVerdict::Write
+            } else {
+                FunctionVerdict::ReadOnly
+            }
+        };
         if !self.read_only_function_list.is_empty() {
-            return !matches(&self.read_only_function_list);
+            return verdict(!matches(&self.read_only_function_list));
         }
         if !self.write_function_list.is_empty() {
-            return matches(&self.write_function_list);
+            return verdict(matches(&self.write_function_list));
         }
         let builtin_schema = matches!(schema, None | Some("pg_catalog"));
-        !(builtin_schema && BUILTIN_READ_ONLY_FUNCTIONS.contains(&bare))
+        FunctionVerdict::Catalog {
+            builtin_read_only: builtin_schema && BUILTIN_READ_ONLY_FUNCTIONS.contains(&bare),
+        }
+    }
+
+    /// Whether a function (bare name) is a write when the lists or the always-write functions
+    /// decide; `None` when its volatility in the database does.
+    pub fn listed_function_is_write(&self, bare: &str) -> Option<bool> {
+        match self.function_verdict(bare, bare, None) {
+            FunctionVerdict::Write => Some(true),
+            FunctionVerdict::ReadOnly => Some(false),
+            FunctionVerdict::Catalog { .. } => None,
+        }
+    }
+
+    /// Do function verdicts depend on the database's catalog (both function lists empty)?
+    pub fn functions_need_catalog(&self) -> bool {
+        self.read_only_function_list.is_empty() && self.write_function_list.is_empty()
     }
 
     /// Does the whole query text match `primary_routing_query_pattern_list`?

@@ -491,3 +491,56 @@ fn cache_many_entries_stays_bounded_and_consistent() {
     cache.clear();
     assert!(cache.is_empty());
 }
+
+#[test]
+fn function_volatility_is_left_to_the_catalog_when_no_list_is_set() {
+    let r = Rules::default();
+    let q = classify("select f1(a), count(*) from t", &r);
+    // Without a catalog: f1 is not a known read-only built-in, so it counts as a write.
+    assert_eq!((q.route, q.is_write), (Route::Primary, true));
+    let v = q.catalog.as_ref().expect("verdict depends on the catalog");
+    assert_eq!(v.functions, vec!["count", "f1"]);
+    assert_eq!(q.resolve(|f| f == "f1"), (Route::Primary, true));
+    assert_eq!(q.resolve(|_| false), (Route::LoadBalance, false));
+    // A volatile built-in (pg_is_in_recovery is volatile in pg_proc) follows the catalog too.
+    let q = classify("select pg_is_in_recovery()", &r);
+    assert_eq!(q.route, Route::LoadBalance);
+    assert_eq!(
+        q.resolve(|f| f == "pg_is_in_recovery"),
+        (Route::Primary, true)
+    );
+    // nextval is always a write; listed functions never ask the catalog.
+    assert!(classify("select nextval('s')", &r).catalog.is_none());
+    let w = Rules::default().with_write_function_list(&["f1"]).unwrap();
+    assert!(classify("select f1(1)", &w).catalog.is_none());
+    // An INSERT is a write whatever its functions are.
+    let q = classify("insert into t values (f1(1))", &r);
+    assert_eq!(q.resolve(|_| false), (Route::Primary, true));
+}
+
+#[test]
+fn temp_tables_drops_discard_and_written_tables() {
+    let r = Rules::default();
+    assert_eq!(
+        classify("create temp table tt (a int)", &r).temp_created,
+        vec!["tt"]
+    );
+    assert_eq!(
+        classify("create temporary table tt as select 1", &r).temp_created,
+        vec!["tt"]
+    );
+    assert_eq!(
+        classify("select 1 into temp tt", &r).temp_created,
+        vec!["tt"]
+    );
+    assert!(classify("create table pt (a int)", &r)
+        .temp_created
+        .is_empty());
+    assert_eq!(classify("drop table tt, s.u", &r).dropped, vec!["tt", "u"]);
+    assert!(classify("discard all", &r).discards_temp);
+    assert!(classify("discard temp", &r).discards_temp);
+    assert!(!classify("discard plans", &r).discards_temp);
+    let q = classify("insert into public.t1 select * from t2", &r);
+    assert_eq!(q.written_tables, vec!["t1"]);
+    assert!(classify("select * from t1", &r).written_tables.is_empty());
+}

@@ -5,7 +5,9 @@
 
 mod admin;
 mod cancel;
+mod catalog;
 mod client_auth;
+mod dml_adaptive;
 mod local_ext;
 mod pool;
 mod redirect;
@@ -45,9 +47,13 @@ pub struct ChildContext<'a> {
     /// Routing decisions by query text (load balancing).
     pub classifier: sql::ClassifierCache,
     pub rules: sql::Rules,
+    /// Volatile functions and unlogged tables of the database last served.
+    pub catalog: catalog::Catalog,
     /// app_name_redirect_preference_list and database_redirect_preference_list.
     pub app_redirects: Vec<redirect::Rule>,
     pub db_redirects: Vec<redirect::Rule>,
+    /// dml_adaptive_object_relationship_list.
+    pub dml_relations: dml_adaptive::Relationships,
     smart_shutdown: bool,
 }
 
@@ -111,6 +117,15 @@ impl ChildContext<'_> {
             &self.cfg.database_redirect_preference_list,
             "database_redirect_preference_list",
         );
+        self.dml_relations = match dml_adaptive::Relationships::parse(
+            &self.cfg.dml_adaptive_object_relationship_list,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("dml_adaptive_object_relationship_list: {e}");
+                dml_adaptive::Relationships::default()
+            }
+        };
     }
 
     /// The load-balance node of a new session: the redirect preference lists first
@@ -283,9 +298,11 @@ pub fn run(setup: ChildSetup<'_>) -> ! {
         bufs: RelayBuffers::new(),
         waker,
         classifier: sql::ClassifierCache::new(4096),
+        catalog: catalog::Catalog::default(),
         rules: sql::Rules::default(),
         app_redirects: Vec::new(),
         db_redirects: Vec::new(),
+        dml_relations: dml_adaptive::Relationships::default(),
         smart_shutdown: false,
     };
     ctx.load_routing_rules();

@@ -390,6 +390,23 @@ pub fn log_statement(node: usize, pid: u32, text: &[u8]) {
     );
 }
 
+/// The log line of log_statement.
+pub fn log_statement_text(text: &[u8]) {
+    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+    log::info!("statement: {}", String::from_utf8_lossy(&text[..end]));
+}
+
+/// The NoticeResponse of notice_per_node_statement (no backend pid: it is meant for
+/// tests, and pids differ from run to run).
+pub fn statement_notice(out: &mut Vec<u8>, node: usize, text: &[u8]) {
+    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+    let message = format!(
+        "DB node id: {node} statement: {}",
+        String::from_utf8_lossy(&text[..end])
+    );
+    protocol::build::notice_or_error(out, b'N', "NOTICE", "00000", &message);
+}
+
 /// Poll results after which a read will not block (data, end of file or an error).
 pub(crate) const READABLE: PollFlags = PollFlags::POLLIN
     .union(PollFlags::POLLHUP)

@@ -8,7 +8,7 @@
 //! both nodes are answered to the client from the primary; the other node's answers are
 //! read and dropped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 
@@ -19,6 +19,8 @@ use protocol::{build, scan_header};
 use sql::{ClassifierCache, Route, Rules, StatementKind};
 
 use crate::backend::BackendConn;
+use crate::child::catalog::{bare, Catalog};
+use crate::child::dml_adaptive::{Relationships, WrittenObjects};
 use crate::child::local_ext;
 use crate::child::relay::{
     idle_timeout, read_some, signalled_end, LocalCommands, RelayEnd, READABLE,
@@ -60,7 +62,7 @@ impl Target {
 }
 
 /// What a node owes for one batch it was sent.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Expect {
     /// Answers go to the client (else they are read and dropped).
     forward: bool,
@@ -69,6 +71,10 @@ struct Expect {
     /// The batch ends with a ReadyForQuery (Query, Sync, FunctionCall); a Flush-ended
     /// batch does not, and stays at the head until a later Sync's ReadyForQuery.
     synced: bool,
+    /// pgpool's own catalog query: its rows fill the child's [`Catalog`].
+    capture: bool,
+    /// NoticeResponses (notice_per_node_statement) the client sees before the answers.
+    notices: Vec<u8>,
 }
 
 /// Per-backend side of the relay.
@@ -112,6 +118,9 @@ struct Statement {
     route: Route,
     is_write: bool,
     kind: StatementKind,
+    /// Executing it changes what routing knows (temp tables, DDL, dml_adaptive writes):
+    /// each Bind looks at its classification again.
+    has_effects: bool,
     on: [bool; 2],
 }
 
@@ -119,7 +128,13 @@ struct Statement {
 pub struct RoutedConfig<'a> {
     pub rules: &'a Rules,
     pub disable_load_balance_on_write: &'a str,
+    pub dml_relations: &'a Relationships,
+    pub database: &'a str,
+    pub check_temp_table: bool,
+    pub check_unlogged_table: bool,
+    pub log_statement: bool,
     pub log_per_node_statement: bool,
+    pub notice_per_node_statement: bool,
     pub client_idle_limit: u64,
     pub node_ids: [usize; 2],
     /// delay_threshold in bytes (0 = off).
@@ -145,6 +160,18 @@ pub struct Router {
     last: Target,
     pub client_remaining: usize,
     remaining_target: Target,
+    /// Temporary tables this session created (check_temp_table), bare names.
+    temp_tables: HashSet<String>,
+    /// dml_adaptive: what the current transaction wrote.
+    written: WrittenObjects,
+    /// DDL ran in the current transaction: other children's catalog facts go stale when
+    /// it ends.
+    ddl_in_tx: bool,
+    /// Batches wait for the answer to pgpool's catalog query.
+    catalog_wait: bool,
+    catalog_failed: bool,
+    /// The catalog's answer was just read: held batches go out without waiting for more.
+    catalog_arrived: bool,
 }
 
 impl Default for Router {
@@ -160,6 +187,12 @@ impl Default for Router {
             last: Target::Primary,
             client_remaining: 0,
             remaining_target: Target::Primary,
+            temp_tables: HashSet::new(),
+            written: WrittenObjects::default(),
+            ddl_in_tx: false,
+            catalog_wait: false,
+            catalog_failed: false,
+            catalog_arrived: false,
         }
     }
 }
@@ -203,6 +236,7 @@ enum BatchEnd {
 pub struct Routed<'s> {
     pub cfg: RoutedConfig<'s>,
     pub cache: &'s mut ClassifierCache,
+    pub catalog: &'s mut Catalog,
     pub router: &'s mut Router,
     pub shm: &'s shmem::Shmem,
 }
@@ -226,7 +260,8 @@ impl Routed<'_> {
         }
         let in_tx = io[PRIMARY].tx != b'I';
         let wrote_block = match self.cfg.disable_load_balance_on_write {
-            "off" => false,
+            // Decided per statement by the tables it reads.
+            "off" | "dml_adaptive" => false,
             "always" => r.wrote,
             "trans_transaction" => r.write_in_tx || r.wrote_in_any_tx,
             _ => r.write_in_tx,
@@ -248,6 +283,118 @@ impl Routed<'_> {
         }
     }
 
+    fn dml_adaptive(&self) -> bool {
+        self.cfg.disable_load_balance_on_write == "dml_adaptive"
+    }
+
+    /// Must the catalog facts be (re)loaded before the next batch is routed? Not while
+    /// the primary's transaction is aborted: the query would fail there.
+    fn catalog_stale(&self, io: &[NodeIo; 2]) -> bool {
+        let needed = self.cfg.rules.functions_need_catalog() || self.cfg.check_unlogged_table;
+        needed
+            && !self.router.catalog_wait
+            && io[PRIMARY].tx != b'E'
+            && !self
+                .catalog
+                .is_current(self.cfg.database, self.catalog_generation())
+    }
+
+    fn catalog_generation(&self) -> u64 {
+        self.shm
+            .cluster()
+            .catalog_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Sends the catalog query to the primary; batches wait for its answer.
+    fn start_catalog_load(&mut self, io: &mut [NodeIo; 2]) {
+        let generation = self.catalog_generation();
+        self.catalog
+            .start_load(self.cfg.database, generation, &mut io[PRIMARY].out);
+        io[PRIMARY].queue.push_back(Expect {
+            synced: true,
+            capture: true,
+            ..Expect::default()
+        });
+        self.router.catalog_wait = true;
+        self.router.catalog_failed = false;
+    }
+
+    /// Where one statement text may run, with what the session and the catalog know;
+    /// `execute`: it runs now (Query, Bind), so what it changes is recorded.
+    fn statement_route(&mut self, text: &str, in_tx: bool, execute: bool) -> StatementRoute {
+        let dml_adaptive = self.dml_adaptive();
+        let Routed {
+            cfg,
+            cache,
+            catalog,
+            router,
+            shm,
+        } = self;
+        let unlogged = cfg.check_unlogged_table && catalog.has_unlogged();
+        let temps = cfg.check_temp_table && !router.temp_tables.is_empty();
+        let adaptive = dml_adaptive && in_tx && !router.written.is_empty();
+        if !unlogged && !temps && !adaptive && sql::plain_select(text, cfg.rules) {
+            // A lone read without functions: no parse needed (texts with literal values
+            // never repeat, so the cache would not help).
+            return StatementRoute::plain_select();
+        }
+        let c = cache.classify(text, cfg.rules);
+        let (mut route, is_write) = c.resolve(|f| catalog.is_volatile(f));
+        if route == Route::LoadBalance {
+            let touches = |f: &dyn Fn(&str) -> bool| c.tables.iter().any(|t| f(bare(t)));
+            if (temps && touches(&|t| router.temp_tables.contains(t)))
+                || (unlogged && touches(&|t| catalog.is_unlogged(t)))
+                || (adaptive && router.written.touched_by(c))
+            {
+                route = Route::Primary;
+            }
+        }
+        let has_effects = !c.temp_created.is_empty()
+            || !c.dropped.is_empty()
+            || c.discards_temp
+            || c.kind == StatementKind::Ddl
+            || (dml_adaptive && is_write);
+        if execute && has_effects {
+            for t in &c.temp_created {
+                router.temp_tables.insert(t.clone());
+            }
+            for t in &c.dropped {
+                router.temp_tables.remove(t);
+            }
+            if c.discards_temp {
+                router.temp_tables.clear();
+            }
+            if c.kind == StatementKind::Ddl {
+                // Stale for everyone now, and again when it commits (others may have
+                // reloaded in between).
+                shm.cluster()
+                    .catalog_generation
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                router.ddl_in_tx = true;
+            }
+            if dml_adaptive && is_write && (in_tx || c.starts_transaction) {
+                let rules = cfg.rules;
+                router.written.note_write(
+                    c,
+                    |f| {
+                        rules
+                            .listed_function_is_write(f)
+                            .unwrap_or_else(|| catalog.is_volatile(f))
+                    },
+                    cfg.dml_relations,
+                );
+            }
+        }
+        StatementRoute {
+            route,
+            is_write,
+            kind: c.kind,
+            has_effects,
+            serializable_begin: c.starts_transaction && c.serializable,
+        }
+    }
+
     /// Decides the target of the batch `buf` (complete messages) and records the
     /// statements and portals it creates.
     fn route_batch(&mut self, buf: &[u8], io: &[NodeIo; 2]) -> (Target, Counts) {
@@ -259,6 +406,8 @@ impl Routed<'_> {
         let mut need_primary = false;
         let mut need_both = false;
         let mut need_standby = false;
+        let mut unnamed_bound = false;
+        let mut bound: Vec<&[u8]> = Vec::new();
         let mut i = 0;
         while i + 5 <= buf.len() {
             let Ok(Some(h)) = scan_header(&buf[i..]) else {
@@ -268,17 +417,14 @@ impl Routed<'_> {
             match h.tag {
                 b'Q' => {
                     let text = std::str::from_utf8(cstr(body).0).unwrap_or("");
-                    if sql::plain_select(text, self.cfg.rules) {
-                        // A lone read without functions: no parse needed (texts with
-                        // literal values never repeat, so the cache would not help).
-                        counts.add(StatementKind::Select);
-                        i += h.total_len();
-                        continue;
-                    }
-                    let c = self.cache.classify(text, self.cfg.rules);
-                    let (route, is_write, kind, ser) =
-                        (c.route, c.is_write, c.kind, c.serializable);
-                    if c.starts_transaction && ser {
+                    let StatementRoute {
+                        route,
+                        is_write,
+                        kind,
+                        serializable_begin,
+                        ..
+                    } = self.statement_route(text, in_tx, true);
+                    if serializable_begin {
                         self.router.serializable_tx = true;
                     }
                     match route {
@@ -293,8 +439,13 @@ impl Routed<'_> {
                     let (name, rest) = cstr(body);
                     let (query, _) = cstr(rest);
                     let text = std::str::from_utf8(query).unwrap_or("");
-                    let c = self.cache.classify(text, self.cfg.rules);
-                    let (route, is_write, kind) = (c.route, c.is_write, c.kind);
+                    let StatementRoute {
+                        route,
+                        is_write,
+                        kind,
+                        has_effects,
+                        ..
+                    } = self.statement_route(text, in_tx, false);
                     match route {
                         Route::Primary => need_primary = true,
                         Route::All => need_both = true,
@@ -310,6 +461,7 @@ impl Routed<'_> {
                             st.route = route;
                             st.is_write = is_write;
                             st.kind = kind;
+                            st.has_effects = has_effects;
                             st.on = [false, false];
                         }
                         None => {
@@ -318,6 +470,7 @@ impl Routed<'_> {
                                 route,
                                 is_write,
                                 kind,
+                                has_effects,
                                 on: [false, false],
                             };
                             self.router.statements.insert(name.to_vec(), st);
@@ -325,15 +478,36 @@ impl Routed<'_> {
                     }
                 }
                 b'B' => {
-                    let (_portal, rest) = cstr(body);
+                    let (portal, rest) = cstr(body);
+                    if portal.is_empty() {
+                        unnamed_bound = true;
+                    } else {
+                        bound.push(portal);
+                    }
                     let (stmt, _) = cstr(rest);
-                    if let Some(st) = self.router.statements.get(stmt) {
-                        match st.route {
+                    let looked_again = self.router.statements.get(stmt).and_then(|st| {
+                        let again = st.has_effects
+                            || (self.cfg.check_temp_table && !self.router.temp_tables.is_empty())
+                            || (self.dml_adaptive() && in_tx && !self.router.written.is_empty());
+                        again.then(|| statement_text(&st.parse).to_string())
+                    });
+                    let known = match looked_again {
+                        Some(text) => {
+                            let r = self.statement_route(&text, in_tx, true);
+                            Some((r.route, r.is_write, r.kind))
+                        }
+                        None => self
+                            .router
+                            .statements
+                            .get(stmt)
+                            .map(|st| (st.route, st.is_write, st.kind)),
+                    };
+                    if let Some((route, w, k)) = known {
+                        match route {
                             Route::Primary => need_primary = true,
                             Route::All => need_both = true,
                             Route::LoadBalance => {}
                         }
-                        let (w, k) = (st.is_write, st.kind);
                         self.note_write(w, in_tx);
                         counts.add(k);
                     } else {
@@ -349,7 +523,14 @@ impl Routed<'_> {
                             cstr(body.get(1..).unwrap_or(&[])).0,
                         )
                     };
-                    if kind == b'P' {
+                    // A portal bound in this batch runs where the batch goes; only
+                    // portals of earlier batches pin the target.
+                    let bound_here = if name.is_empty() {
+                        unnamed_bound
+                    } else {
+                        bound.contains(&name)
+                    };
+                    if kind == b'P' && !bound_here {
                         match self.router.portals.get(name) {
                             Some(Target::Standby) => need_standby = true,
                             Some(_) => need_primary = true,
@@ -391,6 +572,33 @@ impl Routed<'_> {
         }
         (target, counts)
     }
+}
+
+/// Where one statement goes and what it is.
+struct StatementRoute {
+    route: Route,
+    is_write: bool,
+    kind: StatementKind,
+    has_effects: bool,
+    serializable_begin: bool,
+}
+
+impl StatementRoute {
+    fn plain_select() -> Self {
+        StatementRoute {
+            route: Route::LoadBalance,
+            is_write: false,
+            kind: StatementKind::Select,
+            has_effects: false,
+            serializable_begin: false,
+        }
+    }
+}
+
+/// The query text of a Parse message (whole message, header included).
+fn statement_text(parse: &[u8]) -> &str {
+    let body = parse.get(5..).unwrap_or(&[]);
+    std::str::from_utf8(cstr(cstr(body).1).0).unwrap_or("")
 }
 
 /// Statements of a batch by kind, for SHOW POOL_NODES / POOL_BACKEND_STATS.
@@ -527,9 +735,8 @@ fn dispatch(router: &mut Router, batch: &[u8], target: Target, io: &mut [NodeIo;
         build::finish(&mut m, s);
         io[k].out.extend_from_slice(&m);
         io[k].queue.push_back(Expect {
-            forward: false,
-            hide: 0,
             synced: true,
+            ..Expect::default()
         });
         if let Some(st) = router.statements.get_mut(name.as_slice()) {
             st.on[k] = false;
@@ -739,7 +946,7 @@ fn relay_loop(
     let node_ids = routed.cfg.node_ids;
     loop {
         // 1. Dispatch complete client batches (not while a local command waits).
-        while pending_local.is_none() && !terminated && cfrom < cto {
+        while pending_local.is_none() && !routed.router.catalog_wait && !terminated && cfrom < cto {
             if routed.router.client_remaining > 0 {
                 // The tail of a message larger than the buffer.
                 let take = routed.router.client_remaining.min(cto - cfrom);
@@ -772,8 +979,13 @@ fn relay_loop(
                     cfrom = end;
                 }
                 Scan::Batch { end, kind } => {
-                    let batch = &cbuf[cfrom..end];
                     let continuing = routed.router.open.is_some();
+                    if !continuing && kind != BatchEnd::Copy && routed.catalog_stale(&io) {
+                        // Routing needs the database's facts: ask, and hold the batch.
+                        routed.start_catalog_load(&mut io);
+                        break;
+                    }
+                    let batch = &cbuf[cfrom..end];
                     let target = match kind {
                         BatchEnd::Copy => routed.router.last,
                         _ => {
@@ -783,8 +995,19 @@ fn relay_loop(
                         }
                     };
                     let hide = dispatch(routed.router, batch, target, &mut io);
-                    if routed.cfg.log_per_node_statement {
-                        log_statements(batch, target, node_ids, &backends);
+                    let mut notices = Vec::new();
+                    if routed.cfg.log_statement
+                        || routed.cfg.log_per_node_statement
+                        || routed.cfg.notice_per_node_statement
+                    {
+                        log_statements(
+                            batch,
+                            target,
+                            node_ids,
+                            &backends,
+                            &routed.cfg,
+                            &mut notices,
+                        );
                     }
                     if kind == BatchEnd::Overflow {
                         // Part of a message that does not fit: the rest follows it.
@@ -817,6 +1040,9 @@ fn relay_loop(
                     match kind {
                         BatchEnd::Synced | BatchEnd::Flushed if continuing => {
                             add_hide(&mut io);
+                            if let Some(e) = io[answering].queue.back_mut() {
+                                e.notices.append(&mut notices);
+                            }
                             if kind == BatchEnd::Synced {
                                 for k in [PRIMARY, STANDBY] {
                                     if target.includes(k) {
@@ -836,6 +1062,12 @@ fn relay_loop(
                                         forward: k == answering,
                                         hide: hide[k],
                                         synced,
+                                        notices: if k == answering {
+                                            std::mem::take(&mut notices)
+                                        } else {
+                                            Vec::new()
+                                        },
+                                        ..Expect::default()
                                     });
                                 }
                             }
@@ -848,14 +1080,24 @@ fn relay_loop(
                                     io[k].queue.push_back(Expect {
                                         forward: k == answering,
                                         hide: hide[k],
-                                        synced: false,
+                                        notices: if k == answering {
+                                            std::mem::take(&mut notices)
+                                        } else {
+                                            Vec::new()
+                                        },
+                                        ..Expect::default()
                                     });
                                 }
                             }
                             order.push_back(answering);
                             routed.router.open = Some(target);
                         }
-                        BatchEnd::Copy | BatchEnd::Overflow => add_hide(&mut io),
+                        BatchEnd::Copy | BatchEnd::Overflow => {
+                            add_hide(&mut io);
+                            if let Some(e) = io[answering].queue.back_mut() {
+                                e.notices.append(&mut notices);
+                            }
+                        }
                     }
                     cfrom = end;
                 }
@@ -926,6 +1168,10 @@ fn relay_loop(
         if terminated && !io.iter().any(NodeIo::has_output) {
             state.reusable = idle && !state.backend_fatal;
             return RelayEnd::ClientClosed;
+        }
+        if std::mem::take(&mut routed.router.catalog_arrived) && cfrom < cto {
+            // The batches held for the catalog's answer can be routed now.
+            continue;
         }
         // 5. Wait.
         let client_readable = !terminated && pending_local.is_none() && cto < cbuf.len();
@@ -1057,6 +1303,14 @@ fn drain_node(
             n.remaining -= take;
             continue;
         }
+        // Between messages: the batch's statement notices go first.
+        if forward {
+            if let Some(e) = n.queue.front_mut() {
+                if !e.notices.is_empty() {
+                    to_client.append(&mut e.notices);
+                }
+            }
+        }
         let avail = n.in_to - n.in_from;
         if avail < 5 {
             return Ok(());
@@ -1066,7 +1320,9 @@ fn drain_node(
             Ok(None) => return Ok(()),
             Err(e) => return Err(e.to_string()),
         };
-        let inspect = matches!(h.tag, b'Z' | b'E' | b'S' | b'1' | b'3');
+        let capture = n.queue.front().is_some_and(|e| e.capture);
+        let inspect =
+            matches!(h.tag, b'Z' | b'E' | b'S' | b'1' | b'3') || (capture && h.tag == b'D');
         if inspect && avail < h.total_len() {
             // Small messages are looked at whole.
             if h.total_len() > n.inbuf.len() {
@@ -1100,21 +1356,42 @@ fn drain_node(
                 let status = n.inbuf.get(start + 5).copied().unwrap_or(b'I');
                 n.tx = status;
                 backends[k].tx_status = status;
-                let synced_head = n.queue.front().is_some_and(|e| e.synced);
                 // A flushed (unsynced) batch ends with the ReadyForQuery of its Sync.
                 if let Some(e) = n.queue.pop_front() {
-                    let _ = synced_head;
                     if e.forward {
                         order.pop_front();
+                    }
+                    if e.capture {
+                        routed.catalog.finish_load(!routed.router.catalog_failed);
+                        routed.router.catalog_wait = false;
+                        routed.router.catalog_arrived = true;
                     }
                 }
                 if k == PRIMARY && status == b'I' {
                     routed.router.write_in_tx = false;
                     routed.router.serializable_tx = false;
+                    routed.router.written.clear();
+                    if std::mem::take(&mut routed.router.ddl_in_tx) {
+                        routed
+                            .shm
+                            .cluster()
+                            .catalog_generation
+                            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                    }
                     // Portals end with the transaction; the unnamed one's entry is kept
                     // (it is rebound before any use) to spare an allocation per query.
                     routed.router.portals.retain(|name, _| name.is_empty());
                 }
+            }
+            b'D' if capture => {
+                routed
+                    .catalog
+                    .add_row(&n.inbuf[start + 5..start + h.total_len()]);
+            }
+            b'E' if capture => {
+                let f = parse_error_fields(&n.inbuf[start + 5..start + h.total_len()]);
+                log::debug!("catalog query failed: {}", f.message);
+                routed.router.catalog_failed = true;
             }
             b'E' => {
                 let body = &n.inbuf[start + 5..start + h.total_len()];
@@ -1159,11 +1436,15 @@ fn drain_node(
     }
 }
 
+/// log_statement, log_per_node_statement and notice_per_node_statement for a batch sent
+/// to `target`; notices are appended to `notices` for the client.
 fn log_statements(
     batch: &[u8],
     target: Target,
     node_ids: [usize; 2],
     backends: &[&mut BackendConn; 2],
+    cfg: &RoutedConfig<'_>,
+    notices: &mut Vec<u8>,
 ) {
     let mut i = 0;
     while i + 5 <= batch.len() {
@@ -1178,9 +1459,17 @@ fn log_statements(
             _ => None,
         };
         if let Some(t) = text {
+            if cfg.log_statement {
+                crate::child::relay::log_statement_text(t);
+            }
             for k in [PRIMARY, STANDBY] {
                 if target.includes(k) {
-                    crate::child::relay::log_statement(node_ids[k], backends[k].pid, t);
+                    if cfg.log_per_node_statement {
+                        crate::child::relay::log_statement(node_ids[k], backends[k].pid, t);
+                    }
+                    if cfg.notice_per_node_statement {
+                        crate::child::relay::statement_notice(notices, node_ids[k], t);
+                    }
                 }
             }
         }
