@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # 009.raw_mode: backend_clustering_mode = raw with 2 independent nodes: every
-# query (simple and extended, reads and writes) goes to node 0 only.
+# query (simple and extended, reads and writes) goes to node 0 only, as the
+# notices of notice_per_node_statement say too.
 # (Failover parts are left out: health check is not implemented yet.)
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}" || exit 2
 
-setup_cluster 2 n
+setup_cluster 2 n 'notice_per_node_statement = on'
 
 grep -Eq "^[[:space:]]*backend_clustering_mode[[:space:]]*=[[:space:]]*'?raw" "$PGPOOL_CONF" \
     || fail "pgpool_setup -m n did not configure raw mode"
@@ -24,6 +25,10 @@ assert_eq "$port0" "$(psql_pgpool -c 'begin' -c 'select inet_server_port()' -c '
     "server port inside a transaction"
 assert_eq "$port0" "$(python3 "$REGRESS_DIR/lib/pgwire.py" query-ext 127.0.0.1 "$PGPOOL_PORT" \
     "$PGSUPERUSER" test 'select inet_server_port()')" "server port with the extended protocol"
+
+notices=$(psql_pgpool -c 'select 1' -c 'select 2' 2>&1 >/dev/null)
+assert_eq "NOTICE:  DB node id: 0 statement: select 1
+NOTICE:  DB node id: 0 statement: select 2" "$notices" "statement notices name node 0"
 
 # A write through pgpool lands on node 0 only.
 psql_pgpool -q -c 'create table raw_t (id int)' -c 'insert into raw_t select generate_series(1, 10)' \

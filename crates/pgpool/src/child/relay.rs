@@ -61,6 +61,12 @@ pub struct SessionState {
     pub statement_kinds: std::collections::HashMap<Vec<u8>, sql::StatementKind>,
     /// log_per_node_statement: (node id, backend pid) to name in the log lines.
     pub log_node: Option<(usize, u32)>,
+    /// log_statement.
+    pub log_statement: bool,
+    /// notice_per_node_statement: the node id the notices name.
+    pub notice_node: Option<usize>,
+    /// Those notices, waiting for a message boundary towards the client.
+    notices: Vec<u8>,
     /// Set by the load-balancing relay: whether its backends may be reused.
     pub routed_reusable: Option<bool>,
     /// Node whose failure ended the session (load-balancing relay).
@@ -82,6 +88,9 @@ impl Default for SessionState {
             client_remaining: 0,
             routed_reusable: None,
             log_node: None,
+            log_statement: false,
+            notice_node: None,
+            notices: Vec::new(),
             statement_kinds: std::collections::HashMap::new(),
             failed_node: None,
             backend: Scanner::default(),
@@ -90,6 +99,20 @@ impl Default for SessionState {
 }
 
 impl SessionState {
+    /// log_statement, log_per_node_statement and notice_per_node_statement for one
+    /// statement sent to the backend.
+    fn note_statement(&mut self, text: &[u8]) {
+        if self.log_statement {
+            log_statement_text(text);
+        }
+        if let Some((node, pid)) = self.log_node {
+            log_statement(node, pid, text);
+        }
+        if let Some(node) = self.notice_node {
+            statement_notice(&mut self.notices, node, text);
+        }
+    }
+
     /// The backend is between requests and owes nothing: safe to reset and reuse.
     pub fn backend_reusable(&self) -> bool {
         self.outstanding == 0
@@ -262,9 +285,7 @@ fn walk_client(
                 }
                 st.outstanding += 1;
                 local.count_statement(sql::leading_kind(&buf[body.clone()]));
-                if let Some((node, pid)) = st.log_node {
-                    log_statement(node, pid, &buf[body]);
-                }
+                st.note_statement(&buf[body]);
             }
             b'S' => {
                 st.outstanding += 1;
@@ -320,9 +341,7 @@ fn note_extended(st: &mut SessionState, tag: u8, body: &[u8], local: &mut dyn Lo
     let rest = body.get(name_end + 1..).unwrap_or(&[]);
     if tag == b'P' {
         local_ext::note_parse(body, local);
-        if let Some((node, pid)) = st.log_node {
-            log_statement(node, pid, rest);
-        }
+        st.note_statement(rest);
         let kind = sql::leading_kind(rest);
         match st.statement_kinds.get_mut(&body[..name_end]) {
             Some(k) => *k = kind,
@@ -577,6 +596,16 @@ fn relay_loop(
                 rescan = true;
                 continue;
             }
+        }
+        if !st.notices.is_empty() && to_client.is_empty() && st.backend.at_boundary() {
+            // Statement notices go out between the backend's messages.
+            let n = st.notices.len();
+            if bufs.to_client.len() < n {
+                bufs.to_client.resize(n, 0);
+            }
+            bufs.to_client[..n].copy_from_slice(&st.notices);
+            st.notices.clear();
+            to_client = Pending { from: 0, to: n };
         }
         if !to_client.is_empty() {
             if let Err(e) = write_some(client, &bufs.to_client, &mut to_client) {

@@ -359,6 +359,8 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         statements: Vec::new(),
     };
     let mut st = SessionState::default();
+    st.log_statement = ctx.cfg.log_statement;
+    st.notice_node = ctx.cfg.notice_per_node_statement.then_some(node);
     if ctx.cfg.log_per_node_statement {
         st.log_node = set
             .conns
