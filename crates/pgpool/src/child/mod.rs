@@ -171,23 +171,7 @@ impl ChildContext<'_> {
             .filter(|&i| eligible(i))
             .map(|i| (i, self.cfg.backends[i].weight))
             .collect();
-        if candidates.is_empty() {
-            return None;
-        }
-        let total: f64 = candidates.iter().map(|(_, w)| w).sum();
-        let r = random_unit();
-        if total <= 0.0 {
-            let k = ((r * candidates.len() as f64) as usize).min(candidates.len() - 1);
-            return Some(candidates[k].0);
-        }
-        let mut acc = 0.0;
-        for (i, w) in &candidates {
-            acc += w / total;
-            if r < acc {
-                return Some(*i);
-            }
-        }
-        candidates.last().map(|(i, _)| *i)
+        weighted_choice(&candidates)
     }
 
     /// A standby further behind the primary than delay_threshold gets no reads.
@@ -267,6 +251,26 @@ impl ChildContext<'_> {
 }
 
 /// A random number in [0, 1).
+/// One of `candidates` (id, weight) at random in proportion to the weights (equal chances
+/// when they are all 0); None when there is none.
+pub(crate) fn weighted_choice(candidates: &[(usize, f64)]) -> Option<usize> {
+    let (last, _) = candidates.split_last()?;
+    let total: f64 = candidates.iter().map(|(_, w)| w).sum();
+    let r = random_unit();
+    if total <= 0.0 {
+        let k = ((r * candidates.len() as f64) as usize).min(candidates.len() - 1);
+        return Some(candidates[k].0);
+    }
+    let mut acc = 0.0;
+    for (i, w) in candidates {
+        acc += w / total;
+        if r < acc {
+            return Some(*i);
+        }
+    }
+    Some(last.0)
+}
+
 fn random_unit() -> f64 {
     protocol::auth::random_u32() as f64 / (u32::MAX as f64 + 1.0)
 }

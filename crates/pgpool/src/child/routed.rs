@@ -28,35 +28,36 @@ use crate::child::relay::{
 use crate::net::Stream;
 use crate::sys::Waker;
 
-/// Index of the primary and the load-balance node in the session's pair.
+/// Index of the primary among the session's connections (the others are load-balance
+/// candidates: one, or with statement_level_load_balance every usable node).
 pub const PRIMARY: usize = 0;
-pub const STANDBY: usize = 1;
 
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Where a batch goes.
+/// Where a batch goes (connection indexes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     Primary,
-    Standby,
-    Both,
+    /// The load-balance connection with this index (never the primary's).
+    Lb(usize),
+    /// Every connection of the session.
+    All,
 }
 
 impl Target {
     fn includes(self, k: usize) -> bool {
         match self {
             Target::Primary => k == PRIMARY,
-            Target::Standby => k == STANDBY,
-            Target::Both => true,
+            Target::Lb(j) => k == j,
+            Target::All => true,
         }
     }
 
-    /// The node whose answers the client sees.
+    /// The connection whose answers the client sees.
     fn answering(self) -> usize {
-        if self == Target::Standby {
-            STANDBY
-        } else {
-            PRIMARY
+        match self {
+            Target::Lb(j) => j,
+            _ => PRIMARY,
         }
     }
 }
@@ -89,6 +90,10 @@ struct NodeIo {
     remaining_forward: bool,
     queue: VecDeque<Expect>,
     tx: u8,
+    /// Replayed Parses whose ParseComplete the batch being dispatched must hide.
+    batch_hide: u32,
+    /// Sent a BEGIN whose answer may still be on its way, or inside a transaction.
+    joined_tx: bool,
 }
 
 impl NodeIo {
@@ -103,6 +108,8 @@ impl NodeIo {
             remaining_forward: false,
             queue: VecDeque::new(),
             tx: b'I',
+            batch_hide: 0,
+            joined_tx: false,
         }
     }
 
@@ -121,7 +128,22 @@ struct Statement {
     /// Executing it changes what routing knows (temp tables, DDL, dml_adaptive writes):
     /// each Bind looks at its classification again.
     has_effects: bool,
-    on: [bool; 2],
+    /// Connections (bit per index) where it is prepared.
+    on: u128,
+}
+
+impl Statement {
+    fn is_on(&self, k: usize) -> bool {
+        self.on & (1 << k) != 0
+    }
+
+    fn set_on(&mut self, k: usize, on: bool) {
+        if on {
+            self.on |= 1 << k;
+        } else {
+            self.on &= !(1 << k);
+        }
+    }
 }
 
 /// Settings of the load-balancing session.
@@ -136,7 +158,12 @@ pub struct RoutedConfig<'a> {
     pub log_per_node_statement: bool,
     pub notice_per_node_statement: bool,
     pub client_idle_limit: u64,
-    pub node_ids: [usize; 2],
+    /// Node id of each connection; index 0 is the primary.
+    pub node_ids: Vec<usize>,
+    /// statement_level_load_balance: backend_weight of each connection, to pick the
+    /// load-balance connection again for each statement outside transactions (empty: the
+    /// session keeps connection 1).
+    pub statement_weights: Vec<f64>,
     /// delay_threshold in bytes (0 = off).
     pub delay_threshold: u64,
 }
@@ -144,6 +171,8 @@ pub struct RoutedConfig<'a> {
 /// Per-session routing state.
 pub struct Router {
     statements: HashMap<Vec<u8>, Statement>,
+    /// Index of the current load-balance connection.
+    lb: usize,
     /// Portal name → node pair index it lives on (both: PRIMARY).
     portals: HashMap<Vec<u8>, Target>,
     /// A write was sent in the current transaction.
@@ -172,12 +201,15 @@ pub struct Router {
     catalog_failed: bool,
     /// The catalog's answer was just read: held batches go out without waiting for more.
     catalog_arrived: bool,
+    /// The batch being routed contains a BEGIN.
+    batch_starts_tx: bool,
 }
 
 impl Default for Router {
     fn default() -> Self {
         Router {
             statements: HashMap::new(),
+            lb: 1,
             portals: HashMap::new(),
             write_in_tx: false,
             wrote_in_any_tx: false,
@@ -193,6 +225,7 @@ impl Default for Router {
             catalog_wait: false,
             catalog_failed: false,
             catalog_arrived: false,
+            batch_starts_tx: false,
         }
     }
 }
@@ -242,7 +275,7 @@ pub struct Routed<'s> {
 }
 
 impl Routed<'_> {
-    fn lb_allowed(&self, io: &[NodeIo; 2]) -> bool {
+    fn lb_allowed(&self, io: &[NodeIo], lb: usize) -> bool {
         let r = &*self.router;
         if r.serializable_tx {
             return false;
@@ -251,7 +284,7 @@ impl Routed<'_> {
         if t > 0
             && self
                 .shm
-                .backend(self.cfg.node_ids[STANDBY])
+                .backend(self.cfg.node_ids[lb])
                 .replication_delay
                 .load(std::sync::atomic::Ordering::Relaxed)
                 > t
@@ -269,8 +302,42 @@ impl Routed<'_> {
         if wrote_block {
             return false;
         }
-        // Inside a transaction the standby must be in it too (BEGIN went to both).
-        !in_tx || io[STANDBY].tx == io[PRIMARY].tx
+        // Inside a transaction the standby must be in it too (BEGIN went to all); its
+        // answer to the BEGIN may not have been read yet.
+        !in_tx
+            || io[lb].tx == io[PRIMARY].tx
+            || (io[lb].joined_tx && io[lb].tx == b'I' && io[PRIMARY].tx == b'T')
+    }
+
+    /// The load-balance connection for the next batch: the session's, or with
+    /// statement_level_load_balance a new weighted choice among the usable connections
+    /// (the primary's included) while no transaction is open (inside one, its nodes stay).
+    fn pick_lb(&mut self, io: &[NodeIo]) -> usize {
+        let w = &self.cfg.statement_weights;
+        if w.is_empty() || io.iter().any(|n| n.tx != b'I') {
+            return self.router.lb;
+        }
+        let usable = |k: usize| {
+            let b = self.shm.backend(self.cfg.node_ids[k]);
+            w[k] > 0.0
+                && b.status().is_alive()
+                && (self.cfg.delay_threshold == 0
+                    || b.replication_delay
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        <= self.cfg.delay_threshold)
+        };
+        let candidates: Vec<(usize, f64)> = (0..w.len())
+            .filter(|&k| usable(k))
+            .map(|k| (k, w[k]))
+            .collect();
+        match crate::child::weighted_choice(&candidates) {
+            Some(PRIMARY) => PRIMARY,
+            Some(k) => {
+                self.router.lb = k;
+                k
+            }
+            None => self.router.lb,
+        }
     }
 
     fn note_write(&mut self, is_write: bool, in_tx: bool) {
@@ -289,7 +356,7 @@ impl Routed<'_> {
 
     /// Must the catalog facts be (re)loaded before the next batch is routed? Not while
     /// the primary's transaction is aborted: the query would fail there.
-    fn catalog_stale(&self, io: &[NodeIo; 2]) -> bool {
+    fn catalog_stale(&self, io: &[NodeIo]) -> bool {
         let needed = self.cfg.rules.functions_need_catalog() || self.cfg.check_unlogged_table;
         needed
             && !self.router.catalog_wait
@@ -307,7 +374,7 @@ impl Routed<'_> {
     }
 
     /// Sends the catalog query to the primary; batches wait for its answer.
-    fn start_catalog_load(&mut self, io: &mut [NodeIo; 2]) {
+    fn start_catalog_load(&mut self, io: &mut [NodeIo]) {
         let generation = self.catalog_generation();
         self.catalog
             .start_load(self.cfg.database, generation, &mut io[PRIMARY].out);
@@ -392,20 +459,23 @@ impl Routed<'_> {
             kind: c.kind,
             has_effects,
             serializable_begin: c.starts_transaction && c.serializable,
+            starts_tx: c.starts_transaction,
         }
     }
 
     /// Decides the target of the batch `buf` (complete messages) and records the
     /// statements and portals it creates.
-    fn route_batch(&mut self, buf: &[u8], io: &[NodeIo; 2]) -> (Target, Counts) {
+    fn route_batch(&mut self, buf: &[u8], io: &[NodeIo]) -> (Target, Counts) {
         let mut counts = Counts::default();
+        self.router.batch_starts_tx = false;
         if let Some(t) = self.router.open {
             return (t, counts);
         }
         let in_tx = io[PRIMARY].tx != b'I';
         let mut need_primary = false;
         let mut need_both = false;
-        let mut need_standby = false;
+        // A portal of an earlier batch lives on this load-balance connection.
+        let mut need_lb: Option<usize> = None;
         let mut unnamed_bound = false;
         let mut bound: Vec<&[u8]> = Vec::new();
         let mut i = 0;
@@ -422,8 +492,10 @@ impl Routed<'_> {
                         is_write,
                         kind,
                         serializable_begin,
+                        starts_tx,
                         ..
                     } = self.statement_route(text, in_tx, true);
+                    self.router.batch_starts_tx |= starts_tx;
                     if serializable_begin {
                         self.router.serializable_tx = true;
                     }
@@ -462,7 +534,7 @@ impl Routed<'_> {
                             st.is_write = is_write;
                             st.kind = kind;
                             st.has_effects = has_effects;
-                            st.on = [false, false];
+                            st.on = 0;
                         }
                         None => {
                             let st = Statement {
@@ -471,7 +543,7 @@ impl Routed<'_> {
                                 is_write,
                                 kind,
                                 has_effects,
-                                on: [false, false],
+                                on: 0,
                             };
                             self.router.statements.insert(name.to_vec(), st);
                         }
@@ -503,6 +575,8 @@ impl Routed<'_> {
                             .map(|st| (st.route, st.is_write, st.kind)),
                     };
                     if let Some((route, w, k)) = known {
+                        self.router.batch_starts_tx |=
+                            k == StatementKind::Transaction(sql::TransactionKind::Begin);
                         match route {
                             Route::Primary => need_primary = true,
                             Route::All => need_both = true,
@@ -532,7 +606,7 @@ impl Routed<'_> {
                     };
                     if kind == b'P' && !bound_here {
                         match self.router.portals.get(name) {
-                            Some(Target::Standby) => need_standby = true,
+                            Some(Target::Lb(j)) => need_lb = Some(*j),
                             Some(_) => need_primary = true,
                             None => {}
                         }
@@ -543,14 +617,19 @@ impl Routed<'_> {
             }
             i += h.total_len();
         }
-        let target = if need_primary || (need_standby && need_both) {
+        let target = if need_primary || (need_lb.is_some() && need_both) {
             Target::Primary
         } else if need_both {
-            Target::Both
-        } else if need_standby || self.lb_allowed(io) {
-            Target::Standby
+            Target::All
+        } else if let Some(j) = need_lb {
+            Target::Lb(j)
         } else {
-            Target::Primary
+            let lb = self.pick_lb(io);
+            if lb != PRIMARY && self.lb_allowed(io, lb) {
+                Target::Lb(lb)
+            } else {
+                Target::Primary
+            }
         };
         // Portals created by this batch live where it runs.
         let mut i = 0;
@@ -581,6 +660,7 @@ struct StatementRoute {
     kind: StatementKind,
     has_effects: bool,
     serializable_begin: bool,
+    starts_tx: bool,
 }
 
 impl StatementRoute {
@@ -591,6 +671,7 @@ impl StatementRoute {
             kind: StatementKind::Select,
             has_effects: false,
             serializable_begin: false,
+            starts_tx: false,
         }
     }
 }
@@ -636,116 +717,103 @@ impl Counts {
     }
 }
 
-/// Appends the batch to each target node's output, replaying Parse messages of named
-/// statements the node lacks; returns how many answers each node must hide.
-fn dispatch(router: &mut Router, batch: &[u8], target: Target, io: &mut [NodeIo; 2]) -> [u32; 2] {
-    let mut hide = [0u32; 2];
-    for k in [PRIMARY, STANDBY] {
+/// Appends the batch to each target connection's output, replaying Parse messages of
+/// named statements the node lacks; counts the answers each must hide in `batch_hide`.
+fn dispatch(router: &mut Router, batch: &[u8], target: Target, io: &mut [NodeIo]) {
+    for (k, node) in io.iter_mut().enumerate() {
+        node.batch_hide = 0;
         if !target.includes(k) {
             continue;
         }
         // Statements bound in this batch but parsed elsewhere: parse them here first.
-        let mut i = 0;
         let mut parsed_here: Vec<&[u8]> = Vec::new();
-        while i + 5 <= batch.len() {
-            let Ok(Some(h)) = scan_header(&batch[i..]) else {
-                break;
-            };
-            let end = (i + h.total_len()).min(batch.len());
-            let body = &batch[i + 5..end];
-            match h.tag {
+        for (tag, body) in Messages(batch) {
+            match tag {
                 b'P' => parsed_here.push(cstr(body).0),
                 b'B' => {
                     let stmt = cstr(cstr(body).1).0;
                     if !parsed_here.contains(&stmt) {
                         if let Some(st) = router.statements.get_mut(stmt) {
-                            if !st.on[k] {
-                                io[k].out.extend_from_slice(&st.parse);
-                                hide[k] += 1;
-                                st.on[k] = true;
+                            if !st.is_on(k) {
+                                node.out.extend_from_slice(&st.parse);
+                                node.batch_hide += 1;
+                                st.set_on(k, true);
                             }
                         }
                     }
                 }
                 _ => {}
             }
-            i = end;
         }
-        io[k].out.extend_from_slice(batch);
+        node.out.extend_from_slice(batch);
         // Close of a statement: it is gone from this node.
-        let mut i = 0;
-        while i + 5 <= batch.len() {
-            let Ok(Some(h)) = scan_header(&batch[i..]) else {
-                break;
-            };
-            let end = (i + h.total_len()).min(batch.len());
-            let body = &batch[i + 5..end];
-            match h.tag {
+        for (tag, body) in Messages(batch) {
+            match tag {
                 b'P' => {
                     if let Some(st) = router.statements.get_mut(cstr(body).0) {
-                        st.on[k] = true;
+                        st.set_on(k, true);
                     }
                 }
                 b'C' if body.first() == Some(&b'S') => {
-                    let name = cstr(&body[1..]).0;
-                    if let Some(st) = router.statements.get_mut(name) {
-                        st.on[k] = false;
+                    if let Some(st) = router.statements.get_mut(cstr(&body[1..]).0) {
+                        st.set_on(k, false);
                     }
                 }
                 _ => {}
             }
-            i = end;
         }
     }
-    // A statement closed on the nodes of this batch but still prepared on the other
-    // node is closed there too, so its name can be reused anywhere.
-    let mut closes: Vec<(usize, Vec<u8>)> = Vec::new();
-    let mut i = 0;
-    while i + 5 <= batch.len() {
-        let Ok(Some(h)) = scan_header(&batch[i..]) else {
-            break;
+    // A statement closed on the nodes of this batch but still prepared on others is
+    // closed there too, so its name can be reused anywhere.
+    for (tag, body) in Messages(batch) {
+        if tag != b'C' || body.first() != Some(&b'S') {
+            continue;
+        }
+        let name = cstr(&body[1..]).0;
+        let Some(st) = router.statements.get_mut(name) else {
+            continue;
         };
-        let end = (i + h.total_len()).min(batch.len());
-        let body = &batch[i + 5..end];
-        if h.tag == b'C' && body.first() == Some(&b'S') {
-            let name = cstr(&body[1..]).0;
-            if let Some(st) = router.statements.get(name) {
-                for k in [PRIMARY, STANDBY] {
-                    if st.on[k] && !target.includes(k) {
-                        closes.push((k, name.to_vec()));
-                    }
-                }
-            }
-            if let Some(st) = router.statements.get(name) {
-                if !st.on[PRIMARY] && !st.on[STANDBY] {
-                    router.statements.remove(name);
-                }
-            }
-        }
-        i = end;
-    }
-    for (k, name) in closes {
-        // Close + Sync so the node answers CloseComplete and ReadyForQuery, both hidden.
-        let mut m = Vec::new();
-        let s = build::begin(&mut m, b'C');
-        m.push(b'S');
-        build::put_cstr(&mut m, &name);
-        build::finish(&mut m, s);
-        let s = build::begin(&mut m, b'S');
-        build::finish(&mut m, s);
-        io[k].out.extend_from_slice(&m);
-        io[k].queue.push_back(Expect {
-            synced: true,
-            ..Expect::default()
-        });
-        if let Some(st) = router.statements.get_mut(name.as_slice()) {
-            st.on[k] = false;
-            if !st.on[PRIMARY] && !st.on[STANDBY] {
-                router.statements.remove(name.as_slice());
+        for (k, node) in io.iter_mut().enumerate() {
+            if st.is_on(k) && !target.includes(k) {
+                // Close + Sync so the node answers CloseComplete and ReadyForQuery,
+                // both hidden.
+                let s = build::begin(&mut node.out, b'C');
+                node.out.push(b'S');
+                build::put_cstr(&mut node.out, name);
+                build::finish(&mut node.out, s);
+                let s = build::begin(&mut node.out, b'S');
+                build::finish(&mut node.out, s);
+                node.queue.push_back(Expect {
+                    synced: true,
+                    ..Expect::default()
+                });
+                st.set_on(k, false);
             }
         }
+        if st.on == 0 {
+            router.statements.remove(name);
+        }
     }
-    hide
+}
+
+/// The (tag, body) of each complete message in a buffer of whole messages.
+struct Messages<'a>(&'a [u8]);
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = (u8, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.0.len() < 5 {
+            return None;
+        }
+        let Ok(Some(h)) = scan_header(self.0) else {
+            return None;
+        };
+        let end = h.total_len().min(self.0.len());
+        let body = &self.0[5..end];
+        self.0 = &self.0[end..];
+        Some((h.tag, body))
+    }
 }
 
 fn write_some(stream: &mut Stream, buf: &mut Vec<u8>, from: &mut usize) -> io::Result<()> {
@@ -874,33 +942,27 @@ fn scan_client(
     Ok(Scan::Incomplete)
 }
 
-/// Relays a session over the primary (`conns[0]`) and the load-balance node
-/// (`conns[1]`). Sockets are left in blocking mode on return.
+/// Relays a session over the primary (`conns[0]`) and load-balance connections
+/// (`conns[1..]`, node ids in `routed.cfg.node_ids`). Sockets are left in blocking mode
+/// on return.
 pub fn relay(
     client: &mut Stream,
-    conns: [&mut BackendConn; 2],
+    mut conns: Vec<&mut BackendConn>,
     initial: &[u8],
     waker: &Waker,
     local: &mut dyn LocalCommands,
     routed: &mut Routed<'_>,
     state: &mut RoutedState,
 ) -> RelayEnd {
-    let [p, s] = conns;
     let _ = client.set_nonblocking(true);
-    let _ = p.stream.set_nonblocking(true);
-    let _ = s.stream.set_nonblocking(true);
-    let end = relay_loop(
-        client,
-        [&mut *p, &mut *s],
-        initial,
-        waker,
-        local,
-        routed,
-        state,
-    );
+    for c in conns.iter_mut() {
+        let _ = c.stream.set_nonblocking(true);
+    }
+    let end = relay_loop(client, &mut conns, initial, waker, local, routed, state);
     let _ = client.set_nonblocking(false);
-    let _ = p.stream.set_nonblocking(false);
-    let _ = s.stream.set_nonblocking(false);
+    for c in conns.iter_mut() {
+        let _ = c.stream.set_nonblocking(false);
+    }
     end
 }
 
@@ -915,18 +977,14 @@ pub struct RoutedState {
 
 fn relay_loop(
     client: &mut Stream,
-    conns: [&mut BackendConn; 2],
+    backends: &mut [&mut BackendConn],
     initial: &[u8],
     waker: &Waker,
     local: &mut dyn LocalCommands,
     routed: &mut Routed<'_>,
     state: &mut RoutedState,
 ) -> RelayEnd {
-    let [pconn, sconn] = conns;
-    let mut backends: [&mut BackendConn; 2] = [pconn, sconn];
-    let mut io = [NodeIo::new(), NodeIo::new()];
-    io[PRIMARY].tx = b'I';
-    io[STANDBY].tx = b'I';
+    let mut io: Vec<NodeIo> = backends.iter().map(|_| NodeIo::new()).collect();
     // Client bytes: read buffer with [from..to) not yet dispatched.
     let mut cbuf = vec![0u8; READ_CHUNK];
     let mut cfrom = 0usize;
@@ -943,7 +1001,9 @@ fn relay_loop(
     // A local command waiting for its turn, and whether it is an extended batch.
     let mut pending_local: Option<(Vec<u8>, bool)> = None;
     let mut terminated = false;
-    let node_ids = routed.cfg.node_ids;
+    let node_ids = routed.cfg.node_ids.clone();
+    let mut bflags = vec![PollFlags::empty(); io.len()];
+    let mut bev = vec![PollFlags::empty(); io.len()];
     loop {
         // 1. Dispatch complete client batches (not while a local command waits).
         while pending_local.is_none() && !routed.router.catalog_wait && !terminated && cfrom < cto {
@@ -951,9 +1011,9 @@ fn relay_loop(
                 // The tail of a message larger than the buffer.
                 let take = routed.router.client_remaining.min(cto - cfrom);
                 let t = routed.router.remaining_target;
-                for k in [PRIMARY, STANDBY] {
+                for (k, n) in io.iter_mut().enumerate() {
                     if t.includes(k) {
-                        io[k].out.extend_from_slice(&cbuf[cfrom..cfrom + take]);
+                        n.out.extend_from_slice(&cbuf[cfrom..cfrom + take]);
                     }
                 }
                 routed.router.client_remaining -= take;
@@ -994,7 +1054,12 @@ fn relay_loop(
                             t
                         }
                     };
-                    let hide = dispatch(routed.router, batch, target, &mut io);
+                    dispatch(routed.router, batch, target, &mut io);
+                    if routed.router.batch_starts_tx {
+                        for (k, n) in io.iter_mut().enumerate() {
+                            n.joined_tx |= target.includes(k);
+                        }
+                    }
                     let mut notices = Vec::new();
                     if routed.cfg.log_statement
                         || routed.cfg.log_per_node_statement
@@ -1003,8 +1068,8 @@ fn relay_loop(
                         log_statements(
                             batch,
                             target,
-                            node_ids,
-                            &backends,
+                            &node_ids,
+                            backends,
                             &routed.cfg,
                             &mut notices,
                         );
@@ -1028,11 +1093,12 @@ fn relay_loop(
                     let answering = target.answering();
                     // Replayed Parses are hidden among the answers of the batch they
                     // precede (the last one queued on that node).
-                    let add_hide = |io: &mut [NodeIo; 2]| {
-                        for k in [PRIMARY, STANDBY] {
-                            if hide[k] > 0 {
-                                if let Some(e) = io[k].queue.back_mut() {
-                                    e.hide += hide[k];
+                    let add_hide = |io: &mut [NodeIo]| {
+                        for n in io.iter_mut() {
+                            if n.batch_hide > 0 {
+                                let h = n.batch_hide;
+                                if let Some(e) = n.queue.back_mut() {
+                                    e.hide += h;
                                 }
                             }
                         }
@@ -1044,9 +1110,9 @@ fn relay_loop(
                                 e.notices.append(&mut notices);
                             }
                             if kind == BatchEnd::Synced {
-                                for k in [PRIMARY, STANDBY] {
+                                for (k, n) in io.iter_mut().enumerate() {
                                     if target.includes(k) {
-                                        if let Some(e) = io[k].queue.back_mut() {
+                                        if let Some(e) = n.queue.back_mut() {
                                             e.synced = true;
                                         }
                                     }
@@ -1056,11 +1122,12 @@ fn relay_loop(
                         }
                         BatchEnd::Synced | BatchEnd::Flushed => {
                             let synced = kind == BatchEnd::Synced;
-                            for k in [PRIMARY, STANDBY] {
+                            for (k, n) in io.iter_mut().enumerate() {
                                 if target.includes(k) {
-                                    io[k].queue.push_back(Expect {
+                                    let hide = n.batch_hide;
+                                    n.queue.push_back(Expect {
                                         forward: k == answering,
-                                        hide: hide[k],
+                                        hide,
                                         synced,
                                         notices: if k == answering {
                                             std::mem::take(&mut notices)
@@ -1075,11 +1142,12 @@ fn relay_loop(
                             routed.router.open = if synced { None } else { Some(target) };
                         }
                         BatchEnd::Overflow if !continuing => {
-                            for k in [PRIMARY, STANDBY] {
+                            for (k, n) in io.iter_mut().enumerate() {
                                 if target.includes(k) {
-                                    io[k].queue.push_back(Expect {
+                                    let hide = n.batch_hide;
+                                    n.queue.push_back(Expect {
                                         forward: k == answering,
-                                        hide: hide[k],
+                                        hide,
                                         notices: if k == answering {
                                             std::mem::take(&mut notices)
                                         } else {
@@ -1126,24 +1194,24 @@ fn relay_loop(
             }
         }
         // 3. Backend answers → client, in batch order.
-        for k in [PRIMARY, STANDBY] {
+        for (k, &id) in node_ids.iter().enumerate() {
             if let Err(e) = drain_node(
                 k,
                 &mut io,
                 &mut order,
                 &mut to_client,
-                &mut backends,
+                backends,
                 state,
                 routed,
             ) {
-                state.failed_node = Some(node_ids[k]);
-                return RelayEnd::BackendFailed(format!("node {}: {e}", node_ids[k]));
+                state.failed_node = Some(id);
+                return RelayEnd::BackendFailed(format!("node {id}: {e}"));
             }
         }
         // 4. Writes.
-        for k in [PRIMARY, STANDBY] {
-            if io[k].has_output() {
-                let NodeIo { out, out_from, .. } = &mut io[k];
+        for (k, n) in io.iter_mut().enumerate() {
+            if n.has_output() {
+                let NodeIo { out, out_from, .. } = n;
                 if let Err(e) = write_some(&mut backends[k].stream, out, out_from) {
                     state.failed_node = Some(node_ids[k]);
                     return RelayEnd::BackendFailed(format!(
@@ -1182,7 +1250,7 @@ fn relay_loop(
         if to_client_from < to_client.len() {
             cflags |= PollFlags::POLLOUT;
         }
-        let want_read = |k: usize, io: &[NodeIo; 2], order: &VecDeque<usize>| -> bool {
+        let want_read = |k: usize, io: &[NodeIo], order: &VecDeque<usize>| -> bool {
             match io[k].queue.front() {
                 Some(e) if !e.forward => true,
                 Some(_) => order.front() == Some(&k),
@@ -1190,33 +1258,20 @@ fn relay_loop(
                 None => true,
             }
         };
-        let mut bflags = [PollFlags::empty(); 2];
-        for k in [PRIMARY, STANDBY] {
+        for (k, f) in bflags.iter_mut().enumerate() {
+            *f = PollFlags::empty();
             if to_client_from >= to_client.len() && want_read(k, &io, &order) {
-                bflags[k] |= PollFlags::POLLIN;
+                *f |= PollFlags::POLLIN;
             }
             if io[k].has_output() {
-                bflags[k] |= PollFlags::POLLOUT;
+                *f |= PollFlags::POLLOUT;
             }
         }
         let timeout = idle_timeout(routed.cfg.client_idle_limit, idle);
-        let (cev, bev) = {
-            let mut fds = [
-                PollFd::new(client.as_fd(), cflags),
-                PollFd::new(backends[PRIMARY].stream.as_fd(), bflags[PRIMARY]),
-                PollFd::new(backends[STANDBY].stream.as_fd(), bflags[STANDBY]),
-                PollFd::new(waker.fd(), PollFlags::POLLIN),
-            ];
-            match poll(&mut fds, timeout) {
-                Ok(0) => return RelayEnd::IdleTimeout,
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return RelayEnd::BackendFailed(format!("poll failed: {e}")),
-            }
-            if fds[3].revents().is_some_and(|r| !r.is_empty()) {
-                waker.drain();
-            }
-            let ev = |f: &PollFd<'_>| f.revents().unwrap_or(PollFlags::empty());
-            (ev(&fds[0]), [ev(&fds[1]), ev(&fds[2])])
+        let cev = match poll_session(client, cflags, backends, &bflags, waker, timeout, &mut bev) {
+            Ok(None) => return RelayEnd::IdleTimeout,
+            Ok(Some(ev)) => ev,
+            Err(e) => return RelayEnd::BackendFailed(format!("poll failed: {e}")),
         };
         if let Some(end) = signalled_end(local) {
             return end;
@@ -1231,7 +1286,7 @@ fn relay_loop(
                 Err(e) => return RelayEnd::ClientError(e),
             }
         }
-        for k in [PRIMARY, STANDBY] {
+        for k in 0..io.len() {
             if bflags[k].contains(PollFlags::POLLIN) && bev[k].intersects(READABLE) {
                 let n = &mut io[k];
                 if n.in_from > 0 {
@@ -1265,14 +1320,64 @@ fn relay_loop(
     }
 }
 
+/// Waits for the client, the session's backends (`bflags`, events into `bev`) or the
+/// waker; the client's events, or None on timeout. Two backends (the usual session) poll
+/// from an array, more from a vector.
+fn poll_session(
+    client: &Stream,
+    cflags: PollFlags,
+    backends: &[&mut BackendConn],
+    bflags: &[PollFlags],
+    waker: &Waker,
+    timeout: nix::poll::PollTimeout,
+    bev: &mut [PollFlags],
+) -> nix::Result<Option<PollFlags>> {
+    fn finish(fds: &[PollFd<'_>], waker: &Waker, bev: &mut [PollFlags]) -> PollFlags {
+        let ev = |f: &PollFd<'_>| f.revents().unwrap_or(PollFlags::empty());
+        if fds.last().is_some_and(|f| !ev(f).is_empty()) {
+            waker.drain();
+        }
+        for (k, e) in bev.iter_mut().enumerate() {
+            *e = ev(&fds[k + 1]);
+        }
+        ev(&fds[0])
+    }
+    let n = if let [p, s] = backends {
+        let mut fds = [
+            PollFd::new(client.as_fd(), cflags),
+            PollFd::new(p.stream.as_fd(), bflags[0]),
+            PollFd::new(s.stream.as_fd(), bflags[1]),
+            PollFd::new(waker.fd(), PollFlags::POLLIN),
+        ];
+        let n = match poll(&mut fds, timeout) {
+            Err(Errno::EINTR) => 1,
+            r => r?,
+        };
+        (n, finish(&fds, waker, bev))
+    } else {
+        let mut fds = Vec::with_capacity(backends.len() + 2);
+        fds.push(PollFd::new(client.as_fd(), cflags));
+        for (b, f) in backends.iter().zip(bflags) {
+            fds.push(PollFd::new(b.stream.as_fd(), *f));
+        }
+        fds.push(PollFd::new(waker.fd(), PollFlags::POLLIN));
+        let n = match poll(&mut fds, timeout) {
+            Err(Errno::EINTR) => 1,
+            r => r?,
+        };
+        (n, finish(&fds, waker, bev))
+    };
+    Ok((n.0 != 0).then_some(n.1))
+}
+
 /// Passes (or drops) node `k`'s buffered answers while they belong to a batch that may
 /// be answered now.
 fn drain_node(
     k: usize,
-    io: &mut [NodeIo; 2],
+    io: &mut [NodeIo],
     order: &mut VecDeque<usize>,
     to_client: &mut Vec<u8>,
-    backends: &mut [&mut BackendConn; 2],
+    backends: &mut [&mut BackendConn],
     state: &mut RoutedState,
     routed: &mut Routed<'_>,
 ) -> Result<(), String> {
@@ -1355,6 +1460,8 @@ fn drain_node(
             b'Z' => {
                 let status = n.inbuf.get(start + 5).copied().unwrap_or(b'I');
                 n.tx = status;
+                // A BEGIN sent after this batch may still be on its way.
+                n.joined_tx = status != b'I' || (n.joined_tx && n.queue.len() > 1);
                 backends[k].tx_status = status;
                 // A flushed (unsynced) batch ends with the ReadyForQuery of its Sync.
                 if let Some(e) = n.queue.pop_front() {
@@ -1419,7 +1526,7 @@ fn drain_node(
                 if f.code == "57P01" {
                     state.backend_shutdown = true;
                 }
-                if !forward && k == STANDBY {
+                if !forward && k != PRIMARY {
                     log::debug!(
                         "error on load-balance node {} for a statement sent to all nodes: {}",
                         routed.cfg.node_ids[k],
@@ -1441,8 +1548,8 @@ fn drain_node(
 fn log_statements(
     batch: &[u8],
     target: Target,
-    node_ids: [usize; 2],
-    backends: &[&mut BackendConn; 2],
+    node_ids: &[usize],
+    backends: &[&mut BackendConn],
     cfg: &RoutedConfig<'_>,
     notices: &mut Vec<u8>,
 ) {
@@ -1462,7 +1569,7 @@ fn log_statements(
             if cfg.log_statement {
                 crate::child::relay::log_statement_text(t);
             }
-            for k in [PRIMARY, STANDBY] {
+            for k in 0..node_ids.len() {
                 if target.includes(k) {
                     if cfg.log_per_node_statement {
                         crate::child::relay::log_statement(node_ids[k], backends[k].pid, t);

@@ -297,44 +297,30 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         .iter()
         .find(|(n, _)| n == "application_name")
         .map_or("", |(_, v)| v.as_str());
-    let lb = ctx
+    let mut lb = ctx
         .load_balance_node(&s.database, app_name)
-        .filter(|&n| n != node);
-    let lb = match lb {
-        Some(n) if set.conns.get(n).is_some_and(Option::is_none) => {
-            match connect_node(ctx, stream, &mut reader, s, n, &mut cred, true) {
-                Ok(mut c) => {
-                    let mut r = MessageReader::default();
-                    match apply_gucs(&mut c, &mut r, s) {
-                        Ok(()) => {
-                            set.conns[n] = Some(c);
-                            ctx.pool.publish(slot, &set, ctx.shm);
-                            Some(n)
-                        }
-                        Err(e) => {
-                            log::warn!("load-balance node {n} unusable for this session: {e}");
-                            None
-                        }
-                    }
-                }
-                Err(f) => {
-                    log::warn!(
-                        "load-balance node {n} unusable for this session: {}",
-                        f.message
-                    );
-                    None
-                }
+        .filter(|&n| n != node)
+        .filter(|&n| attach_node(ctx, stream, &mut reader, s, &mut cred, &mut set, slot, n));
+    // statement_level_load_balance: every usable node with a weight joins the session,
+    // and the relay picks one per statement.
+    let mut others: Vec<usize> = Vec::new();
+    if ctx.cfg.statement_level_load_balance
+        && ctx.load_balance_node(&s.database, app_name).is_some()
+    {
+        for n in 0..ctx.cfg.backends.len() {
+            let usable = n != node
+                && Some(n) != lb
+                && ctx.cfg.backends[n].weight > 0.0
+                && ctx.shm.backend(n).status().is_alive()
+                && !ctx.delayed(n);
+            if usable && attach_node(ctx, stream, &mut reader, s, &mut cred, &mut set, slot, n) {
+                others.push(n);
             }
         }
-        Some(n) => {
-            let ok = match set.conns[n].as_mut() {
-                Some(c) => apply_gucs(c, &mut reader, s).is_ok(),
-                None => false,
-            };
-            ok.then_some(n)
+        if lb.is_none() && !others.is_empty() {
+            lb = Some(others.remove(0));
         }
-        None => None,
-    };
+    }
     let Some(conn) = set.conns.get(node).and_then(Option::as_ref) else {
         return Err("internal error: pooled set lost its connection".into());
     };
@@ -369,6 +355,10 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             .map(|c| (node, c.pid));
     }
     let end = if let Some(lbn) = lb {
+        let wanted: Vec<usize> = [node, lbn]
+            .into_iter()
+            .chain(others.iter().copied())
+            .collect();
         let mut router = Router::default();
         let mut rstate = RoutedState::default();
         let mut routed = Routed {
@@ -383,7 +373,12 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
                 log_per_node_statement: ctx.cfg.log_per_node_statement,
                 notice_per_node_statement: ctx.cfg.notice_per_node_statement,
                 client_idle_limit: ctx.cfg.client_idle_limit,
-                node_ids: [node, lbn],
+                node_ids: wanted.clone(),
+                statement_weights: if ctx.cfg.statement_level_load_balance {
+                    wanted.iter().map(|&n| ctx.cfg.backends[n].weight).collect()
+                } else {
+                    Vec::new()
+                },
                 delay_threshold: ctx.cfg.delay_threshold.max(0) as u64,
             },
             cache: &mut ctx.classifier,
@@ -391,19 +386,24 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             router: &mut router,
             shm: ctx.shm,
         };
-        let (a, b) = two_mut(&mut set.conns, node, lbn);
-        let end = match (a.and_then(Option::as_mut), b.and_then(Option::as_mut)) {
-            (Some(p), Some(q)) => routed::relay(
-                stream,
-                [p, q],
-                &initial,
-                &ctx.waker,
-                &mut admin,
-                &mut routed,
-                &mut rstate,
-            ),
-            _ => return Err("internal error: load-balance connections missing".into()),
+        let mut slots: Vec<Option<&mut BackendConn>> =
+            set.conns.iter_mut().map(Option::as_mut).collect();
+        let conns: Option<Vec<&mut BackendConn>> = wanted
+            .iter()
+            .map(|&i| slots.get_mut(i).and_then(Option::take))
+            .collect();
+        let Some(conns) = conns else {
+            return Err("internal error: load-balance connections missing".into());
         };
+        let end = routed::relay(
+            stream,
+            conns,
+            &initial,
+            &ctx.waker,
+            &mut admin,
+            &mut routed,
+            &mut rstate,
+        );
         st.backend_fatal = rstate.backend_fatal;
         st.backend_shutdown = rstate.backend_shutdown;
         st.routed_reusable = Some(rstate.reusable);
@@ -802,15 +802,45 @@ fn connect_node(
 }
 
 /// Two distinct elements of a slice, mutably.
-fn two_mut<T>(v: &mut [T], a: usize, b: usize) -> (Option<&mut T>, Option<&mut T>) {
-    if a == b || a >= v.len() || b >= v.len() {
-        return (None, None);
+/// Makes node `n` part of the session: its pooled connection (with the client's
+/// parameters applied) or a new one. False, with a warning, when it cannot be used.
+#[allow(clippy::too_many_arguments)]
+fn attach_node(
+    ctx: &ChildContext<'_>,
+    stream: &mut Stream,
+    reader: &mut MessageReader,
+    s: &Session,
+    cred: &mut ClientCredential,
+    set: &mut PooledSet,
+    slot: usize,
+    n: usize,
+) -> bool {
+    if let Some(c) = set.conns.get_mut(n).and_then(Option::as_mut) {
+        return apply_gucs(c, reader, s).is_ok();
     }
-    if a < b {
-        let (x, y) = v.split_at_mut(b);
-        (Some(&mut x[a]), Some(&mut y[0]))
-    } else {
-        let (x, y) = v.split_at_mut(a);
-        (Some(&mut y[0]), Some(&mut x[b]))
+    match connect_node(ctx, stream, reader, s, n, cred, true) {
+        Ok(mut c) => {
+            let mut r = MessageReader::default();
+            match apply_gucs(&mut c, &mut r, s) {
+                Ok(()) => {
+                    if let Some(place) = set.conns.get_mut(n) {
+                        *place = Some(c);
+                    }
+                    ctx.pool.publish(slot, set, ctx.shm);
+                    true
+                }
+                Err(e) => {
+                    log::warn!("load-balance node {n} unusable for this session: {e}");
+                    false
+                }
+            }
+        }
+        Err(f) => {
+            log::warn!(
+                "load-balance node {n} unusable for this session: {}",
+                f.message
+            );
+            false
+        }
     }
 }
