@@ -61,6 +61,12 @@ pub fn plain_select(sql: &str, rules: &Rules) -> bool {
 
 /// The statement kind named by the first keyword (SELECT, WITH, VALUES, TABLE count
 /// as reads; CREATE, ALTER, DROP, TRUNCATE, GRANT, REVOKE, COMMENT as DDL).
+/// Does `sql` mention any of `names` (case-insensitively, anywhere)? A cheap, conservative
+/// test: a text that does not can skip the checks that only those names would trigger.
+pub fn mentions_any<'a>(sql: &str, mut names: impl Iterator<Item = &'a str>) -> bool {
+    names.any(|n| !n.is_empty() && contains_ci(sql.as_bytes(), n.as_bytes()))
+}
+
 pub fn leading_kind(sql: &[u8]) -> StatementKind {
     let t = skip_blanks(sql);
     let kinds: &[(&[u8], StatementKind)] = &[

@@ -110,8 +110,14 @@ impl Catalog {
         }
     }
 
-    pub fn has_unlogged(&self) -> bool {
-        !self.unlogged.is_empty()
+    /// May `text` read an unlogged table? (It names one; with very many of them, any text
+    /// may.)
+    pub fn mentions_unlogged(&self, text: &str) -> bool {
+        match self.unlogged.len() {
+            0 => false,
+            1..=64 => sql::mentions_any(text, self.unlogged.iter().map(String::as_str)),
+            _ => true,
+        }
     }
 
     pub fn is_unlogged(&self, bare_table: &str) -> bool {
@@ -156,12 +162,13 @@ mod tests {
         c.finish_load(true);
         assert!(c.is_current("db", 3) && !c.is_current("db", 4) && !c.is_current("x", 3));
         assert!(c.is_volatile("random") && !c.is_volatile("my_func"));
-        assert!(c.is_unlogged("ut") && c.has_unlogged());
+        assert!(c.is_unlogged("ut") && c.mentions_unlogged("select * from UT"));
+        assert!(!c.mentions_unlogged("select * from pt"));
         c.start_load("db", 4, &mut q);
         c.finish_load(false);
         assert!(c.is_current("db", 4));
         assert!(c.is_volatile("my_func") && !c.is_volatile("count"));
-        assert!(!c.has_unlogged());
+        assert!(!c.mentions_unlogged("select * from ut"));
         assert_eq!(bare("s.t"), "t");
         assert_eq!(bare("t"), "t");
     }

@@ -101,6 +101,14 @@ impl WrittenObjects {
         self.0.extend(new);
     }
 
+    /// Does `text` name anything written in this transaction (a cheap first test)?
+    pub fn mentioned_in(&self, text: &str) -> bool {
+        sql::mentions_any(
+            text,
+            self.0.iter().map(|o| o.strip_suffix("()").unwrap_or(o)),
+        )
+    }
+
     /// Does a read touch anything written in this transaction?
     pub fn touched_by(&self, c: &Classification) -> bool {
         if self.0.is_empty() {
@@ -133,6 +141,7 @@ mod tests {
         assert!(!w.touched_by(&c("SELECT i FROM t2")));
         w.note_write(&c("INSERT INTO t1 values(1)"), is_write, &rel);
         assert!(w.touched_by(&c("SELECT i FROM t1")));
+        assert!(w.mentioned_in("select * from T1") && !w.mentioned_in("select * from x"));
         assert!(!w.touched_by(&c("SELECT i FROM t3")));
         assert!(w.touched_by(&c("SELECT i FROM public.t2")));
         w.clear();

@@ -398,9 +398,11 @@ impl Routed<'_> {
             router,
             shm,
         } = self;
-        let unlogged = cfg.check_unlogged_table && catalog.has_unlogged();
-        let temps = cfg.check_temp_table && !router.temp_tables.is_empty();
-        let adaptive = dml_adaptive && in_tx && !router.written.is_empty();
+        // Each check applies only when the text names something it looks for.
+        let unlogged = cfg.check_unlogged_table && catalog.mentions_unlogged(text);
+        let temps = cfg.check_temp_table
+            && sql::mentions_any(text, router.temp_tables.iter().map(String::as_str));
+        let adaptive = dml_adaptive && in_tx && router.written.mentioned_in(text);
         if !unlogged && !temps && !adaptive && sql::plain_select(text, cfg.rules) {
             // A lone read without functions: no parse needed (texts with literal values
             // never repeat, so the cache would not help).
