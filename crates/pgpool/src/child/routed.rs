@@ -8,7 +8,7 @@
 //! both nodes are answered to the client from the primary; the other node's answers are
 //! read and dropped.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 
@@ -16,6 +16,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags};
 use protocol::message::parse_error_fields;
 use protocol::{build, scan_header};
+use rustc_hash::FxHashMap;
 use sql::{ClassifierCache, Route, Rules, StatementKind};
 
 use crate::backend::BackendConn;
@@ -170,11 +171,11 @@ pub struct RoutedConfig<'a> {
 
 /// Per-session routing state.
 pub struct Router {
-    statements: HashMap<Vec<u8>, Statement>,
+    statements: FxHashMap<Vec<u8>, Statement>,
     /// Index of the current load-balance connection.
     lb: usize,
     /// Portal name → node pair index it lives on (both: PRIMARY).
-    portals: HashMap<Vec<u8>, Target>,
+    portals: FxHashMap<Vec<u8>, Target>,
     /// A write was sent in the current transaction.
     write_in_tx: bool,
     /// A write was sent in some explicit transaction of this session.
@@ -208,9 +209,9 @@ pub struct Router {
 impl Default for Router {
     fn default() -> Self {
         Router {
-            statements: HashMap::new(),
+            statements: FxHashMap::default(),
             lb: 1,
-            portals: HashMap::new(),
+            portals: FxHashMap::default(),
             write_in_tx: false,
             wrote_in_any_tx: false,
             wrote: false,
@@ -727,41 +728,29 @@ fn dispatch(router: &mut Router, batch: &[u8], target: Target, io: &mut [NodeIo]
         if !target.includes(k) {
             continue;
         }
-        // Statements bound in this batch but parsed elsewhere: parse them here first.
-        let mut parsed_here: Vec<&[u8]> = Vec::new();
+        // Statements bound in this batch but parsed elsewhere: parse them here first (a
+        // Parse earlier in the batch counts as done, since the batch goes out whole).
         for (tag, body) in Messages(batch) {
-            match tag {
-                b'P' => parsed_here.push(cstr(body).0),
-                b'B' => {
-                    let stmt = cstr(cstr(body).1).0;
-                    if !parsed_here.contains(&stmt) {
-                        if let Some(st) = router.statements.get_mut(stmt) {
-                            if !st.is_on(k) {
-                                node.out.extend_from_slice(&st.parse);
-                                node.batch_hide += 1;
-                                st.set_on(k, true);
-                            }
-                        }
-                    }
+            let (name, replay) = match tag {
+                b'P' => (cstr(body).0, false),
+                b'B' => (cstr(cstr(body).1).0, true),
+                _ => continue,
+            };
+            if let Some(st) = router.statements.get_mut(name) {
+                if replay && !st.is_on(k) {
+                    node.out.extend_from_slice(&st.parse);
+                    node.batch_hide += 1;
                 }
-                _ => {}
+                st.set_on(k, true);
             }
         }
         node.out.extend_from_slice(batch);
         // Close of a statement: it is gone from this node.
         for (tag, body) in Messages(batch) {
-            match tag {
-                b'P' => {
-                    if let Some(st) = router.statements.get_mut(cstr(body).0) {
-                        st.set_on(k, true);
-                    }
+            if tag == b'C' && body.first() == Some(&b'S') {
+                if let Some(st) = router.statements.get_mut(cstr(&body[1..]).0) {
+                    st.set_on(k, false);
                 }
-                b'C' if body.first() == Some(&b'S') => {
-                    if let Some(st) = router.statements.get_mut(cstr(&body[1..]).0) {
-                        st.set_on(k, false);
-                    }
-                }
-                _ => {}
             }
         }
     }
