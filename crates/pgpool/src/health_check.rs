@@ -143,6 +143,7 @@ pub fn run(setup: HealthCheckSetup<'_>) -> ! {
         sys::WORKER_SIGNALS,
     );
     let node = setup.node;
+    sys::set_title(&format!("pgpool: health check process({node})"));
     let shm = setup.shm;
     let mut cfg = setup.cfg;
     shm.backend(node)

@@ -86,6 +86,7 @@ fn main() {
         }
     };
     let _ = OPTIONS.set(opts.clone());
+    sys::init_title();
     let code = match opts.command {
         Command::Help => {
             print!("{}", cli::usage());

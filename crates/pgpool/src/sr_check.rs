@@ -240,6 +240,7 @@ pub fn run(setup: SrCheckSetup<'_>) -> ! {
             Signal::SIGHUP,
         ],
     );
+    sys::set_title("pgpool: worker process");
     let n = setup.cfg.backends.len();
     let mut w = Worker {
         cfg: setup.cfg,

@@ -1,6 +1,7 @@
 //! The fork and signal layer: the only module of the server with `unsafe`. Signals are
 //! turned into bits in a process-wide mask plus one byte on a self-pipe, so every
-//! process can wait for "a socket is ready or a signal came" in one poll.
+//! process can wait for "a socket is ready or a signal came" in one poll. Also the
+//! process title `ps` shows (rewritten in the argv area, as PostgreSQL and Pgpool-II do).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -9,6 +10,8 @@ use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::{ForkResult, Pid};
 
 static PENDING: AtomicU32 = AtomicU32::new(0);
+/// The argv area (start address, length) from /proc/self/stat, read once at start-up.
+static TITLE_AREA: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 
 fn bit(sig: Signal) -> u32 {
@@ -120,6 +123,38 @@ pub fn enter_process(kind: crate::logging::ProcessKind, signals: &[Signal]) -> W
     };
     catch(signals);
     waker
+}
+
+/// Finds this process's argv area, where [`set_title`] writes; call once at start-up,
+/// after the command line was parsed (the arguments are not read again), before forking.
+pub fn init_title() {
+    TITLE_AREA.get_or_init(|| {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name (which may hold spaces): field 3 is index 0;
+        // arg_start and arg_end are fields 48 and 49.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let start: usize = fields.get(45)?.parse().ok()?;
+        let end: usize = fields.get(46)?.parse().ok()?;
+        (start != 0 && end > start + 1).then_some((start, end - start))
+    });
+}
+
+/// Sets the title `ps` shows for this process ("pgpool: ..."), cut to the length of the
+/// original command line.
+pub fn set_title(title: &str) {
+    let Some(Some((start, len))) = TITLE_AREA.get().copied() else {
+        return;
+    };
+    let n = title.len().min(len - 1);
+    // SAFETY: [start, start + len) is this process's own argv area as the kernel reports
+    // it (arg_start..arg_end): mapped, writable stack memory holding the original argument
+    // strings, which nothing reads after start-up (init_title's contract). At most len
+    // bytes are written, the last one staying NUL.
+    unsafe {
+        std::ptr::write_bytes(start as *mut u8, 0, len);
+        std::ptr::copy_nonoverlapping(title.as_ptr(), start as *mut u8, n);
+    }
 }
 
 /// Takes and clears the set of signals received since the last call.

@@ -2,6 +2,8 @@
 # 007.child_kill: kill -9 of pgpool children (one idle with a pooled
 # connection, one in the middle of a session): the main process re-forks
 # them, the number of children comes back, and clients keep connecting.
+# Process titles as Pgpool-II's: "pgpool: wait for connection request" for
+# idle children, "pgpool: USER DB HOST(PORT) idle" for the one in a session.
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}" || exit 2
 
@@ -31,6 +33,9 @@ session_child() {
 psql_pgpool -c 'select pg_sleep(1)' >/dev/null &
 s1=$!
 victim=$(session_child) || fail "cannot find the child serving a session (ss)"
+assert_contains "$(ps -o args= -p "$victim")" "pgpool: $PGSUPERUSER test 127.0.0.1(" "title of the child in a session"
+waiting=$(for c in $(pgpool_children); do ps -o args= -p "$c"; done | grep -c '^pgpool: wait for connection request$')
+[ "$waiting" -ge 3 ] || fail "$waiting children titled 'pgpool: wait for connection request', expected at least 3"
 wait "$s1" || fail "the first session failed"
 ppid=$(ps -o ppid= -p "$victim" | tr -d ' ')
 assert_eq "$main" "$ppid" "parent of the idle child $victim"

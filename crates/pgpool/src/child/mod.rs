@@ -57,6 +57,9 @@ pub struct ChildContext<'a> {
     smart_shutdown: bool,
 }
 
+/// The process title of a child between sessions (as Pgpool-II's).
+pub const WAITING_TITLE: &str = "pgpool: wait for connection request";
+
 /// Builds the classification rules from the configuration; a bad pattern is logged
 /// and its list ignored.
 pub fn rules_from(cfg: &Config) -> sql::Rules {
@@ -314,6 +317,7 @@ pub fn run(setup: ChildSetup<'_>) -> ! {
     slot.start_time.store(shmem::now_secs(), Ordering::Relaxed);
     slot.client_connection_count.store(0, Ordering::Relaxed);
     slot.set_state(ChildState::WaitForConnection);
+    sys::set_title(WAITING_TITLE);
     let code = match accept_loop(&mut ctx, setup.listeners) {
         Ok(code) => code,
         Err(e) => {

@@ -107,6 +107,15 @@ pub fn handle_connection(ctx: &mut ChildContext<'_>, mut stream: Stream) {
                         minor,
                         params,
                     };
+                    let client = if port.is_empty() {
+                        host.clone()
+                    } else {
+                        format!("{host}({port})")
+                    };
+                    crate::sys::set_title(&format!(
+                        "pgpool: {} {} {client} idle",
+                        s.user, s.database
+                    ));
                     let r = run_session(ctx, &mut stream, &s);
                     if ctx.cfg.log_disconnections {
                         let t = started.elapsed();
@@ -137,6 +146,7 @@ pub fn handle_connection(ctx: &mut ChildContext<'_>, mut stream: Stream) {
             slot.cancel_key.store(0, Ordering::Release);
             slot.current_pool.store(-1, Ordering::Release);
             slot.set_state(ChildState::WaitForConnection);
+            crate::sys::set_title(crate::child::WAITING_TITLE);
         }
         StartupPacket::SslRequest | StartupPacket::GssEncRequest => {}
     }

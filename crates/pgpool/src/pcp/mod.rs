@@ -31,6 +31,7 @@ const STOP_SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQ
 
 pub fn run(setup: PcpSetup<'_>) -> ! {
     crate::logging::set_process_kind(crate::logging::ProcessKind::Pcp);
+    sys::set_title("pgpool: PCP: wait for connection request");
     let waker = Waker::new().unwrap_or_else(|_| sys::exit_now(1));
     sys::catch(&[
         Signal::SIGTERM,
@@ -114,6 +115,7 @@ pub fn run(setup: PcpSetup<'_>) -> ! {
                     drop(stream);
                 }
                 Ok(None) => {
+                    sys::set_title("pgpool: PCP: processing a request");
                     // The worker keeps only its connection; it never returns to this
                     // loop, so the listener objects are not used again.
                     for l in &listeners.tcp {
