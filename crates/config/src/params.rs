@@ -256,6 +256,8 @@ config_params! {
     health_check_test: bool = [K::Bool, "off", Restart, false, 0, "If on, enable health check testing."],
     database_redirect_preference_list: String = [K::Str, "", Reload, true, 0, "redirect by database name."],
     app_name_redirect_preference_list: String = [K::Str, "", Reload, true, 0, "redirect by application name."],
+    // Pgpool-II 4.4; not in 4.3's PGPOOL SHOW ALL.
+    user_redirect_preference_list: String = [K::Str, "", Reload, true, HIDE_IN_ALL, "redirect by user name."],
     dml_adaptive_object_relationship_list: String = [K::Str, "", Reload, true, 0, "list of relationships between objects."],
     listen_addresses: String = [K::Str, "localhost", Restart, true, 0, "hostname or IP address on which pgpool will listen on."],
     pcp_listen_addresses: String = [K::Str, "localhost", Restart, true, 0, "hostname(s) or IP address(es) on which pcp will listen on."],

@@ -52,6 +52,8 @@ pub struct ChildContext<'a> {
     /// app_name_redirect_preference_list and database_redirect_preference_list.
     pub app_redirects: Vec<redirect::Rule>,
     pub db_redirects: Vec<redirect::Rule>,
+    /// user_redirect_preference_list.
+    pub user_redirects: Vec<redirect::Rule>,
     /// dml_adaptive_object_relationship_list.
     pub dml_relations: dml_adaptive::Relationships,
     smart_shutdown: bool,
@@ -120,6 +122,10 @@ impl ChildContext<'_> {
             &self.cfg.database_redirect_preference_list,
             "database_redirect_preference_list",
         );
+        self.user_redirects = redirect::parse_list(
+            &self.cfg.user_redirect_preference_list,
+            "user_redirect_preference_list",
+        );
         self.dml_relations = match dml_adaptive::Relationships::parse(
             &self.cfg.dml_adaptive_object_relationship_list,
         ) {
@@ -131,22 +137,27 @@ impl ChildContext<'_> {
         };
     }
 
-    /// The load-balance node of a new session: the redirect preference lists first
-    /// (application name, then database), else a live node chosen at random in
-    /// proportion to backend_weight (the primary included, as in Pgpool-II). Standbys
-    /// beyond delay_threshold are passed over. None when load balancing does not apply.
-    pub fn load_balance_node(&self, database: &str, app_name: &str) -> Option<usize> {
-        if !self.cfg.load_balance_mode
-            || !matches!(
+    /// Does load balancing apply (load_balance_mode in a mode with standbys)?
+    pub fn load_balancing(&self) -> bool {
+        self.cfg.load_balance_mode
+            && matches!(
                 self.cfg.backend_clustering_mode,
                 ClusteringMode::StreamingReplication | ClusteringMode::LogicalReplication
             )
-        {
+    }
+
+    /// The load-balance node of a new session: the redirect preference lists first
+    /// (application name, then database, then user), else a live node chosen at random
+    /// in proportion to backend_weight (the primary included, as in Pgpool-II). Standbys
+    /// beyond delay_threshold are passed over. None when load balancing does not apply.
+    pub fn load_balance_node(&self, user: &str, database: &str, app_name: &str) -> Option<usize> {
+        if !self.load_balancing() {
             return None;
         }
         let usable = |i: usize| self.shm.backend(i).status().is_alive() && !self.delayed(i);
         let rule = redirect::find(&self.app_redirects, app_name)
-            .or_else(|| redirect::find(&self.db_redirects, database));
+            .or_else(|| redirect::find(&self.db_redirects, database))
+            .or_else(|| redirect::find(&self.user_redirects, user));
         if let Some(rule) = rule {
             if random_unit() < rule.weight {
                 let primary = self.target_node();
@@ -309,6 +320,7 @@ pub fn run(setup: ChildSetup<'_>) -> ! {
         rules: sql::Rules::default(),
         app_redirects: Vec::new(),
         db_redirects: Vec::new(),
+        user_redirects: Vec::new(),
         dml_relations: dml_adaptive::Relationships::default(),
         smart_shutdown: false,
     };

@@ -308,15 +308,13 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         .find(|(n, _)| n == "application_name")
         .map_or("", |(_, v)| v.as_str());
     let mut lb = ctx
-        .load_balance_node(&s.database, app_name)
+        .load_balance_node(&s.user, &s.database, app_name)
         .filter(|&n| n != node)
         .filter(|&n| attach_node(ctx, stream, &mut reader, s, &mut cred, &mut set, slot, n));
     // statement_level_load_balance: every usable node with a weight joins the session,
     // and the relay picks one per statement.
     let mut others: Vec<usize> = Vec::new();
-    if ctx.cfg.statement_level_load_balance
-        && ctx.load_balance_node(&s.database, app_name).is_some()
-    {
+    if ctx.cfg.statement_level_load_balance && ctx.load_balancing() {
         for n in 0..ctx.cfg.backends.len() {
             let usable = n != node
                 && Some(n) != lb
