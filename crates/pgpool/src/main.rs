@@ -18,6 +18,7 @@ mod sr_check;
 mod status_file;
 mod supervisor;
 mod sys;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

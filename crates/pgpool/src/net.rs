@@ -1,6 +1,9 @@
 //! Sockets: the listening endpoints (TCP addresses from listen_addresses and the Unix
 //! socket `.s.PGSQL.<port>` in each unix_socket_directories entry) and a stream type
-//! that is either TCP or Unix, used for clients and backends alike.
+//! that is TCP, Unix or (clients that asked for SSL) TLS over TCP, used for clients and
+//! backends alike. A TLS stream can hold decrypted input and encrypted output that a
+//! poll on its socket does not show: relays ask [`Stream::has_buffered_input`] and
+//! [`Stream::has_pending_output`] and call [`Stream::flush_pending`].
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -9,9 +12,12 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub type TlsStream = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
+
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<TlsStream>),
 }
 
 impl Stream {
@@ -19,6 +25,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_nonblocking(on),
             Stream::Unix(s) => s.set_nonblocking(on),
+            Stream::Tls(s) => s.sock.set_nonblocking(on),
         }
     }
 
@@ -26,24 +33,71 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(d),
             Stream::Unix(s) => s.set_read_timeout(d),
+            Stream::Tls(s) => s.sock.set_read_timeout(d),
         }
+    }
+
+    /// Starts TLS on a TCP client that sent SSLRequest and was answered 'S' (the
+    /// handshake runs on the first read). Other streams are returned as they are.
+    pub fn into_tls(self, conn: rustls::ServerConnection) -> Stream {
+        match self {
+            Stream::Tcp(sock) => Stream::Tls(Box::new(rustls::StreamOwned::new(conn, sock))),
+            other => other,
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// Decrypted bytes are waiting in the TLS layer (a read will return them).
+    pub fn has_buffered_input(&self) -> bool {
+        matches!(self, Stream::Tls(s) if !s.conn.wants_read())
+    }
+
+    /// Encrypted bytes wait in the TLS layer for the socket to take them.
+    pub fn has_pending_output(&self) -> bool {
+        matches!(self, Stream::Tls(s) if s.conn.wants_write())
+    }
+
+    /// Writes what the TLS layer holds, as far as the socket takes it now.
+    pub fn flush_pending(&mut self) -> io::Result<()> {
+        if let Stream::Tls(s) = self {
+            let s = &mut **s;
+            while s.conn.wants_write() {
+                match s.conn.write_tls(&mut s.sock) {
+                    Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "peer closed")),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Client address for logs and SHOW POOL_POOLS: (host, port); Unix sockets give
     /// ("[local]", "").
     pub fn peer(&self) -> (String, String) {
         match self {
-            Stream::Tcp(s) => match s.peer_addr() {
-                Ok(a) => (a.ip().to_string(), a.port().to_string()),
-                Err(_) => ("unknown".into(), String::new()),
-            },
+            Stream::Tcp(s) => Stream::tcp_peer(s),
             Stream::Unix(_) => ("[local]".into(), String::new()),
+            Stream::Tls(s) => Stream::tcp_peer(&s.sock),
+        }
+    }
+
+    fn tcp_peer(s: &TcpStream) -> (String, String) {
+        match s.peer_addr() {
+            Ok(a) => (a.ip().to_string(), a.port().to_string()),
+            Err(_) => ("unknown".into(), String::new()),
         }
     }
 
     pub fn peer_ip(&self) -> Option<std::net::IpAddr> {
         match self {
             Stream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
+            Stream::Tls(s) => s.sock.peer_addr().ok().map(|a| a.ip()),
             Stream::Unix(_) => None,
         }
     }
@@ -58,6 +112,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
         }
     }
 }
@@ -67,11 +122,16 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
         }
     }
 
+    /// Blocking streams: everything the TLS layer holds is written.
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self {
+            Stream::Tls(s) => s.flush(),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -80,6 +140,7 @@ impl AsRawFd for Stream {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tls(s) => s.sock.as_raw_fd(),
         }
     }
 }
@@ -89,6 +150,7 @@ impl AsFd for Stream {
         match self {
             Stream::Tcp(s) => s.as_fd(),
             Stream::Unix(s) => s.as_fd(),
+            Stream::Tls(s) => s.sock.as_fd(),
         }
     }
 }

@@ -65,6 +65,8 @@ struct Supervisor<'a> {
     /// Every process the main process forked, by pid.
     procs: HashMap<i32, Proc>,
     shutdown: Option<Signal>,
+    /// Frontend TLS (ssl = on), handed to every child.
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Supervisor<'_> {
@@ -101,6 +103,7 @@ impl Supervisor<'_> {
                     hba,
                     passwd,
                     aes_key: crate::load_aes_key(),
+                    tls: self.tls.clone(),
                 };
                 child::run(setup);
             }
@@ -399,6 +402,14 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         listeners: &listeners,
         procs: HashMap::new(),
         shutdown: None,
+        tls: None,
+    };
+    sup.tls = match crate::tls::server_config(&sup.cfg) {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!("{e}; SSL connections will be refused");
+            None
+        }
     };
     for i in 0..layout.num_children {
         sup.spawn_child(i);

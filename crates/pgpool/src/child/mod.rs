@@ -41,6 +41,8 @@ pub struct ChildContext<'a> {
     pub hba: Vec<HbaLine>,
     pub passwd: PoolPasswd,
     pub aes_key: Option<String>,
+    /// Frontend TLS configuration (ssl = on).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     pub pool: ConnectionPool,
     pub bufs: RelayBuffers,
     pub waker: Waker,
@@ -298,6 +300,7 @@ pub struct ChildSetup<'a> {
     pub hba: Vec<HbaLine>,
     pub passwd: PoolPasswd,
     pub aes_key: Option<String>,
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// The child's main loop; never returns.
@@ -313,6 +316,7 @@ pub fn run(setup: ChildSetup<'_>) -> ! {
         hba: setup.hba,
         passwd: setup.passwd,
         aes_key: setup.aes_key,
+        tls: setup.tls,
         bufs: RelayBuffers::new(),
         waker,
         classifier: sql::ClassifierCache::new(4096),

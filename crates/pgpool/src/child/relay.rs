@@ -431,6 +431,20 @@ pub(crate) const READABLE: PollFlags = PollFlags::POLLIN
     .union(PollFlags::POLLHUP)
     .union(PollFlags::POLLERR);
 
+/// TLS bookkeeping before a relay's poll: writes what the client's TLS layer holds,
+/// wants POLLOUT while some stays, and says whether the client must be read without
+/// waiting (decrypted bytes are buffered, which its socket does not show).
+pub(crate) fn prepare_client_poll(client: &mut Stream, flags: &mut PollFlags) -> io::Result<bool> {
+    if !client.is_tls() {
+        return Ok(false);
+    }
+    client.flush_pending()?;
+    if client.has_pending_output() {
+        *flags |= PollFlags::POLLOUT;
+    }
+    Ok(flags.contains(PollFlags::POLLIN) && client.has_buffered_input())
+}
+
 /// How long a relay waits: client_idle_limit while the session is idle, else forever.
 pub(crate) fn idle_timeout(client_idle_limit: u64, idle: bool) -> PollTimeout {
     if client_idle_limit == 0 || !idle {
@@ -635,15 +649,23 @@ fn relay_loop(
             backend_flags |= PollFlags::POLLOUT;
         }
         let idle = st.outstanding == 0 && cs.pending.is_empty() && to_client.is_empty();
-        let timeout = idle_timeout(client_idle_limit, idle);
-        let (client_ev, backend_ev) = {
+        let ready = match prepare_client_poll(client, &mut client_flags) {
+            Ok(r) => r,
+            Err(e) => return RelayEnd::ClientError(e),
+        };
+        let timeout = if ready {
+            PollTimeout::ZERO
+        } else {
+            idle_timeout(client_idle_limit, idle)
+        };
+        let (mut client_ev, backend_ev) = {
             let mut fds = [
                 PollFd::new(client.as_fd(), client_flags),
                 PollFd::new(backend.stream.as_fd(), backend_flags),
                 PollFd::new(waker.fd(), PollFlags::POLLIN),
             ];
             match poll(&mut fds, timeout) {
-                Ok(0) => return RelayEnd::IdleTimeout,
+                Ok(0) if !ready => return RelayEnd::IdleTimeout,
                 Ok(_) => {}
                 Err(Errno::EINTR) => {}
                 Err(e) => return RelayEnd::BackendFailed(format!("poll failed: {e}")),
@@ -656,6 +678,9 @@ fn relay_loop(
                 fds[1].revents().unwrap_or(PollFlags::empty()),
             )
         };
+        if ready {
+            client_ev |= PollFlags::POLLIN;
+        }
         if let Some(end) = signalled_end(local) {
             return end;
         }

@@ -24,7 +24,7 @@ use crate::child::catalog::{bare, Catalog};
 use crate::child::dml_adaptive::{Relationships, WrittenObjects};
 use crate::child::local_ext;
 use crate::child::relay::{
-    idle_timeout, read_some, signalled_end, LocalCommands, RelayEnd, READABLE,
+    idle_timeout, prepare_client_poll, read_some, signalled_end, LocalCommands, RelayEnd, READABLE,
 };
 use crate::net::Stream;
 use crate::sys::Waker;
@@ -1258,9 +1258,19 @@ fn relay_loop(
                 *f |= PollFlags::POLLOUT;
             }
         }
-        let timeout = idle_timeout(routed.cfg.client_idle_limit, idle);
+        let ready = match prepare_client_poll(client, &mut cflags) {
+            Ok(r) => r,
+            Err(e) => return RelayEnd::ClientError(e),
+        };
+        let timeout = if ready {
+            nix::poll::PollTimeout::ZERO
+        } else {
+            idle_timeout(routed.cfg.client_idle_limit, idle)
+        };
         let cev = match poll_session(client, cflags, backends, &bflags, waker, timeout, &mut bev) {
-            Ok(None) => return RelayEnd::IdleTimeout,
+            Ok(None) if !ready => return RelayEnd::IdleTimeout,
+            Ok(None) => PollFlags::POLLIN,
+            Ok(Some(ev)) if ready => ev | PollFlags::POLLIN,
             Ok(Some(ev)) => ev,
             Err(e) => return RelayEnd::BackendFailed(format!("poll failed: {e}")),
         };

@@ -32,8 +32,41 @@ fn read_exact_timeout(stream: &mut Stream, buf: &mut [u8]) -> std::io::Result<()
     stream.read_exact(buf)
 }
 
-/// Reads the start-up packet, answering SSL and GSS encryption requests with 'N'.
-fn read_startup(ctx: &ChildContext<'_>, stream: &mut Stream) -> Result<StartupPacket, String> {
+/// Reads the start-up packet: an SSL request over TCP with `ssl = on` is answered 'S' and
+/// the stream becomes TLS (the handshake runs as the packet is read); other SSL and GSS
+/// encryption requests are answered 'N'.
+fn read_startup(ctx: &ChildContext<'_>, stream: Stream) -> (Stream, Result<StartupPacket, String>) {
+    let mut stream = stream;
+    for _ in 0..3 {
+        match read_one_startup(ctx, &mut stream) {
+            Ok(StartupPacket::SslRequest) if !stream.is_tls() && !stream.is_unix() => {
+                let conn = ctx
+                    .tls
+                    .clone()
+                    .and_then(|t| rustls::ServerConnection::new(t).ok());
+                let answer: &[u8] = if conn.is_some() { b"S" } else { b"N" };
+                if let Err(e) = stream.write_all(answer) {
+                    return (stream, Err(format!("could not answer SSL request: {e}")));
+                }
+                if let Some(conn) = conn {
+                    stream = stream.into_tls(conn);
+                }
+            }
+            Ok(StartupPacket::SslRequest | StartupPacket::GssEncRequest) => {
+                if let Err(e) = stream.write_all(b"N") {
+                    return (
+                        stream,
+                        Err(format!("could not answer encryption request: {e}")),
+                    );
+                }
+            }
+            other => return (stream, other),
+        }
+    }
+    (stream, Err("too many encryption requests".into()))
+}
+
+fn read_one_startup(ctx: &ChildContext<'_>, stream: &mut Stream) -> Result<StartupPacket, String> {
     let timeout = match ctx.cfg.authentication_timeout {
         0 => None,
         t => Some(Duration::from_secs(t)),
@@ -41,30 +74,20 @@ fn read_startup(ctx: &ChildContext<'_>, stream: &mut Stream) -> Result<StartupPa
     stream
         .set_read_timeout(timeout)
         .map_err(|e| format!("could not set timeout: {e}"))?;
-    for _ in 0..3 {
-        let mut len = [0u8; 4];
-        read_exact_timeout(stream, &mut len)
-            .map_err(|e| format!("could not read startup packet length: {e}"))?;
-        let body_len = startup_body_len(len).map_err(|e| e.to_string())?;
-        let mut body = vec![0u8; body_len];
-        read_exact_timeout(stream, &mut body)
-            .map_err(|e| format!("incomplete startup packet: {e}"))?;
-        match parse_startup(&body).map_err(|e| e.to_string())? {
-            StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
-                stream
-                    .write_all(b"N")
-                    .map_err(|e| format!("could not answer encryption request: {e}"))?;
-            }
-            other => return Ok(other),
-        }
-    }
-    Err("too many encryption requests".into())
+    let mut len = [0u8; 4];
+    read_exact_timeout(stream, &mut len)
+        .map_err(|e| format!("could not read startup packet length: {e}"))?;
+    let body_len = startup_body_len(len).map_err(|e| e.to_string())?;
+    let mut body = vec![0u8; body_len];
+    read_exact_timeout(stream, &mut body).map_err(|e| format!("incomplete startup packet: {e}"))?;
+    parse_startup(&body).map_err(|e| e.to_string())
 }
 
 /// Entry point for an accepted connection.
-pub fn handle_connection(ctx: &mut ChildContext<'_>, mut stream: Stream) {
+pub fn handle_connection(ctx: &mut ChildContext<'_>, stream: Stream) {
     let (host, port) = stream.peer();
-    let packet = match read_startup(ctx, &mut stream) {
+    let (mut stream, packet) = read_startup(ctx, stream);
+    let packet = match packet {
         Ok(p) => p,
         Err(e) => {
             log::info!("invalid startup packet from host={host} port={port}: {e}");
