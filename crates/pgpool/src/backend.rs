@@ -269,6 +269,9 @@ pub fn connect_with_deadline(
     };
     let mut stream = connect_backend(addr.host, addr.port, connect_timeout)?;
     stream.set_read_timeout(Some(remaining()?))?;
+    if let (Stream::Tcp(_), Some(tls)) = (&stream, crate::tls::backend_config()) {
+        stream = start_backend_tls(stream, addr.host, tls)?;
+    }
     stream.write_all(&protocol::startup::encode_startup(startup))?;
     reader.clear();
     let user = startup
@@ -416,6 +419,38 @@ pub fn connect_with_deadline(
                 )))
             }
         }
+    }
+}
+
+/// SSLRequest to a backend: TLS when it answers 'S', the plain stream when 'N'.
+fn start_backend_tls(
+    mut stream: Stream,
+    host: &str,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> Result<Stream, BackendError> {
+    stream.write_all(&protocol::startup::encode_ssl_request())?;
+    let mut answer = [0u8; 1];
+    stream.read_exact(&mut answer)?;
+    match answer[0] {
+        b'S' => {
+            // The name only matters for SNI: the certificate is not verified.
+            let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap_or(
+                rustls::pki_types::ServerName::IpAddress(
+                    std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST).into(),
+                ),
+            );
+            let conn = rustls::ClientConnection::new(tls, name)
+                .map_err(|e| BackendError::Protocol(format!("TLS: {e}")))?;
+            let mut stream = stream.into_tls_client(conn);
+            // Handshake now, so that its errors are reported as such.
+            stream.flush()?;
+            Ok(stream)
+        }
+        b'N' => Ok(stream),
+        other => Err(BackendError::Protocol(format!(
+            "unexpected answer '{}' to SSLRequest",
+            char::from(other).escape_default()
+        ))),
     }
 }
 

@@ -12,7 +12,56 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub type TlsStream = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
+/// A TLS session over TCP: a client's (pgpool is the server) or a backend's (pgpool is
+/// the client).
+pub enum TlsStream {
+    Server(rustls::StreamOwned<rustls::ServerConnection, TcpStream>),
+    Client(rustls::StreamOwned<rustls::ClientConnection, TcpStream>),
+}
+
+/// Runs `$body` with `$s` bound to the inner StreamOwned of either side.
+macro_rules! either_side {
+    ($t:expr, $s:ident => $body:expr) => {
+        match $t {
+            TlsStream::Server($s) => $body,
+            TlsStream::Client($s) => $body,
+        }
+    };
+}
+
+impl TlsStream {
+    fn sock(&self) -> &TcpStream {
+        either_side!(self, s => &s.sock)
+    }
+
+    fn wants_read(&self) -> bool {
+        either_side!(self, s => s.conn.wants_read())
+    }
+
+    fn wants_write(&self) -> bool {
+        either_side!(self, s => s.conn.wants_write())
+    }
+
+    fn write_tls(&mut self) -> io::Result<usize> {
+        either_side!(self, s => s.conn.write_tls(&mut s.sock))
+    }
+}
+
+impl Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        either_side!(self, s => s.read(buf))
+    }
+}
+
+impl Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        either_side!(self, s => s.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        either_side!(self, s => s.flush())
+    }
+}
 
 pub enum Stream {
     Tcp(TcpStream),
@@ -25,7 +74,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_nonblocking(on),
             Stream::Unix(s) => s.set_nonblocking(on),
-            Stream::Tls(s) => s.sock.set_nonblocking(on),
+            Stream::Tls(s) => s.sock().set_nonblocking(on),
         }
     }
 
@@ -33,7 +82,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(d),
             Stream::Unix(s) => s.set_read_timeout(d),
-            Stream::Tls(s) => s.sock.set_read_timeout(d),
+            Stream::Tls(s) => s.sock().set_read_timeout(d),
         }
     }
 
@@ -41,7 +90,19 @@ impl Stream {
     /// handshake runs on the first read). Other streams are returned as they are.
     pub fn into_tls(self, conn: rustls::ServerConnection) -> Stream {
         match self {
-            Stream::Tcp(sock) => Stream::Tls(Box::new(rustls::StreamOwned::new(conn, sock))),
+            Stream::Tcp(sock) => Stream::Tls(Box::new(TlsStream::Server(
+                rustls::StreamOwned::new(conn, sock),
+            ))),
+            other => other,
+        }
+    }
+
+    /// Starts TLS towards a backend that answered 'S' to SSLRequest.
+    pub fn into_tls_client(self, conn: rustls::ClientConnection) -> Stream {
+        match self {
+            Stream::Tcp(sock) => Stream::Tls(Box::new(TlsStream::Client(
+                rustls::StreamOwned::new(conn, sock),
+            ))),
             other => other,
         }
     }
@@ -52,20 +113,19 @@ impl Stream {
 
     /// Decrypted bytes are waiting in the TLS layer (a read will return them).
     pub fn has_buffered_input(&self) -> bool {
-        matches!(self, Stream::Tls(s) if !s.conn.wants_read())
+        matches!(self, Stream::Tls(s) if !s.wants_read())
     }
 
     /// Encrypted bytes wait in the TLS layer for the socket to take them.
     pub fn has_pending_output(&self) -> bool {
-        matches!(self, Stream::Tls(s) if s.conn.wants_write())
+        matches!(self, Stream::Tls(s) if s.wants_write())
     }
 
     /// Writes what the TLS layer holds, as far as the socket takes it now.
     pub fn flush_pending(&mut self) -> io::Result<()> {
         if let Stream::Tls(s) = self {
-            let s = &mut **s;
-            while s.conn.wants_write() {
-                match s.conn.write_tls(&mut s.sock) {
+            while s.wants_write() {
+                match s.write_tls() {
                     Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "peer closed")),
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -83,7 +143,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => Stream::tcp_peer(s),
             Stream::Unix(_) => ("[local]".into(), String::new()),
-            Stream::Tls(s) => Stream::tcp_peer(&s.sock),
+            Stream::Tls(s) => Stream::tcp_peer(s.sock()),
         }
     }
 
@@ -97,7 +157,7 @@ impl Stream {
     pub fn peer_ip(&self) -> Option<std::net::IpAddr> {
         match self {
             Stream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
-            Stream::Tls(s) => s.sock.peer_addr().ok().map(|a| a.ip()),
+            Stream::Tls(s) => s.sock().peer_addr().ok().map(|a| a.ip()),
             Stream::Unix(_) => None,
         }
     }
@@ -140,7 +200,7 @@ impl AsRawFd for Stream {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
-            Stream::Tls(s) => s.sock.as_raw_fd(),
+            Stream::Tls(s) => s.sock().as_raw_fd(),
         }
     }
 }
@@ -150,7 +210,7 @@ impl AsFd for Stream {
         match self {
             Stream::Tcp(s) => s.as_fd(),
             Stream::Unix(s) => s.as_fd(),
-            Stream::Tls(s) => s.sock.as_fd(),
+            Stream::Tls(s) => s.sock().as_fd(),
         }
     }
 }

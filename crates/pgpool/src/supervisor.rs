@@ -322,6 +322,8 @@ fn init_backend_status(cfg: &Config, shm: &Shmem, discard: bool) {
 
 /// Runs the server until shutdown; returns the exit code.
 pub fn run(cfg: Config, opts: &Options) -> i32 {
+    // Before anything connects to a backend (primary detection included).
+    crate::tls::init_backend(&cfg);
     crate::logging::set_process_kind(crate::logging::ProcessKind::Main);
     sys::ignore(&[Signal::SIGPIPE]);
     for name in cfg.unsupported_in_use() {

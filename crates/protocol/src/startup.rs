@@ -145,6 +145,14 @@ pub fn encode_startup(params: &[(&str, &str)]) -> Vec<u8> {
 }
 
 /// Encodes a CancelRequest for the given backend key.
+/// The SSLRequest packet.
+pub fn encode_ssl_request() -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&8u32.to_be_bytes());
+    b[4..].copy_from_slice(&SSL_REQUEST_CODE.to_be_bytes());
+    b
+}
+
 pub fn encode_cancel(pid: u32, key: u32) -> [u8; 16] {
     let mut out = [0u8; 16];
     out[..4].copy_from_slice(&16u32.to_be_bytes());

@@ -431,18 +431,18 @@ pub(crate) const READABLE: PollFlags = PollFlags::POLLIN
     .union(PollFlags::POLLHUP)
     .union(PollFlags::POLLERR);
 
-/// TLS bookkeeping before a relay's poll: writes what the client's TLS layer holds,
-/// wants POLLOUT while some stays, and says whether the client must be read without
-/// waiting (decrypted bytes are buffered, which its socket does not show).
-pub(crate) fn prepare_client_poll(client: &mut Stream, flags: &mut PollFlags) -> io::Result<bool> {
-    if !client.is_tls() {
+/// TLS bookkeeping before a relay's poll (client or backend stream): writes what the
+/// TLS layer holds, wants POLLOUT while some stays, and says whether the stream must be
+/// read without waiting (decrypted bytes are buffered, which its socket does not show).
+pub(crate) fn prepare_poll(stream: &mut Stream, flags: &mut PollFlags) -> io::Result<bool> {
+    if !stream.is_tls() {
         return Ok(false);
     }
-    client.flush_pending()?;
-    if client.has_pending_output() {
+    stream.flush_pending()?;
+    if stream.has_pending_output() {
         *flags |= PollFlags::POLLOUT;
     }
-    Ok(flags.contains(PollFlags::POLLIN) && client.has_buffered_input())
+    Ok(flags.contains(PollFlags::POLLIN) && stream.has_buffered_input())
 }
 
 /// How long a relay waits: client_idle_limit while the session is idle, else forever.
@@ -649,16 +649,21 @@ fn relay_loop(
             backend_flags |= PollFlags::POLLOUT;
         }
         let idle = st.outstanding == 0 && cs.pending.is_empty() && to_client.is_empty();
-        let ready = match prepare_client_poll(client, &mut client_flags) {
+        let client_ready = match prepare_poll(client, &mut client_flags) {
             Ok(r) => r,
             Err(e) => return RelayEnd::ClientError(e),
         };
+        let backend_ready = match prepare_poll(&mut backend.stream, &mut backend_flags) {
+            Ok(r) => r,
+            Err(e) => return RelayEnd::BackendFailed(format!("unable to write to backend: {e}")),
+        };
+        let ready = client_ready || backend_ready;
         let timeout = if ready {
             PollTimeout::ZERO
         } else {
             idle_timeout(client_idle_limit, idle)
         };
-        let (mut client_ev, backend_ev) = {
+        let (mut client_ev, mut backend_ev) = {
             let mut fds = [
                 PollFd::new(client.as_fd(), client_flags),
                 PollFd::new(backend.stream.as_fd(), backend_flags),
@@ -678,8 +683,11 @@ fn relay_loop(
                 fds[1].revents().unwrap_or(PollFlags::empty()),
             )
         };
-        if ready {
+        if client_ready {
             client_ev |= PollFlags::POLLIN;
+        }
+        if backend_ready {
+            backend_ev |= PollFlags::POLLIN;
         }
         if let Some(end) = signalled_end(local) {
             return end;

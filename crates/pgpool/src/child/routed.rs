@@ -24,7 +24,7 @@ use crate::child::catalog::{bare, Catalog};
 use crate::child::dml_adaptive::{Relationships, WrittenObjects};
 use crate::child::local_ext;
 use crate::child::relay::{
-    idle_timeout, prepare_client_poll, read_some, signalled_end, LocalCommands, RelayEnd, READABLE,
+    idle_timeout, prepare_poll, read_some, signalled_end, LocalCommands, RelayEnd, READABLE,
 };
 use crate::net::Stream;
 use crate::sys::Waker;
@@ -995,6 +995,7 @@ fn relay_loop(
     let node_ids = routed.cfg.node_ids.clone();
     let mut bflags = vec![PollFlags::empty(); io.len()];
     let mut bev = vec![PollFlags::empty(); io.len()];
+    let mut bready = vec![false; io.len()];
     loop {
         // 1. Dispatch complete client batches (not while a local command waits).
         while pending_local.is_none() && !routed.router.catalog_wait && !terminated && cfrom < cto {
@@ -1258,10 +1259,26 @@ fn relay_loop(
                 *f |= PollFlags::POLLOUT;
             }
         }
-        let ready = match prepare_client_poll(client, &mut cflags) {
+        let client_ready = match prepare_poll(client, &mut cflags) {
             Ok(r) => r,
             Err(e) => return RelayEnd::ClientError(e),
         };
+        let mut ready = client_ready;
+        for (k, b) in backends.iter_mut().enumerate() {
+            match prepare_poll(&mut b.stream, &mut bflags[k]) {
+                Ok(r) => {
+                    bready[k] = r;
+                    ready |= r;
+                }
+                Err(e) => {
+                    state.failed_node = Some(node_ids[k]);
+                    return RelayEnd::BackendFailed(format!(
+                        "unable to write to backend node {}: {e}",
+                        node_ids[k]
+                    ));
+                }
+            }
+        }
         let timeout = if ready {
             nix::poll::PollTimeout::ZERO
         } else {
@@ -1269,11 +1286,20 @@ fn relay_loop(
         };
         let cev = match poll_session(client, cflags, backends, &bflags, waker, timeout, &mut bev) {
             Ok(None) if !ready => return RelayEnd::IdleTimeout,
-            Ok(None) => PollFlags::POLLIN,
-            Ok(Some(ev)) if ready => ev | PollFlags::POLLIN,
+            Ok(None) => PollFlags::empty(),
             Ok(Some(ev)) => ev,
             Err(e) => return RelayEnd::BackendFailed(format!("poll failed: {e}")),
         };
+        let cev = if client_ready {
+            cev | PollFlags::POLLIN
+        } else {
+            cev
+        };
+        for (e, r) in bev.iter_mut().zip(&bready) {
+            if *r {
+                *e |= PollFlags::POLLIN;
+            }
+        }
         if let Some(end) = signalled_end(local) {
             return end;
         }
