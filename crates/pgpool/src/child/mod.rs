@@ -139,13 +139,19 @@ impl ChildContext<'_> {
         };
     }
 
-    /// Does load balancing apply (load_balance_mode in a mode with standbys)?
+    /// Does load balancing apply (load_balance_mode in a mode with several readable
+    /// nodes)?
     pub fn load_balancing(&self) -> bool {
-        self.cfg.load_balance_mode
-            && matches!(
-                self.cfg.backend_clustering_mode,
-                ClusteringMode::StreamingReplication | ClusteringMode::LogicalReplication
-            )
+        self.cfg.load_balance_mode && self.cfg.backend_clustering_mode != ClusteringMode::Raw
+    }
+
+    /// Native replication (and snapshot isolation) mode: pgpool itself replicates, so
+    /// writes go to every live node.
+    pub fn replicating(&self) -> bool {
+        matches!(
+            self.cfg.backend_clustering_mode,
+            ClusteringMode::NativeReplication | ClusteringMode::SnapshotIsolation
+        )
     }
 
     /// The load-balance node of a new session: the redirect preference lists first

@@ -158,6 +158,8 @@ pub struct RoutedConfig<'a> {
     pub log_statement: bool,
     pub log_per_node_statement: bool,
     pub notice_per_node_statement: bool,
+    /// Native replication: writes go to every connection of the session.
+    pub replicate: bool,
     pub client_idle_limit: u64,
     /// Node id of each connection; index 0 is the primary.
     pub node_ids: Vec<usize>,
@@ -204,6 +206,16 @@ pub struct Router {
     catalog_arrived: bool,
     /// The batch being routed contains a BEGIN.
     batch_starts_tx: bool,
+}
+
+impl Router {
+    /// A router whose reads go to connection `lb` (0: the main node).
+    pub fn with_lb(lb: usize) -> Self {
+        Router {
+            lb,
+            ..Router::default()
+        }
+    }
 }
 
 impl Default for Router {
@@ -481,6 +493,8 @@ impl Routed<'_> {
         let mut need_lb: Option<usize> = None;
         let mut unnamed_bound = false;
         let mut bound: Vec<&[u8]> = Vec::new();
+        // Native replication: a write goes to every node, whatever else the batch holds.
+        let mut need_replicated = false;
         let mut i = 0;
         while i + 5 <= buf.len() {
             let Ok(Some(h)) = scan_header(&buf[i..]) else {
@@ -502,6 +516,7 @@ impl Routed<'_> {
                     if serializable_begin {
                         self.router.serializable_tx = true;
                     }
+                    need_replicated |= self.cfg.replicate && route == Route::Primary && is_write;
                     match route {
                         Route::Primary => need_primary = true,
                         Route::All => need_both = true,
@@ -580,6 +595,7 @@ impl Routed<'_> {
                     if let Some((route, w, k)) = known {
                         self.router.batch_starts_tx |=
                             k == StatementKind::Transaction(sql::TransactionKind::Begin);
+                        need_replicated |= self.cfg.replicate && route == Route::Primary && w;
                         match route {
                             Route::Primary => need_primary = true,
                             Route::All => need_both = true,
@@ -620,7 +636,9 @@ impl Routed<'_> {
             }
             i += h.total_len();
         }
-        let target = if need_primary || (need_lb.is_some() && need_both) {
+        let target = if need_replicated {
+            Target::All
+        } else if need_primary || (need_lb.is_some() && need_both) {
             Target::Primary
         } else if need_both {
             Target::All
@@ -1553,7 +1571,15 @@ fn drain_node(
                 if f.code == "57P01" {
                     state.backend_shutdown = true;
                 }
-                if !forward && k != PRIMARY {
+                if !forward && k != PRIMARY && routed.cfg.replicate {
+                    // The main node succeeded (or will say so): this node now differs.
+                    log::warn!(
+                        "node {} failed a statement sent to all nodes: {} (it may no longer match node {})",
+                        routed.cfg.node_ids[k],
+                        f.message,
+                        routed.cfg.node_ids[PRIMARY]
+                    );
+                } else if !forward && k != PRIMARY {
                     log::debug!(
                         "error on load-balance node {} for a statement sent to all nodes: {}",
                         routed.cfg.node_ids[k],

@@ -335,20 +335,21 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         .filter(|&n| n != node)
         .filter(|&n| attach_node(ctx, stream, &mut reader, s, &mut cred, &mut set, slot, n));
     // statement_level_load_balance: every usable node with a weight joins the session,
-    // and the relay picks one per statement.
+    // and the relay picks one per statement. Native replication: every live node joins,
+    // for the writes.
+    let replicate = ctx.replicating();
     let mut others: Vec<usize> = Vec::new();
-    if ctx.cfg.statement_level_load_balance && ctx.load_balancing() {
+    if (ctx.cfg.statement_level_load_balance && ctx.load_balancing()) || replicate {
         for n in 0..ctx.cfg.backends.len() {
             let usable = n != node
                 && Some(n) != lb
-                && ctx.cfg.backends[n].weight > 0.0
                 && ctx.shm.backend(n).status().is_alive()
-                && !ctx.delayed(n);
+                && (replicate || (ctx.cfg.backends[n].weight > 0.0 && !ctx.delayed(n)));
             if usable && attach_node(ctx, stream, &mut reader, s, &mut cred, &mut set, slot, n) {
                 others.push(n);
             }
         }
-        if lb.is_none() && !others.is_empty() {
+        if lb.is_none() && !others.is_empty() && !replicate {
             lb = Some(others.remove(0));
         }
     }
@@ -385,12 +386,14 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             .and_then(Option::as_ref)
             .map(|c| (node, c.pid));
     }
-    let end = if let Some(lbn) = lb {
-        let wanted: Vec<usize> = [node, lbn]
-            .into_iter()
+    let end = if lb.is_some() || !others.is_empty() {
+        let wanted: Vec<usize> = std::iter::once(node)
+            .chain(lb)
             .chain(others.iter().copied())
             .collect();
-        let mut router = Router::default();
+        // Connection 1 is the session's load-balance node; without one, reads stay on
+        // the main node (index 0).
+        let mut router = Router::with_lb(usize::from(lb.is_some()));
         let mut rstate = RoutedState::default();
         let mut routed = Routed {
             cfg: RoutedConfig {
@@ -403,6 +406,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
                 log_statement: ctx.cfg.log_statement,
                 log_per_node_statement: ctx.cfg.log_per_node_statement,
                 notice_per_node_statement: ctx.cfg.notice_per_node_statement,
+                replicate,
                 client_idle_limit: ctx.cfg.client_idle_limit,
                 node_ids: wanted.clone(),
                 statement_weights: if ctx.cfg.statement_level_load_balance {
