@@ -140,20 +140,90 @@ pub fn init_title() {
     });
 }
 
-/// Sets the title `ps` shows for this process ("pgpool: ..."), cut to the length of the
-/// original command line.
-pub fn set_title(title: &str) {
+/// Where the status part of the title starts, and where the title ends.
+static TITLE_STATUS_AT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static TITLE_END: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Writes `text` at `offset` of the argv area, cut to fit with a final NUL; returns the
+/// offset after it.
+fn write_title_at(offset: usize, text: &[u8]) -> usize {
+    let Some(Some((start, len))) = TITLE_AREA.get().copied() else {
+        return offset;
+    };
+    let offset = offset.min(len - 1);
+    let n = text.len().min(len - 1 - offset);
+    // SAFETY: [start, start + len) is this process's own argv area as the kernel reports
+    // it (arg_start..arg_end): mapped, writable stack memory holding the original argument
+    // strings, which nothing reads after start-up (init_title's contract). The bytes
+    // written lie in [start + offset, start + len - 1), so the last byte stays as it is.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), (start + offset) as *mut u8, n);
+    }
+    offset + n
+}
+
+/// Clears the argv area from `from` to the end of the previous title.
+fn clear_title_from(from: usize) {
     let Some(Some((start, len))) = TITLE_AREA.get().copied() else {
         return;
     };
-    let n = title.len().min(len - 1);
-    // SAFETY: [start, start + len) is this process's own argv area as the kernel reports
-    // it (arg_start..arg_end): mapped, writable stack memory holding the original argument
-    // strings, which nothing reads after start-up (init_title's contract). At most len
-    // bytes are written, the last one staying NUL.
-    unsafe {
-        std::ptr::write_bytes(start as *mut u8, 0, len);
-        std::ptr::copy_nonoverlapping(title.as_ptr(), start as *mut u8, n);
+    let end = TITLE_END.load(Ordering::Relaxed).max(from).min(len);
+    if end > from {
+        // SAFETY: as in write_title_at: [start + from, start + end) lies in the argv area.
+        unsafe { std::ptr::write_bytes((start + from) as *mut u8, 0, end - from) };
+    }
+}
+
+/// Sets the title `ps` shows for this process ("pgpool: ..."), cut to the length of the
+/// original command line.
+pub fn set_title(title: &str) {
+    let Some(Some((_, len))) = TITLE_AREA.get().copied() else {
+        return;
+    };
+    TITLE_END.store(len, Ordering::Relaxed);
+    clear_title_from(0);
+    let end = write_title_at(0, title.as_bytes());
+    TITLE_STATUS_AT.store(end, Ordering::Relaxed);
+    TITLE_END.store(end, Ordering::Relaxed);
+}
+
+/// Replaces what follows the title last set with [`set_title`] by " " + `status` (a
+/// session's "idle", "idle in transaction", or the command running): two copies into
+/// memory, cheap enough for every query.
+pub fn set_title_status(status: &str) {
+    let at = TITLE_STATUS_AT.load(Ordering::Relaxed);
+    if TITLE_AREA.get().copied().flatten().is_none() {
+        return;
+    }
+    let mid = write_title_at(at, b" ");
+    let end = write_title_at(mid, status.as_bytes());
+    clear_title_from(end);
+    TITLE_END.store(end, Ordering::Relaxed);
+}
+
+/// The title status for a ReadyForQuery transaction state.
+pub fn idle_status(tx: u8) -> &'static str {
+    match tx {
+        b'T' => "idle in transaction",
+        b'E' => "idle in transaction (aborted)",
+        _ => "idle",
+    }
+}
+
+/// The title status for a statement about to run: its first word, upper-cased (at most 16
+/// characters, ASCII letters only).
+pub fn set_title_command(text: &[u8]) {
+    let mut word = [0u8; 16];
+    let t = text
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace() || **b == b'(');
+    let mut n = 0;
+    for &b in t.take_while(|b| b.is_ascii_alphabetic()).take(word.len()) {
+        word[n] = b.to_ascii_uppercase();
+        n += 1;
+    }
+    if n > 0 {
+        set_title_status(std::str::from_utf8(&word[..n]).unwrap_or("?"));
     }
 }
 

@@ -3,7 +3,8 @@
 # connection, one in the middle of a session): the main process re-forks
 # them, the number of children comes back, and clients keep connecting.
 # Process titles as Pgpool-II's: "pgpool: wait for connection request" for
-# idle children, "pgpool: USER DB HOST(PORT) idle" for the one in a session.
+# idle children, "pgpool: USER DB HOST(PORT) SELECT" for one running a query,
+# "... idle in transaction" for one waiting inside a transaction.
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}" || exit 2
 
@@ -29,11 +30,21 @@ session_child() {
     return 1
 }
 
+#--- 0. the title of a session left idle inside a transaction
+(echo 'begin;'; echo 'select 1;'; sleep 2; echo 'commit;') | psql_pgpool -q >/dev/null &
+s0=$!
+in_tx() { for c in $(pgpool_children); do ps -o args= -p "$c"; done | grep -q ') idle in transaction$'; }
+wait_until 5 in_tx || fail "no child titled '... idle in transaction'"
+wait "$s0" || fail "the transaction session failed"
+log "ok: a child shows 'idle in transaction'"
+
 #--- 1. an idle child that holds a pooled backend connection
 psql_pgpool -c 'select pg_sleep(1)' >/dev/null &
 s1=$!
 victim=$(session_child) || fail "cannot find the child serving a session (ss)"
-assert_contains "$(ps -o args= -p "$victim")" "pgpool: $PGSUPERUSER test 127.0.0.1(" "title of the child in a session"
+title=$(ps -o args= -p "$victim")
+assert_contains "$title" "pgpool: $PGSUPERUSER test 127.0.0.1(" "title of the child in a session"
+assert_contains "$title" ") SELECT" "title while the query runs"
 waiting=$(for c in $(pgpool_children); do ps -o args= -p "$c"; done | grep -c '^pgpool: wait for connection request$')
 [ "$waiting" -ge 3 ] || fail "$waiting children titled 'pgpool: wait for connection request', expected at least 3"
 wait "$s1" || fail "the first session failed"

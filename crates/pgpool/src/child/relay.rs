@@ -285,6 +285,7 @@ fn walk_client(
                 }
                 st.outstanding += 1;
                 local.count_statement(sql::leading_kind(&buf[body.clone()]));
+                crate::sys::set_title_command(&buf[body.clone()]);
                 st.note_statement(&buf[body]);
             }
             b'S' => {
@@ -381,6 +382,9 @@ fn scan_backend(
                         *outstanding = outstanding.saturating_sub(1);
                         *tx_status = m.body.first().copied().unwrap_or(b'I');
                         backend.tx_status = *tx_status;
+                        if *outstanding == 0 {
+                            crate::sys::set_title_status(crate::sys::idle_status(*tx_status));
+                        }
                     }
                     b'S' => backend.note_parameter(m.body),
                     b'E' => {

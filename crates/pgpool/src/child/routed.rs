@@ -503,6 +503,7 @@ impl Routed<'_> {
             let body = &buf[i + 5..(i + h.total_len()).min(buf.len())];
             match h.tag {
                 b'Q' => {
+                    crate::sys::set_title_command(cstr(body).0);
                     let text = std::str::from_utf8(cstr(body).0).unwrap_or("");
                     let StatementRoute {
                         route,
@@ -1512,6 +1513,9 @@ fn drain_node(
                 if let Some(e) = n.queue.pop_front() {
                     if e.forward {
                         order.pop_front();
+                        if order.is_empty() {
+                            crate::sys::set_title_status(crate::sys::idle_status(status));
+                        }
                     }
                     if e.capture {
                         routed.catalog.finish_load(!routed.router.catalog_failed);

@@ -135,10 +135,8 @@ pub fn handle_connection(ctx: &mut ChildContext<'_>, stream: Stream) {
                     } else {
                         format!("{host}({port})")
                     };
-                    crate::sys::set_title(&format!(
-                        "pgpool: {} {} {client} idle",
-                        s.user, s.database
-                    ));
+                    crate::sys::set_title(&format!("pgpool: {} {} {client}", s.user, s.database));
+                    crate::sys::set_title_status("idle");
                     let r = run_session(ctx, &mut stream, &s);
                     if ctx.cfg.log_disconnections {
                         let t = started.elapsed();
