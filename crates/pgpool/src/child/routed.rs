@@ -1114,69 +1114,50 @@ fn relay_loop(
                             }
                         }
                     };
-                    match kind {
-                        BatchEnd::Synced | BatchEnd::Flushed if continuing => {
-                            add_hide(&mut io);
-                            if let Some(e) = io[answering].queue.back_mut() {
-                                e.notices.append(&mut notices);
-                            }
-                            if kind == BatchEnd::Synced {
-                                for (k, n) in io.iter_mut().enumerate() {
-                                    if target.includes(k) {
-                                        if let Some(e) = n.queue.back_mut() {
-                                            e.synced = true;
-                                        }
+                    // COPY data and the rest of an overflowing message join the batch
+                    // before them; a boundary of an open batch closes it; anything else
+                    // starts a batch (an overflowing one stays open, like a Flush).
+                    let joins =
+                        kind == BatchEnd::Copy || (continuing && kind == BatchEnd::Overflow);
+                    if joins || continuing {
+                        add_hide(&mut io);
+                        if let Some(e) = io[answering].queue.back_mut() {
+                            e.notices.append(&mut notices);
+                        }
+                    }
+                    if joins {
+                        // Nothing more: answers come with the batch joined.
+                    } else if continuing {
+                        if kind == BatchEnd::Synced {
+                            for (k, n) in io.iter_mut().enumerate() {
+                                if target.includes(k) {
+                                    if let Some(e) = n.queue.back_mut() {
+                                        e.synced = true;
                                     }
                                 }
-                                routed.router.open = None;
+                            }
+                            routed.router.open = None;
+                        }
+                    } else {
+                        let synced = kind == BatchEnd::Synced;
+                        for (k, n) in io.iter_mut().enumerate() {
+                            if target.includes(k) {
+                                let hide = n.batch_hide;
+                                n.queue.push_back(Expect {
+                                    forward: k == answering,
+                                    hide,
+                                    synced,
+                                    notices: if k == answering {
+                                        std::mem::take(&mut notices)
+                                    } else {
+                                        Vec::new()
+                                    },
+                                    ..Expect::default()
+                                });
                             }
                         }
-                        BatchEnd::Synced | BatchEnd::Flushed => {
-                            let synced = kind == BatchEnd::Synced;
-                            for (k, n) in io.iter_mut().enumerate() {
-                                if target.includes(k) {
-                                    let hide = n.batch_hide;
-                                    n.queue.push_back(Expect {
-                                        forward: k == answering,
-                                        hide,
-                                        synced,
-                                        notices: if k == answering {
-                                            std::mem::take(&mut notices)
-                                        } else {
-                                            Vec::new()
-                                        },
-                                        ..Expect::default()
-                                    });
-                                }
-                            }
-                            order.push_back(answering);
-                            routed.router.open = if synced { None } else { Some(target) };
-                        }
-                        BatchEnd::Overflow if !continuing => {
-                            for (k, n) in io.iter_mut().enumerate() {
-                                if target.includes(k) {
-                                    let hide = n.batch_hide;
-                                    n.queue.push_back(Expect {
-                                        forward: k == answering,
-                                        hide,
-                                        notices: if k == answering {
-                                            std::mem::take(&mut notices)
-                                        } else {
-                                            Vec::new()
-                                        },
-                                        ..Expect::default()
-                                    });
-                                }
-                            }
-                            order.push_back(answering);
-                            routed.router.open = Some(target);
-                        }
-                        BatchEnd::Copy | BatchEnd::Overflow => {
-                            add_hide(&mut io);
-                            if let Some(e) = io[answering].queue.back_mut() {
-                                e.notices.append(&mut notices);
-                            }
-                        }
+                        order.push_back(answering);
+                        routed.router.open = if synced { None } else { Some(target) };
                     }
                     cfrom = end;
                 }
