@@ -133,6 +133,11 @@ pub struct Classification {
     pub dropped: Vec<String>,
     /// DISCARD ALL / DISCARD TEMP: the session's temporary tables are gone.
     pub discards_temp: bool,
+    /// May change what the catalog says about function volatility or unlogged tables
+    /// (CREATE/ALTER FUNCTION or EXTENSION, an UNLOGGED table created, SET [UN]LOGGED,
+    /// renames, DO blocks). Temporary tables and other DDL do not; nor do drops, which
+    /// leave a stale name that only errs towards the primary.
+    pub changes_catalog_facts: bool,
     /// Set when the verdict depends on the volatility of called functions, which only the
     /// database knows (both function lists empty): see [`CatalogVerdicts`].
     pub catalog: Option<Box<CatalogVerdicts>>,
@@ -180,6 +185,7 @@ impl Classification {
             temp_created: Vec::new(),
             dropped: Vec::new(),
             discards_temp: false,
+            changes_catalog_facts: false,
             catalog: None,
         }
     }
@@ -271,6 +277,7 @@ pub fn classify(sql: &str, rules: &Rules) -> Classification {
     }
     for s in &stmts {
         note_temp_and_drops(s, &mut c);
+        c.changes_catalog_facts |= changes_catalog_facts(s);
     }
     c.tables = tables;
     c.functions = functions;
@@ -307,6 +314,28 @@ fn decide(sql: &str, stmts: &[&NodeEnum], facts: &TextFacts, rules: &Rules) -> C
             c.route = Route::Primary;
             c
         }
+    }
+}
+
+fn changes_catalog_facts(node: &NodeEnum) -> bool {
+    let unlogged = |rel: Option<&protobuf::RangeVar>| rel.is_some_and(|r| r.relpersistence == "u");
+    match node {
+        NodeEnum::CreateFunctionStmt(_)
+        | NodeEnum::AlterFunctionStmt(_)
+        | NodeEnum::CreateExtensionStmt(_)
+        | NodeEnum::AlterExtensionStmt(_)
+        | NodeEnum::AlterExtensionContentsStmt(_)
+        | NodeEnum::RenameStmt(_)
+        | NodeEnum::AlterObjectSchemaStmt(_)
+        | NodeEnum::DoStmt(_) => true,
+        NodeEnum::CreateStmt(s) => unlogged(s.relation.as_ref()),
+        NodeEnum::CreateTableAsStmt(s) => unlogged(s.into.as_ref().and_then(|i| i.rel.as_ref())),
+        NodeEnum::AlterTableStmt(s) => s.cmds.iter().any(|c| {
+            matches!(c.node.as_ref(), Some(NodeEnum::AlterTableCmd(a))
+                if a.subtype == protobuf::AlterTableType::AtSetLogged as i32
+                    || a.subtype == protobuf::AlterTableType::AtSetUnLogged as i32)
+        }),
+        _ => false,
     }
 }
 

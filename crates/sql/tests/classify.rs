@@ -544,3 +544,32 @@ fn temp_tables_drops_discard_and_written_tables() {
     assert_eq!(q.written_tables, vec!["t1"]);
     assert!(classify("select * from t1", &r).written_tables.is_empty());
 }
+
+#[test]
+fn statements_that_change_catalog_facts() {
+    let r = Rules::default();
+    for q in [
+        "create function f() returns int language sql as 'select 1'",
+        "create or replace function f() returns int language sql stable as 'select 1'",
+        "alter function f() volatile",
+        "create extension pgcrypto",
+        "create unlogged table u (a int)",
+        "alter table t set unlogged",
+        "alter table t set logged",
+        "alter function f() rename to g",
+        "do $$ begin end $$",
+        "select 1; create function f() returns int language sql as 'select 1'",
+    ] {
+        assert!(classify(q, &r).changes_catalog_facts, "{q}");
+    }
+    for q in [
+        "create temp table tt (a int)",
+        "create table t (a int)",
+        "drop table t",
+        "create index on t (a)",
+        "alter table t add column b int",
+        "select 1",
+    ] {
+        assert!(!classify(q, &r).changes_catalog_facts, "{q}");
+    }
+}

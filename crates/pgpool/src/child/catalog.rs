@@ -3,8 +3,9 @@
 //! `read_only_function_list` are both empty, as in Pgpool-II) and which tables are unlogged
 //! (`check_unlogged_table`: a standby cannot read them). Both come from one query sent on the
 //! session's primary connection before the first statement that needs them is routed; the
-//! answer holds for the database until any child runs DDL (a generation counter in shared
-//! memory) or the child serves another database. Names are compared bare (no schema), which
+//! answer holds for the database until any child runs a statement that can change it
+//! (`sql::Classification::changes_catalog_facts`: CREATE/ALTER FUNCTION, an unlogged table,
+//! ...; a generation counter in shared memory) or the child serves another database. Names are compared bare (no schema), which
 //! errs towards the primary when two schemas share a name.
 
 use std::collections::HashSet;

@@ -435,7 +435,7 @@ impl Routed<'_> {
         let has_effects = !c.temp_created.is_empty()
             || !c.dropped.is_empty()
             || c.discards_temp
-            || c.kind == StatementKind::Ddl
+            || c.changes_catalog_facts
             || (dml_adaptive && is_write);
         if execute && has_effects {
             for t in &c.temp_created {
@@ -447,7 +447,7 @@ impl Routed<'_> {
             if c.discards_temp {
                 router.temp_tables.clear();
             }
-            if c.kind == StatementKind::Ddl {
+            if c.changes_catalog_facts {
                 // Stale for everyone now, and again when it commits (others may have
                 // reloaded in between).
                 shm.cluster()
