@@ -28,6 +28,7 @@ setup_cluster 2 s \
 conn() { echo "host=127.0.0.1 port=$PGPOOL_PORT user=$PGSUPERUSER dbname=test sslmode=$1"; }
 info=$("$PGBIN/psql" -X "$(conn require)" -c '\conninfo')
 assert_contains "$info" "SSL connection (protocol: TLSv1." "psql sslmode=require"
+assert_eq 2 "$("$PGBIN/psql" -X -At "$(conn require)" -c 'show pool_nodes' | grep -c .)" "SHOW POOL_NODES (answered by pgpool) over TLS"
 info=$("$PGBIN/psql" -X "$(conn disable)" -c '\conninfo')
 assert_not_contains "$info" "SSL connection" "psql sslmode=disable"
 
