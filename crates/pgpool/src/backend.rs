@@ -224,6 +224,19 @@ pub struct NodeAddr<'a> {
     pub connect_timeout: Duration,
 }
 
+impl<'a> NodeAddr<'a> {
+    /// Node `node` of the configuration, with its (per-node) connect_timeout.
+    pub fn of(cfg: &'a config::Config, node: usize) -> Self {
+        let b = &cfg.backends[node];
+        NodeAddr {
+            node,
+            host: &b.hostname,
+            port: b.port,
+            connect_timeout: Duration::from_millis(cfg.health_check(node).connect_timeout_ms),
+        }
+    }
+}
+
 /// Connects to a node and logs in. `startup` holds the StartupMessage parameters
 /// (`user` first). `password` is asked only if the backend requests one.
 pub fn connect(

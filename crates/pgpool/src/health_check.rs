@@ -67,7 +67,6 @@ pub fn check_once(
     secret: Option<&Secret>,
     limit: Option<Duration>,
 ) -> Result<(), BackendError> {
-    let b = &cfg.backends[node];
     let hc = cfg.health_check(node);
     let mut timeout = Duration::from_secs(hc.timeout.max(1));
     if let Some(l) = limit {
@@ -78,12 +77,8 @@ pub fn check_once(
     } else {
         Duration::from_millis(hc.connect_timeout_ms).min(timeout)
     };
-    let addr = NodeAddr {
-        node,
-        host: &b.hostname,
-        port: b.port,
-        connect_timeout: connect,
-    };
+    let mut addr = NodeAddr::of(cfg, node);
+    addr.connect_timeout = connect;
     let db = if hc.database.is_empty() {
         "postgres".to_string()
     } else {

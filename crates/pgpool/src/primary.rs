@@ -3,7 +3,6 @@
 //! primary. An ALWAYS_PRIMARY node is the primary without asking.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use config::{ClusteringMode, Config};
 use shmem::{BackendRole, BackendStatus, Shmem};
@@ -16,14 +15,7 @@ pub fn is_in_recovery(
     node: usize,
     passwd: Option<Secret>,
 ) -> Result<bool, BackendError> {
-    let b = &cfg.backends[node];
-    let hc = cfg.health_check(node);
-    let addr = NodeAddr {
-        node,
-        host: &b.hostname,
-        port: b.port,
-        connect_timeout: Duration::from_millis(hc.connect_timeout_ms),
-    };
+    let addr = NodeAddr::of(cfg, node);
     let user = cfg.sr_check_user.clone();
     let db = if cfg.sr_check_database.is_empty() {
         "postgres".to_string()

@@ -127,14 +127,7 @@ struct Session {
 
 impl Session {
     fn open(cfg: &Config, node: usize, database: &str) -> Result<Session, BackendError> {
-        let b = &cfg.backends[node];
-        let hc = cfg.health_check(node);
-        let addr = NodeAddr {
-            node,
-            host: &b.hostname,
-            port: b.port,
-            connect_timeout: Duration::from_millis(hc.connect_timeout_ms),
-        };
+        let addr = NodeAddr::of(cfg, node);
         let mut reader = MessageReader::default();
         let mut password = || recovery_secret(cfg).ok_or(BackendError::NeedPassword);
         let conn = backend::connect(

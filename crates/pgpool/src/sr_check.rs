@@ -68,14 +68,8 @@ impl Worker<'_> {
     }
 
     fn connect(&self, node: usize) -> Result<BackendConn, BackendError> {
-        let b = &self.cfg.backends[node];
-        let hc = self.cfg.health_check(node);
-        let addr = NodeAddr {
-            node,
-            host: &b.hostname,
-            port: b.port,
-            connect_timeout: Duration::from_millis(hc.connect_timeout_ms.max(1000)),
-        };
+        let mut addr = NodeAddr::of(&self.cfg, node);
+        addr.connect_timeout = addr.connect_timeout.max(Duration::from_secs(1));
         let db = if self.cfg.sr_check_database.is_empty() {
             "postgres".to_string()
         } else {

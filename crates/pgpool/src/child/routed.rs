@@ -518,11 +518,7 @@ impl Routed<'_> {
                         self.router.serializable_tx = true;
                     }
                     need_replicated |= self.cfg.replicate && route == Route::Primary && is_write;
-                    match route {
-                        Route::Primary => need_primary = true,
-                        Route::All => need_both = true,
-                        Route::LoadBalance => {}
-                    }
+                    note_route(route, &mut need_primary, &mut need_both);
                     self.note_write(is_write, in_tx);
                     counts.add(kind);
                 }
@@ -537,11 +533,7 @@ impl Routed<'_> {
                         has_effects,
                         ..
                     } = self.statement_route(text, in_tx, false);
-                    match route {
-                        Route::Primary => need_primary = true,
-                        Route::All => need_both = true,
-                        Route::LoadBalance => {}
-                    }
+                    note_route(route, &mut need_primary, &mut need_both);
                     let parse = &buf[i..i + h.total_len()];
                     // The unnamed statement is parsed again batch after batch: reuse its
                     // entry and buffer rather than allocate per query.
@@ -597,11 +589,7 @@ impl Routed<'_> {
                         self.router.batch_starts_tx |=
                             k == StatementKind::Transaction(sql::TransactionKind::Begin);
                         need_replicated |= self.cfg.replicate && route == Route::Primary && w;
-                        match route {
-                            Route::Primary => need_primary = true,
-                            Route::All => need_both = true,
-                            Route::LoadBalance => {}
-                        }
+                        note_route(route, &mut need_primary, &mut need_both);
                         self.note_write(w, in_tx);
                         counts.add(k);
                     } else {
@@ -672,6 +660,15 @@ impl Routed<'_> {
             i += h.total_len();
         }
         (target, counts)
+    }
+}
+
+/// What one statement's route asks of its batch: the primary, or every node.
+fn note_route(route: Route, need_primary: &mut bool, need_all: &mut bool) {
+    match route {
+        Route::Primary => *need_primary = true,
+        Route::All => *need_all = true,
+        Route::LoadBalance => {}
     }
 }
 

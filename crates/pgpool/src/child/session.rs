@@ -757,12 +757,7 @@ fn connect_node(
 ) -> Result<BackendConn, AuthFailure> {
     let b = &ctx.cfg.backends[node];
     let hc = ctx.cfg.health_check(node);
-    let addr = NodeAddr {
-        node,
-        host: &b.hostname,
-        port: b.port,
-        connect_timeout: Duration::from_millis(hc.connect_timeout_ms),
-    };
+    let addr = NodeAddr::of(&ctx.cfg, node);
     let mut startup: Vec<(&str, &str)> = vec![("user", &s.user), ("database", &s.database)];
     if !s.options().is_empty() {
         startup.push(("options", s.options()));
