@@ -1222,7 +1222,15 @@ fn relay_loop(
                 .all(|n| n.queue.is_empty() && !n.has_output() && n.remaining == 0)
             && routed.router.client_remaining == 0
             && routed.router.open.is_none();
-        if terminated && !io.iter().any(NodeIo::has_output) {
+        if terminated {
+            // Nobody reads answers any more.
+            to_client.clear();
+            to_client_from = 0;
+        }
+        // Native replication: the other nodes finish what they were sent first (closing a
+        // socket with unread answers resets it, and the node would drop the writes still
+        // queued behind them).
+        if terminated && !io.iter().any(NodeIo::has_output) && (idle || !routed.cfg.replicate) {
             state.reusable = idle && !state.backend_fatal;
             return RelayEnd::ClientClosed;
         }
