@@ -134,9 +134,12 @@ impl fmt::Display for BackendFlag {
     }
 }
 
-/// One backend node (`backend_*N`).
+/// One backend node (`backend_*N`). A node id below the highest configured one that the
+/// file does not name is kept as an unconfigured slot (`configured == false`), as Pgpool-II
+/// keeps such a slot "unused".
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendConfig {
+    pub configured: bool,
     pub hostname: String,
     pub port: u16,
     pub weight: f64,
@@ -351,29 +354,15 @@ impl Config {
     }
 
     fn build_groups(&mut self) -> Result<(), (usize, String)> {
-        // Backends: a node exists when its hostname or port is set; node ids must be dense.
+        // Backends: a node exists when its hostname or port is set; ids it skips are
+        // unconfigured slots.
         let present = self.indices_of(&["backend_hostname", "backend_port"]);
         if let Some(&max) = present.last() {
-            for i in 0..=max {
-                if !present.contains(&i) {
-                    let line = self
-                        .raw
-                        .line(&format!("backend_hostname{}", max))
-                        .or_else(|| self.raw.line(&format!("backend_port{}", max)))
-                        .unwrap_or(0);
-                    return Err((
-                        line,
-                        format!(
-                            "backend node {} is configured but node {} is not (set backend_hostname{} and backend_port{})",
-                            max, i, i, i
-                        ),
-                    ));
-                }
-            }
             self.backends = (0..=max)
                 .map(|i| {
                     let flag_text: String = self.node_or_default("backend_flag", i);
                     BackendConfig {
+                        configured: present.contains(&i),
                         hostname: self.node_or_default("backend_hostname", i),
                         port: self.node_or_default("backend_port", i),
                         weight: self.node_or_default("backend_weight", i),

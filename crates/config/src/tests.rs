@@ -92,8 +92,10 @@ fn errors_name_file_and_line() {
             .starts_with("/etc/pgpool.conf:1: invalid backend flag \"BOGUS\""),
         "{e}"
     );
-    let e = parse("backend_hostname0 = 'a'\nbackend_hostname2 = 'c'\n").unwrap_err();
-    assert_eq!(e.line, 2);
+    // A skipped node id is an unconfigured slot, as in Pgpool-II.
+    let c = parse("backend_hostname0 = 'a'\nbackend_hostname2 = 'c'\n").unwrap();
+    let configured: Vec<bool> = c.backends.iter().map(|b| b.configured).collect();
+    assert_eq!(configured, [true, false, true]);
     let e = parse("backend_hostname128 = 'a'\n").unwrap_err();
     assert!(e.message.contains("unrecognized"), "{e}");
     let e = Config::load(Path::new("/nonexistent/pgpool.conf")).unwrap_err();

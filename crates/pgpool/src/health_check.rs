@@ -145,6 +145,10 @@ pub fn run(setup: HealthCheckSetup<'_>) -> ! {
         .health_check_pid
         .store(std::process::id() as i32, Ordering::Release);
     loop {
+        if !cfg.backends.get(node).is_some_and(|b| b.configured) {
+            // Removed by a reload.
+            sys::exit_now(0);
+        }
         let hc = cfg.health_check(node);
         if hc.period == 0 {
             // Disabled for this node: wait for a reload or shutdown.
@@ -153,7 +157,7 @@ pub fn run(setup: HealthCheckSetup<'_>) -> ! {
                 sys::exit_now(0);
             }
             if sys::has(sigs, Signal::SIGHUP) {
-                cfg = reload(cfg);
+                cfg = reload(cfg, setup.shm);
             }
             continue;
         }
@@ -224,15 +228,15 @@ pub fn run(setup: HealthCheckSetup<'_>) -> ! {
             sys::exit_now(0);
         }
         if sys::has(sigs, Signal::SIGHUP) {
-            cfg = reload(cfg);
+            cfg = reload(cfg, setup.shm);
         }
     }
 }
 
-fn reload(cfg: Config) -> Config {
+fn reload(cfg: Config, shm: &Shmem) -> Config {
     match Config::load(&cfg.config_file) {
         Ok(mut newer) => {
-            newer.backends = cfg.backends.clone();
+            crate::node_table::adopt(&mut newer, shm);
             newer
         }
         Err(e) => {

@@ -9,6 +9,7 @@ mod failover;
 mod health_check;
 mod logging;
 mod net;
+mod node_table;
 mod pcp;
 mod pool_status;
 mod primary;

@@ -392,7 +392,6 @@ mod tests {
         Shmem::create(shmem::Layout {
             num_children: 1,
             max_pool: 1,
-            num_backends: n,
         })
         .expect("shmem")
     }

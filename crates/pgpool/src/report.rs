@@ -300,7 +300,7 @@ pub fn pools(cfg: &Config, shm: &Shmem, session_node: Option<usize>) -> Vec<Vec<
         for slot in 0..layout.max_pool {
             let p = shm.pool(i, slot);
             let major = p.major.load(Ordering::Relaxed);
-            for node in 0..layout.num_backends {
+            for node in 0..cfg.backends.len() {
                 let conn = shm.conn(i, slot, node);
                 let used = major != 0;
                 let active = current == slot as i32;
@@ -480,7 +480,6 @@ mod tests {
         let shm = Shmem::create(shmem::Layout {
             num_children: 2,
             max_pool: 1,
-            num_backends: 2,
         })
         .expect("shmem");
         shm.cluster().primary_node_id.store(0, Ordering::Release);

@@ -268,10 +268,14 @@ pub fn run(setup: SrCheckSetup<'_>) -> ! {
             sys::exit_now(0);
         }
         if sys::has(sigs, Signal::SIGHUP) {
-            if let Ok(mut newer) = Config::load(&w.cfg.config_file) {
-                newer.backends = w.cfg.backends.clone();
+            if let Ok(newer) = Config::load(&w.cfg.config_file) {
                 w.cfg = newer;
             }
+            crate::node_table::adopt(&mut w.cfg, w.shm);
+            let n = w.cfg.backends.len();
+            // Connections to nodes whose id changed meaning are closed.
+            w.conns.resize_with(n, || None);
+            w.last_failback.resize(n, None);
         }
     }
 }

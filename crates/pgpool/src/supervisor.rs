@@ -160,9 +160,14 @@ impl Supervisor<'_> {
         match proc {
             Proc::SrCheck => self.spawn_sr_check(),
             Proc::Child(i) => self.spawn_child(i),
-            Proc::HealthCheck(n) => self.spawn_health_check(n),
+            Proc::HealthCheck(n) if self.configured(n) => self.spawn_health_check(n),
+            Proc::HealthCheck(_) => {}
             Proc::Pcp => self.spawn_pcp(),
         }
+    }
+
+    fn configured(&self, node: usize) -> bool {
+        self.cfg.backends.get(node).is_some_and(|b| b.configured)
     }
 
     /// Secret from pool_passwd usable to log in as `user` (health/sr checks).
@@ -264,22 +269,56 @@ impl Supervisor<'_> {
 
     fn reload(&mut self) {
         log::info!("reload config files.");
-        match Config::load(&self.opts.config_file) {
-            Ok(newer) => {
-                for name in self.cfg.restart_required_changes(&newer) {
-                    log::warn!(
-                        "parameter \"{name}\" changed but takes effect only after a restart"
-                    );
-                }
-                // Children and future children read the new file themselves.
-                let backends = self.cfg.backends.clone();
-                let num_children = self.cfg.num_init_children;
-                self.cfg = newer;
-                self.cfg.backends = backends;
-                self.cfg.num_init_children = num_children;
-                self.signal_children(Signal::SIGHUP);
+        let mut newer = match Config::load(&self.opts.config_file) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("reload failed, configuration unchanged: {e}");
+                return;
             }
-            Err(e) => log::error!("reload failed, configuration unchanged: {e}"),
+        };
+        for name in self.cfg.restart_required_changes(&newer) {
+            log::warn!("parameter \"{name}\" changed but takes effect only after a restart");
+        }
+        let plan = crate::node_table::plan_reload(&self.cfg.backends, &newer.backends, |i| {
+            self.shm.backend(i).status()
+        });
+        for why in &plan.refused {
+            log::warn!("{why}");
+        }
+        newer.backends = plan.nodes;
+        newer.num_init_children = self.cfg.num_init_children;
+        newer.max_pool = self.cfg.max_pool;
+        self.cfg = newer;
+        for &node in &plan.removed {
+            self.shm.backend(node).reset(BackendStatus::Unused);
+            let hc = self
+                .procs
+                .iter()
+                .find(|(_, p)| **p == Proc::HealthCheck(node))
+                .map(|(&pid, _)| pid);
+            if let Some(pid) = hc {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            }
+            log::info!("backend node {node} removed from the configuration");
+        }
+        for &node in &plan.added {
+            // As Pgpool-II: a node added by reload is down until attached or recovered.
+            self.shm.backend(node).reset(BackendStatus::Down);
+            let b = &self.cfg.backends[node];
+            log::info!(
+                "backend node {node} ({}:{}) added with status \"down\"",
+                b.hostname,
+                b.port
+            );
+        }
+        crate::node_table::publish(self.shm, &self.cfg.backends);
+        if !plan.added.is_empty() || !plan.removed.is_empty() {
+            self.save_status();
+        }
+        // Every process re-reads the files and takes the node table from shared memory.
+        self.signal_children(Signal::SIGHUP);
+        for node in plan.added {
+            self.spawn_health_check(node);
         }
     }
 
@@ -302,8 +341,9 @@ fn init_backend_status(cfg: &Config, shm: &Shmem, discard: bool) {
     } else {
         status_file::read(&p)
     };
-    for i in 0..cfg.backends.len() {
+    for (i, b) in cfg.backends.iter().enumerate() {
         let s = match saved.as_ref().and_then(|v| v.get(i)) {
+            _ if !b.configured => BackendStatus::Unused,
             Some(BackendStatus::Down) => BackendStatus::Down,
             _ => BackendStatus::ConnectWait,
         };
@@ -313,8 +353,9 @@ fn init_backend_status(cfg: &Config, shm: &Shmem, discard: bool) {
         }
     }
     // Every node down is no way to start: Pgpool-II then brings all back up.
-    if (0..cfg.backends.len()).all(|i| shm.backend(i).status() == BackendStatus::Down) {
-        for i in 0..cfg.backends.len() {
+    let configured = || (0..cfg.backends.len()).filter(|&i| cfg.backends[i].configured);
+    if configured().all(|i| shm.backend(i).status() == BackendStatus::Down) {
+        for i in configured() {
             shm.backend(i).set_status(BackendStatus::ConnectWait);
         }
     }
@@ -332,7 +373,6 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
     let layout = Layout {
         num_children: cfg.num_init_children as usize,
         max_pool: cfg.max_pool.max(1) as usize,
-        num_backends: cfg.backends.len(),
     };
     let shm = match Shmem::create(layout) {
         Ok(s) => s,
@@ -347,6 +387,7 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
     shm.cluster()
         .main_pid
         .store(std::process::id() as i32, Ordering::Relaxed);
+    crate::node_table::publish(&shm, &cfg.backends);
     shm.cluster()
         .start_time
         .store(shmem::now_secs(), Ordering::Relaxed);
@@ -417,7 +458,9 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         sup.spawn_child(i);
     }
     for node in 0..sup.cfg.backends.len() {
-        sup.spawn_health_check(node);
+        if sup.configured(node) {
+            sup.spawn_health_check(node);
+        }
     }
     sup.spawn_pcp();
     if matches!(

@@ -5,6 +5,7 @@
 //! `#[repr(C)]`, holds no pointers, and is read and written through atomics, so a
 //! process that dies mid-update can never leave a lock held.
 
+mod nodes;
 mod segment;
 mod text;
 
@@ -14,6 +15,7 @@ pub use segment::{
     REQUEST_FROM_CHILD, REQUEST_FROM_HEALTH_CHECK, REQUEST_FROM_PCP, REQUEST_GRACEFUL,
     REQUEST_SWITCHOVER,
 };
+pub use nodes::{NodeSpec, NodeTable, NODE_ALWAYS_PRIMARY, NODE_DISALLOW_TO_FAILOVER};
 pub use text::ShmText;
 
 /// Most backend nodes a configuration may name (backend_hostname0 .. 127).

@@ -4,6 +4,7 @@ use std::io;
 use std::mem::{align_of, size_of};
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+use crate::nodes::NodeTable;
 use crate::text::ShmText;
 use crate::MAX_BACKENDS;
 
@@ -131,6 +132,50 @@ impl BackendState {
 
     pub fn role(&self) -> BackendRole {
         BackendRole::from_u8(self.role.load(Ordering::Acquire))
+    }
+
+    /// A node id taken into use (or out of it) by a reload: the counters and facts of
+    /// whatever node had the id before are forgotten.
+    pub fn reset(&self, status: BackendStatus) {
+        for a in [&self.role, &self.pg_role, &self.pg_up, &self.admin_detached] {
+            a.store(0, Ordering::Relaxed);
+        }
+        self.select_cnt.store(0, Ordering::Relaxed);
+        self.replication_delay.store(0, Ordering::Relaxed);
+        self.replication_state.set("");
+        self.replication_sync_state.set("");
+        let s = &self.stats;
+        let h = &self.health;
+        for a in [
+            &s.insert_cnt,
+            &s.update_cnt,
+            &s.delete_cnt,
+            &s.ddl_cnt,
+            &s.other_cnt,
+            &s.panic_cnt,
+            &s.fatal_cnt,
+            &s.error_cnt,
+            &h.total_count,
+            &h.success_count,
+            &h.fail_count,
+            &h.skip_count,
+            &h.retry_count,
+            &h.max_retry_count,
+            &h.total_duration_ms,
+            &h.max_duration_ms,
+            &h.min_duration_ms,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+        for a in [
+            &h.last_health_check,
+            &h.last_successful_health_check,
+            &h.last_skip_health_check,
+            &h.last_failed_health_check,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+        self.set_status(status);
     }
 }
 
@@ -327,12 +372,12 @@ pub struct PoolSlotInfo {
 pub struct Layout {
     pub num_children: usize,
     pub max_pool: usize,
-    pub num_backends: usize,
 }
 
 struct Offsets {
     cluster: usize,
     requests: usize,
+    nodes: usize,
     backends: usize,
     children: usize,
     pools: usize,
@@ -355,6 +400,7 @@ impl Layout {
         };
         let cluster = place(size_of::<Cluster>(), align_of::<Cluster>(), 1);
         let requests = place(size_of::<RequestQueue>(), align_of::<RequestQueue>(), 1);
+        let nodes = place(size_of::<NodeTable>(), align_of::<NodeTable>(), 1);
         let backends = place(
             size_of::<BackendState>(),
             align_of::<BackendState>(),
@@ -373,11 +419,12 @@ impl Layout {
         let conns = place(
             size_of::<BackendConnInfo>(),
             align_of::<BackendConnInfo>(),
-            self.num_children * self.max_pool * self.num_backends.max(1),
+            self.num_children * self.max_pool * MAX_BACKENDS,
         );
         Offsets {
             cluster,
             requests,
+            nodes,
             backends,
             children,
             pools,
@@ -408,12 +455,6 @@ unsafe impl Sync for Shmem {}
 impl Shmem {
     /// Maps a zeroed `MAP_SHARED | MAP_ANONYMOUS` segment for `layout`.
     pub fn create(layout: Layout) -> io::Result<Shmem> {
-        if layout.num_backends > MAX_BACKENDS {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("at most {MAX_BACKENDS} backend nodes are supported"),
-            ));
-        }
         let off = layout.offsets();
         let len = off.total.max(1);
         // SAFETY: anonymous mapping with no address hint; the result is checked against
@@ -488,6 +529,11 @@ impl Shmem {
         Some(seq)
     }
 
+    /// Where the configured nodes are (published by the main process).
+    pub fn nodes(&self) -> &NodeTable {
+        self.at(self.off.nodes, 0)
+    }
+
     pub fn backend(&self, node: usize) -> &BackendState {
         assert!(node < MAX_BACKENDS);
         self.at(self.off.backends, node)
@@ -505,14 +551,11 @@ impl Shmem {
 
     pub fn conn(&self, child: usize, slot: usize, node: usize) -> &BackendConnInfo {
         assert!(
-            child < self.layout.num_children
-                && slot < self.layout.max_pool
-                && node < self.layout.num_backends.max(1)
+            child < self.layout.num_children && slot < self.layout.max_pool && node < MAX_BACKENDS
         );
-        let nb = self.layout.num_backends.max(1);
         self.at(
             self.off.conns,
-            (child * self.layout.max_pool + slot) * nb + node,
+            (child * self.layout.max_pool + slot) * MAX_BACKENDS + node,
         )
     }
 
@@ -546,7 +589,6 @@ mod tests {
         let shm = Shmem::create(Layout {
             num_children: 4,
             max_pool: 2,
-            num_backends: 3,
         })
         .unwrap();
         assert_eq!(shm.cluster().primary_node_id.load(Ordering::Relaxed), -1);
@@ -572,7 +614,6 @@ mod tests {
         let shm = Shmem::create(Layout {
             num_children: 1,
             max_pool: 1,
-            num_backends: 2,
         })
         .unwrap();
         let q = shm.requests();
@@ -596,7 +637,6 @@ mod tests {
         let shm = Shmem::create(Layout {
             num_children: 2,
             max_pool: 1,
-            num_backends: 1,
         })
         .unwrap();
         shm.child(1).pid.store(1234, Ordering::Relaxed);
@@ -610,7 +650,6 @@ mod tests {
         let shm = Shmem::create(Layout {
             num_children: 1,
             max_pool: 1,
-            num_backends: 1,
         })
         .unwrap();
         let long = "é".repeat(40);

@@ -351,7 +351,6 @@ mod tests {
         let shm = Shmem::create(shmem::Layout {
             num_children: 1,
             max_pool: 1,
-            num_backends: 1,
         })
         .unwrap();
         let cfg = Config::default();

@@ -440,6 +440,10 @@ fn accept_loop(ctx: &mut ChildContext<'_>, listeners: &Listeners) -> nix::Result
             continue;
         }
         while let Some(stream) = try_accept(listeners) {
+            // A reload may have changed the nodes since the last signal was seen.
+            if crate::node_table::refresh(&mut ctx.cfg, ctx.shm) {
+                ctx.pool.resize_nodes(ctx.cfg.backends.len(), ctx.shm);
+            }
             session::handle_connection(ctx, stream);
             served += 1;
             idle_since = Instant::now();
@@ -473,11 +477,13 @@ fn reload(ctx: &mut ChildContext<'_>) {
                 Ok(p) => ctx.passwd = p,
                 Err(e) => log::warn!("keeping old pool_passwd: {e}"),
             }
-            // Structural parameters (nodes, pool size) stay as the child was started
-            // with; the main process warns about them.
-            let backends = std::mem::take(&mut ctx.cfg.backends);
+            // The pool size stays as the child was started with (the main process warns
+            // about it); the node list is the main process's.
+            let max_pool = ctx.cfg.max_pool;
             ctx.cfg = newer;
-            ctx.cfg.backends = backends;
+            ctx.cfg.max_pool = max_pool;
+            crate::node_table::adopt(&mut ctx.cfg, ctx.shm);
+            ctx.pool.resize_nodes(ctx.cfg.backends.len(), ctx.shm);
             ctx.load_routing_rules();
         }
         Err(e) => log::warn!("reload failed, keeping old configuration: {e}"),

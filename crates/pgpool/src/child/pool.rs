@@ -42,17 +42,45 @@ impl PooledSet {
 pub struct ConnectionPool {
     slots: Vec<Option<PooledSet>>,
     child_index: usize,
-    num_backends: usize,
+    /// Node ids a set may hold a connection to (the node table's length).
+    num_nodes: usize,
 }
 
 impl ConnectionPool {
-    pub fn new(max_pool: usize, child_index: usize, num_backends: usize) -> Self {
+    pub fn new(max_pool: usize, child_index: usize, num_nodes: usize) -> Self {
         ConnectionPool {
             slots: (0..max_pool.max(1)).map(|_| None).collect(),
             child_index,
-            num_backends,
+            num_nodes,
         }
     }
+
+    /// The node list changed (a reload added or removed nodes): every set gets room for
+    /// `num_nodes` connections, and connections to node ids beyond it are closed.
+    pub fn resize_nodes(&mut self, num_nodes: usize, shm: &Shmem) {
+        let old = self.num_nodes;
+        self.num_nodes = num_nodes;
+        for i in 0..self.slots.len() {
+            if let Some(set) = self.slots[i].as_mut() {
+                set.conns.resize_with(num_nodes, || None);
+            }
+            let empty = self.slots[i].as_ref().is_some_and(|s| !s.any_connected());
+            if empty {
+                self.discard(i, shm);
+            } else if let Some(set) = self.slots[i].as_ref() {
+                self.publish(i, set, shm);
+            }
+            if i < shm.layout().max_pool {
+                for node in num_nodes..old {
+                    let c = shm.conn(self.child_index, i, node);
+                    c.pid.store(0, Ordering::Relaxed);
+                    c.key.store(0, Ordering::Relaxed);
+                    c.connected.store(0, Ordering::Release);
+                }
+            }
+        }
+    }
+
 
     /// Takes the set for `key` out of the cache, if there is one.
     pub fn take(&mut self, key: &PoolKey) -> Option<(usize, PooledSet)> {
@@ -104,7 +132,7 @@ impl ConnectionPool {
         info.user.set("");
         info.major.store(0, Ordering::Relaxed);
         info.in_use.store(0, Ordering::Relaxed);
-        for node in 0..self.num_backends {
+        for node in 0..self.num_nodes {
             let c = shm.conn(self.child_index, slot, node);
             c.pid.store(0, Ordering::Relaxed);
             c.key.store(0, Ordering::Relaxed);
@@ -121,7 +149,7 @@ impl ConnectionPool {
         info.database.set(&set.key.database);
         info.user.set(&set.key.user);
         info.major.store(set.key.major as u32, Ordering::Relaxed);
-        for node in 0..self.num_backends {
+        for node in 0..self.num_nodes {
             let c = shm.conn(self.child_index, slot, node);
             match set.conns.get(node).and_then(Option::as_ref) {
                 Some(b) => {

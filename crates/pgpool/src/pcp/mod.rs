@@ -88,6 +88,7 @@ pub fn run(setup: PcpSetup<'_>) -> ! {
                 Ok(c) => cfg = c,
                 Err(e) => log::warn!("PCP: reloading {} failed: {e}", cfg.config_file.display()),
             }
+            crate::node_table::adopt(&mut cfg, setup.shm);
         }
         if sys::has(sigs, Signal::SIGCHLD) {
             reap(&mut workers);
@@ -131,6 +132,8 @@ pub fn run(setup: PcpSetup<'_>) -> ! {
                         Signal::SIGCHLD,
                     ]);
                     sys::ignore(&[Signal::SIGHUP]);
+                    // The request may follow a reload whose signal is still on its way.
+                    crate::node_table::refresh(&mut cfg, setup.shm);
                     let code = worker::serve(stream, &cfg, &setup.pcp_conf, setup.shm);
                     sys::exit_now(code);
                 }
