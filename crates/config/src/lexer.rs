@@ -82,15 +82,15 @@ fn parse_line(raw: &str) -> Result<Option<(String, String)>, String> {
                         break;
                     }
                 }
-                '\\' => match it.next() {
-                    Some((_, 'n')) => v.push('\n'),
-                    Some((_, 't')) => v.push('\t'),
-                    Some((_, 'r')) => v.push('\r'),
-                    Some((_, 'b')) => v.push('\u{8}'),
-                    Some((_, 'f')) => v.push('\u{c}'),
-                    Some((_, other)) => v.push(other),
-                    None => v.push('\\'),
-                },
+                // As Pgpool-II: a backslash keeps the next character inside the string
+                // (an escaped quote does not end it) and both stay as written; the
+                // parameters that give escapes a meaning read them later.
+                '\\' => {
+                    v.push('\\');
+                    if let Some((_, next)) = it.next() {
+                        v.push(next);
+                    }
+                }
                 c => v.push(c),
             }
         }
@@ -136,7 +136,8 @@ mod tests {
         assert_eq!(one("port=9999# c"), ("port".into(), "9999".into()));
         assert_eq!(one("  x = 'a b' # c"), ("x".into(), "a b".into()));
         assert_eq!(one("x = 'it''s'"), ("x".into(), "it's".into()));
-        assert_eq!(one(r"x = 'it\'s'"), ("x".into(), "it's".into()));
+        assert_eq!(one(r"x = 'it\'s'"), ("x".into(), r"it\'s".into()));
+        assert_eq!(one(r"x = 'a\;b\n'"), ("x".into(), r"a\;b\n".into()));
         assert_eq!(
             one("x = '#not a comment'"),
             ("x".into(), "#not a comment".into())

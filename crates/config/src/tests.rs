@@ -409,3 +409,16 @@ fn our_sample_loads_and_lists_every_parameter() {
         u.unsupported_in_use()
     );
 }
+
+#[test]
+fn primary_routing_patterns_keep_escaped_separators() {
+    let c = parse(
+        r"primary_routing_query_pattern_list = 'SELECT \'a\'\;;SELECT 1\;;SELECT \* FROM t1\;;^.*t2.*\;$'
+",
+    )
+    .unwrap();
+    assert_eq!(
+        c.primary_routing_query_pattern_list,
+        [r"SELECT 'a'\;", r"SELECT 1\;", r"SELECT \* FROM t1\;", r"^.*t2.*\;$"]
+    );
+}

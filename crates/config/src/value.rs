@@ -250,6 +250,10 @@ pub fn parse_value(def: &ParamDef, text: &str) -> Result<Value, String> {
             Ok(Value::Real(r))
         }
         Kind::Str => Ok(Value::Str(text.to_string())),
+        // Regexes may hold the separator itself, escaped with a backslash (Pgpool-II).
+        Kind::List(sep) if def.name == "primary_routing_query_pattern_list" => {
+            Ok(Value::List(split_escaped_list(text, sep)))
+        }
         Kind::List(sep) => Ok(Value::List(split_list(text, sep))),
         Kind::Enum(options) => {
             let t = text.trim();
@@ -269,6 +273,35 @@ pub fn parse_value(def: &ParamDef, text: &str) -> Result<Value, String> {
 }
 
 /// Split a list value on `sep`, trimming blanks and dropping empty items.
+/// Splits at every `sep` not preceded by a backslash; escapes stay in the items (they are
+/// regexes: `\;` matches a semicolon) except `\'`, which becomes a quote.
+pub fn split_escaped_list(text: &str, sep: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut item = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('\'') => item.push('\''),
+                Some(n) => {
+                    item.push('\\');
+                    item.push(n);
+                }
+                None => item.push('\\'),
+            }
+        } else if sep.starts_with(c) {
+            out.push(std::mem::take(&mut item));
+        } else {
+            item.push(c);
+        }
+    }
+    out.push(item);
+    out.into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 pub fn split_list(text: &str, sep: &str) -> Vec<String> {
     text.split(sep)
         .map(str::trim)

@@ -164,6 +164,24 @@ impl BackendConn {
         }
     }
 
+    /// A pooled connection has nothing to say while no query is running: anything
+    /// readable (a FATAL from a server shutting down, or end of file) means it is gone.
+    pub fn closed_while_idle(&self) -> bool {
+        use std::os::fd::AsFd;
+        if self.stream.has_buffered_input() {
+            return true;
+        }
+        let mut fds = [nix::poll::PollFd::new(
+            self.stream.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO) {
+            Ok(0) => false,
+            Ok(_) => true,
+            Err(_) => true,
+        }
+    }
+
     pub fn parameter(&self, name: &str) -> Option<&str> {
         self.params
             .iter()

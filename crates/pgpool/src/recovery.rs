@@ -318,13 +318,9 @@ fn start_recovery(cfg: &Config, shm: &Shmem, node: usize) -> Result<(), Report> 
         ));
     };
     log::info!("node recovery, failback request for node {node} sent");
-    let wait_from = Instant::now();
     let failback_limit = timeout.unwrap_or(FAILBACK_WAIT);
-    while shm.requests().done_seq.load(Ordering::Acquire) < seq {
-        if wait_from.elapsed() >= failback_limit {
-            return Err(err("node recovery failed, waiting for failback timeout"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if !shm.requests().wait_done(seq, failback_limit, || false) {
+        return Err(err("node recovery failed, waiting for failback timeout"));
     }
     if !shm.backend(node).status().is_alive() {
         return Err(Report::error(

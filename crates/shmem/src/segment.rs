@@ -266,6 +266,21 @@ impl RequestQueue {
         None
     }
 
+    /// Waits (polling, at most `limit`) until the main process finished request `seq`
+    /// or `settled` says the wait is over; true when it finished.
+    pub fn wait_done(&self, seq: u64, limit: std::time::Duration, settled: impl Fn() -> bool) -> bool {
+        let start = std::time::Instant::now();
+        loop {
+            if self.done_seq.load(Ordering::Acquire) >= seq {
+                return true;
+            }
+            if settled() || start.elapsed() >= limit {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Takes every ready request, oldest first.
     pub fn take_all(&self) -> Vec<Request> {
         let mut out = Vec::new();

@@ -58,6 +58,9 @@ pub struct ChildContext<'a> {
     pub user_redirects: Vec<redirect::Rule>,
     /// dml_adaptive_object_relationship_list.
     pub dml_relations: dml_adaptive::Relationships,
+    /// Sequence number of the failover this child last asked for (report_node_failure),
+    /// so a session start can wait for its outcome.
+    pub failover_requested: std::cell::Cell<Option<u64>>,
     smart_shutdown: bool,
 }
 
@@ -145,6 +148,11 @@ impl ChildContext<'_> {
         self.cfg.load_balance_mode && self.cfg.backend_clustering_mode != ClusteringMode::Raw
     }
 
+    /// Does a session connect to every live node (every mode but raw, as Pgpool-II)?
+    pub fn joins_every_node(&self) -> bool {
+        self.cfg.backend_clustering_mode != ClusteringMode::Raw
+    }
+
     /// Native replication (and snapshot isolation) mode: pgpool itself replicates, so
     /// writes go to every live node.
     pub fn replicating(&self) -> bool {
@@ -225,17 +233,19 @@ impl ChildContext<'_> {
         self.smart_shutdown || self.shm.cluster().shutting_down.load(Ordering::Acquire) != 0
     }
 
-    /// A session saw `node` fail. With health checks on for the node, its
-    /// health-check process is woken to confirm (with its retries) at once. Without
-    /// them the child checks once itself (a fresh log-in) and requests failover only
-    /// if that fails too: one broken socket is not a dead server.
-    pub fn report_node_failure(&self, node: usize) {
+    /// A session saw `node` fail. A node that refused a new connection is not listening:
+    /// the child checks once more itself (a fresh log-in) and requests failover if that
+    /// fails too, as Pgpool-II fails over at once. Other failures (a reset or a timeout)
+    /// are ambiguous: with health checks on for the node, its health-check process is
+    /// woken to confirm with its retries; without them the child checks once: one broken
+    /// socket is not a dead server.
+    pub fn report_node_failure(&self, node: usize, refused: bool) {
         let state = self.shm.backend(node);
         if !state.status().is_alive() {
             return;
         }
         let hc_pid = state.health_check_pid.load(Ordering::Acquire);
-        if self.cfg.health_check(node).period > 0 && hc_pid > 0 {
+        if !refused && self.cfg.health_check(node).period > 0 && hc_pid > 0 {
             state.suspect.fetch_add(1, Ordering::Relaxed);
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(hc_pid), Signal::SIGUSR2);
         } else {
@@ -248,18 +258,27 @@ impl ChildContext<'_> {
                 return;
             }
             log::warn!("node {node} does not accept connections: requesting failover");
-            if self
-                .shm
-                .request(
-                    shmem::RequestKind::Detach,
-                    node as i32,
-                    shmem::REQUEST_FROM_CHILD,
-                )
-                .is_none()
-            {
-                log::error!("failover request queue is full");
+            match self.shm.request(
+                shmem::RequestKind::Detach,
+                node as i32,
+                shmem::REQUEST_FROM_CHILD,
+            ) {
+                Some(seq) => self.failover_requested.set(Some(seq)),
+                None => log::error!("failover request queue is full"),
             }
         }
+    }
+
+    /// After a failed connection to `node`: waits (at most `limit`) for the failover this
+    /// child requested to be done, or for the node to be marked down; true if it was.
+    pub fn await_failover(&self, node: usize, limit: std::time::Duration) -> bool {
+        let Some(seq) = self.failover_requested.take() else {
+            return false;
+        };
+        self.shm
+            .requests()
+            .wait_done(seq, limit, || false);
+        !self.shm.backend(node).status().is_alive()
     }
 
     /// Decrypts the AES pool_passwd entry of `user` with the key file contents.
@@ -332,6 +351,7 @@ pub fn run(setup: ChildSetup<'_>) -> ! {
         db_redirects: Vec::new(),
         user_redirects: Vec::new(),
         dml_relations: dml_adaptive::Relationships::default(),
+        failover_requested: std::cell::Cell::new(None),
         smart_shutdown: false,
     };
     ctx.load_routing_rules();

@@ -219,6 +219,9 @@ fn refuse(stream: &mut Stream, f: AuthFailure) -> Result<(), String> {
     Err(f.message)
 }
 
+/// How long a session start waits for a failover it caused.
+const FAILOVER_WAIT: Duration = Duration::from_secs(10);
+
 /// Picks the node sessions are sent to (foundation: the primary, else the main node).
 fn session_node(ctx: &ChildContext<'_>) -> Option<usize> {
     ctx.target_node()
@@ -295,11 +298,23 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             names.join(",")
         },
     };
-    let (slot, mut set, reused) = match acquire(ctx, stream, &mut reader, s, &key, node, &mut cred)
-    {
+    let mut node = node;
+    let mut acquired = acquire(ctx, stream, &mut reader, s, &key, node, &mut cred);
+    // The session's node did not answer and this child asked for its failover: once that
+    // is decided the session goes on with the node that serves now (a new primary).
+    if acquired.is_err() && ctx.await_failover(node, FAILOVER_WAIT) {
+        if let Some(next) = session_node(ctx) {
+            node = next;
+            acquired = acquire(ctx, stream, &mut reader, s, &key, node, &mut cred);
+        }
+    }
+    let (slot, mut set, reused) = match acquired {
         Ok(x) => x,
         Err(f) => return refuse(stream, f),
     };
+    if ctx.joins_every_node() {
+        join_live_nodes(ctx, stream, &mut reader, s, &mut cred, &mut set, slot, node);
+    }
     ctx.pool.publish(slot, &set, ctx.shm);
     let info = ctx.shm.pool(ctx.index, slot);
     info.minor.store(s.minor as u32, Ordering::Relaxed);
@@ -363,7 +378,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
     build::backend_key_data(&mut out, std::process::id(), our_key);
     build::ready_for_query(&mut out, b'I');
     if let Err(e) = stream.write_all(&out) {
-        release(ctx, slot, set, false);
+        release(ctx, slot, set, false, &[]);
         return Err(format!("could not send start-up reply: {e}"));
     }
     let initial = reader.pending().to_vec();
@@ -384,11 +399,12 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             .and_then(Option::as_ref)
             .map(|c| (node, c.pid));
     }
-    let end = if lb.is_some() || !others.is_empty() {
-        let wanted: Vec<usize> = std::iter::once(node)
-            .chain(lb)
-            .chain(others.iter().copied())
-            .collect();
+    // The nodes this session talks to (the others of the set stay untouched).
+    let wanted: Vec<usize> = std::iter::once(node)
+        .chain(lb)
+        .chain(others.iter().copied())
+        .collect();
+    let end = if wanted.len() > 1 {
         // Connection 1 is the session's load-balance node; without one, reads stay on
         // the main node (index 0).
         let mut router = Router::with_lb(usize::from(lb.is_some()));
@@ -502,7 +518,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             // A backend that said FATAL first (e.g. pg_terminate_backend) ended this
             // session only; the node itself is fine.
             if ctx.cfg.failover_on_backend_error && !st.backend_fatal {
-                ctx.report_node_failure(failed);
+                ctx.report_node_failure(failed, false);
             }
             if !st.backend_fatal {
                 send_fatal(
@@ -524,16 +540,22 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
     };
     if st.backend_shutdown && ctx.cfg.failover_on_backend_shutdown {
         log::warn!("backend node {failed} reported an administrator shutdown (57P01)");
-        ctx.report_node_failure(failed);
+        ctx.report_node_failure(failed, false);
     }
-    release(ctx, slot, set, reusable);
+    release(ctx, slot, set, reusable, &wanted);
     Ok(())
 }
 
 /// Returns a set to the pool after resetting it, or closes it.
-fn release(ctx: &mut ChildContext<'_>, slot: usize, mut set: PooledSet, reusable: bool) {
+fn release(
+    ctx: &mut ChildContext<'_>,
+    slot: usize,
+    mut set: PooledSet,
+    reusable: bool,
+    used: &[usize],
+) {
     let keep = reusable && ctx.cfg.connection_cache && !ctx.shutdown_requested();
-    if keep && reset_set(&mut set, &ctx.cfg.reset_query_list) {
+    if keep && reset_set(&mut set, &ctx.cfg.reset_query_list, used) {
         set.last_release = Instant::now();
         ctx.pool.publish(slot, &set, ctx.shm);
         ctx.pool.put(slot, set);
@@ -548,11 +570,11 @@ fn ends_transaction_only(q: &str) -> bool {
     q.eq_ignore_ascii_case("abort") || q.eq_ignore_ascii_case("rollback")
 }
 
-/// Runs reset_query_list on every connection of the set, all of them at once (one
-/// write each, then the answers); false when a connection is unfit for reuse.
-fn reset_set(set: &mut PooledSet, queries: &[String]) -> bool {
-    let mut sent = Vec::with_capacity(set.conns.len());
-    for conn in set.conns.iter_mut().flatten() {
+/// Runs reset_query_list on the connections of the set the session used, all of them
+/// at once (one write each, then the answers); false when one is unfit for reuse.
+fn reset_set(set: &mut PooledSet, queries: &[String], used: &[usize]) -> bool {
+    let mut sent = Vec::with_capacity(used.len());
+    for conn in used_conns(set, used) {
         let mut out = Vec::new();
         let mut count = 0;
         for q in queries {
@@ -568,12 +590,23 @@ fn reset_set(set: &mut PooledSet, queries: &[String]) -> bool {
         sent.push(count);
     }
     let mut reader = MessageReader::default();
-    for (conn, count) in set.conns.iter_mut().flatten().zip(sent) {
+    for (conn, count) in used_conns(set, used).zip(sent) {
         if !await_reset(conn, &mut reader, count) {
             return false;
         }
     }
     true
+}
+
+fn used_conns<'a>(
+    set: &'a mut PooledSet,
+    used: &'a [usize],
+) -> impl Iterator<Item = &'a mut BackendConn> + 'a {
+    set.conns
+        .iter_mut()
+        .enumerate()
+        .filter(move |(n, _)| used.contains(n))
+        .filter_map(|(_, c)| c.as_mut())
 }
 
 /// Reads the answers to `count` reset queries.
@@ -625,7 +658,14 @@ fn acquire(
     cred: &mut ClientCredential,
 ) -> Result<(usize, PooledSet, bool), AuthFailure> {
     if let Some((slot, mut set)) = ctx.pool.take(key) {
-        let has_node = set.conns.get(node).is_some_and(Option::is_some);
+        let has_node = match set.conns.get(node).and_then(Option::as_ref) {
+            Some(c) if c.closed_while_idle() => {
+                log::info!("pooled connection to node {node} was closed by the backend");
+                false
+            }
+            Some(_) => true,
+            None => false,
+        };
         let credential_ok = match &set.credential {
             None => true,
             Some(stored) => verify_reuse(ctx, stream, reader, s, stored, cred)?,
@@ -798,8 +838,11 @@ fn connect_node(
     match result {
         Ok(c) => Ok(c),
         Err(BackendError::Server(fields, raw)) => {
-            // Relay the backend's own refusal (wrong password, no such database...).
-            let _ = stream.write_all(&raw);
+            // Relay the backend's own refusal (wrong password, no such database...) when
+            // the session cannot do without the node.
+            if !quick {
+                let _ = stream.write_all(&raw);
+            }
             Err(AuthFailure {
                 code: "",
                 message: fields.message,
@@ -818,14 +861,65 @@ fn connect_node(
                 b.hostname,
                 b.port
             );
-            if matches!(e, BackendError::Io(_)) && ctx.cfg.failover_on_backend_error {
-                ctx.report_node_failure(node);
+            if let BackendError::Io(io) = &e {
+                if ctx.cfg.failover_on_backend_error {
+                    let refused = matches!(
+                        io.kind(),
+                        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+                    );
+                    ctx.report_node_failure(node, refused);
+                }
             }
             Err(AuthFailure {
                 code: "08006",
                 message: format!("failed to create a backend connection to node {node}: {e}"),
             })
         }
+    }
+}
+
+/// As in Pgpool-II, a session holds a connection to every live node (in the modes with
+/// several nodes to read from), so a node that went away is noticed by the next session
+/// even when no query would have gone there: a pooled connection the backend closed is
+/// replaced, and a node that refuses a new one is reported (and its failover awaited, so
+/// what the session sees next, SHOW POOL_NODES included, already reflects it).
+#[allow(clippy::too_many_arguments)]
+fn join_live_nodes(
+    ctx: &ChildContext<'_>,
+    stream: &mut Stream,
+    reader: &mut MessageReader,
+    s: &Session,
+    cred: &mut ClientCredential,
+    set: &mut PooledSet,
+    slot: usize,
+    node: usize,
+) {
+    let mut changed = false;
+    for n in 0..set.conns.len() {
+        if n == node || !ctx.shm.backend(n).status().is_alive() {
+            continue;
+        }
+        if let Some(c) = set.conns[n].as_ref() {
+            if !c.closed_while_idle() {
+                continue;
+            }
+            log::info!("pooled connection to node {n} was closed by the backend");
+            set.conns[n] = None;
+            changed = true;
+        }
+        match connect_node(ctx, stream, reader, s, n, cred, true) {
+            Ok(c) => {
+                set.conns[n] = Some(c);
+                changed = true;
+            }
+            Err(f) => {
+                log::warn!("node {n} not joined to the session: {}", f.message);
+                ctx.await_failover(n, FAILOVER_WAIT);
+            }
+        }
+    }
+    if changed {
+        ctx.pool.publish(slot, set, ctx.shm);
     }
 }
 

@@ -3,7 +3,7 @@
 //! fields) or into an error report with Pgpool-II's message and detail.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use config::{ClusteringMode, Config};
 use nix::sys::signal::{kill, Signal};
@@ -74,12 +74,7 @@ fn queue(ctx: &Ctx, kind: RequestKind, node: i64, flags: u32, wait: bool) {
         return;
     };
     if wait {
-        let start = Instant::now();
-        while ctx.shm.requests().done_seq.load(Ordering::Acquire) < seq
-            && start.elapsed() < GRACEFUL_WAIT
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        ctx.shm.requests().wait_done(seq, GRACEFUL_WAIT, || false);
     }
 }
 
