@@ -26,6 +26,28 @@ pub fn error_response(buf: &mut Vec<u8>, severity: &str, code: &str, message: &s
 }
 
 pub fn notice_or_error(buf: &mut Vec<u8>, tag: u8, severity: &str, code: &str, message: &str) {
+    fields(buf, tag, severity, code, message, None);
+}
+
+/// ErrorResponse with a DETAIL field.
+pub fn error_with_detail(
+    buf: &mut Vec<u8>,
+    severity: &str,
+    code: &str,
+    message: &str,
+    detail: Option<&str>,
+) {
+    fields(buf, b'E', severity, code, message, detail);
+}
+
+fn fields(
+    buf: &mut Vec<u8>,
+    tag: u8,
+    severity: &str,
+    code: &str,
+    message: &str,
+    detail: Option<&str>,
+) {
     let s = begin(buf, tag);
     buf.push(b'S');
     put_cstr(buf, severity.as_bytes());
@@ -35,6 +57,10 @@ pub fn notice_or_error(buf: &mut Vec<u8>, tag: u8, severity: &str, code: &str, m
     put_cstr(buf, code.as_bytes());
     buf.push(b'M');
     put_cstr(buf, message.as_bytes());
+    if let Some(d) = detail {
+        buf.push(b'D');
+        put_cstr(buf, d.as_bytes());
+    }
     buf.push(0);
     finish(buf, s);
 }

@@ -380,7 +380,8 @@ fn note_temp_and_drops(node: &NodeEnum, c: &mut Classification) {
 
 /// Hints that keep an otherwise load-balanceable statement on the primary.
 fn load_balance_vetoed(sql: &str, kind: StatementKind, rules: &Rules) -> bool {
-    if has_no_load_balance_hint(sql) {
+    // With allow_sql_comments on, Pgpool-II ignores comments, that one included.
+    if !rules.allow_sql_comments && has_no_load_balance_hint(sql) {
         return true;
     }
     if kind == StatementKind::Select && !rules.allow_sql_comments {

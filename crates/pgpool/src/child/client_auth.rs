@@ -31,10 +31,16 @@ pub struct ClientCredential {
 pub struct AuthFailure {
     pub code: &'static str,
     pub message: String,
+    /// The DETAIL field, when there is more to say.
+    pub detail: Option<String>,
 }
 
 fn fail(code: &'static str, message: String) -> AuthFailure {
-    AuthFailure { code, message }
+    AuthFailure {
+        code,
+        message,
+        detail: None,
+    }
 }
 
 fn password_failed(user: &str) -> AuthFailure {

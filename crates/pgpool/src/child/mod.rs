@@ -170,28 +170,55 @@ impl ChildContext<'_> {
         if !self.load_balancing() {
             return None;
         }
+        let chosen = self.choose_load_balance_node(user, database, app_name);
+        if let Some(n) = chosen {
+            log_lb_choice(n);
+        }
+        chosen
+    }
+
+    fn choose_load_balance_node(
+        &self,
+        user: &str,
+        database: &str,
+        app_name: &str,
+    ) -> Option<usize> {
         let usable = |i: usize| self.shm.backend(i).status().is_alive() && !self.delayed(i);
+        let weighted = |i: usize| self.cfg.backends[i].weight > 0.0 && usable(i);
         let rule = redirect::find(&self.app_redirects, app_name)
             .or_else(|| redirect::find(&self.db_redirects, database))
             .or_else(|| redirect::find(&self.user_redirects, user));
+        // As Pgpool-II: a rule's weight is the chance that it applies; when it does not,
+        // a node target is excluded from the draw and a standby target means the primary.
         if let Some(rule) = rule {
-            if random_unit() < rule.weight {
-                let primary = self.target_node();
-                let chosen = match rule.target {
-                    redirect::Target::Primary => primary,
-                    redirect::Target::Node(n) => {
-                        (n < self.cfg.backends.len() && usable(n)).then_some(n)
+            let hit = random_unit() < rule.weight;
+            let primary = self.target_node();
+            match rule.target {
+                redirect::Target::Primary if hit => return primary,
+                redirect::Target::Primary => {
+                    return self
+                        .weighted_pick(|i| Some(i) != primary && weighted(i))
+                        .or(primary)
+                }
+                redirect::Target::Standby if hit => {
+                    return self
+                        .weighted_pick(|i| Some(i) != primary && usable(i))
+                        .or(primary)
+                }
+                redirect::Target::Standby => return primary,
+                redirect::Target::Node(n) if hit => {
+                    if n < self.cfg.backends.len() && usable(n) {
+                        return Some(n);
                     }
-                    redirect::Target::Standby => {
-                        self.weighted_pick(|i| Some(i) != primary && usable(i))
+                }
+                redirect::Target::Node(n) => {
+                    if let Some(other) = self.weighted_pick(|i| i != n && weighted(i)) {
+                        return Some(other);
                     }
-                };
-                if chosen.is_some() {
-                    return chosen;
                 }
             }
         }
-        self.weighted_pick(|i| self.cfg.backends[i].weight > 0.0 && usable(i))
+        self.weighted_pick(weighted)
     }
 
     /// A node among those `eligible`, at random in proportion to backend_weight (equal
@@ -291,7 +318,12 @@ impl ChildContext<'_> {
     }
 }
 
-/// A random number in [0, 1).
+/// The debug line Pgpool-II writes for every load-balance choice (its regression tests
+/// count them).
+pub(crate) fn log_lb_choice(node: usize) {
+    log::debug!("selecting load balance node: selected backend id is {node}");
+}
+
 /// One of `candidates` (id, weight) at random in proportion to the weights (equal chances
 /// when they are all 0); None when there is none.
 pub(crate) fn weighted_choice(candidates: &[(usize, f64)]) -> Option<usize> {
@@ -312,6 +344,7 @@ pub(crate) fn weighted_choice(candidates: &[(usize, f64)]) -> Option<usize> {
     Some(last.0)
 }
 
+/// A random number in [0, 1).
 fn random_unit() -> f64 {
     protocol::auth::random_u32() as f64 / (u32::MAX as f64 + 1.0)
 }

@@ -343,7 +343,11 @@ impl Routed<'_> {
             .filter(|&k| usable(k))
             .map(|k| (k, w[k]))
             .collect();
-        match crate::child::weighted_choice(&candidates) {
+        let chosen = crate::child::weighted_choice(&candidates);
+        if let Some(k) = chosen {
+            crate::child::log_lb_choice(self.cfg.node_ids[k]);
+        }
+        match chosen {
             Some(PRIMARY) => PRIMARY,
             Some(k) => {
                 self.router.lb = k;

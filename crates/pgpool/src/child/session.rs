@@ -23,8 +23,12 @@ use crate::net::Stream;
 
 /// Sends a FATAL error to the client (best effort: it may already be gone).
 pub fn send_fatal(stream: &mut Stream, code: &str, message: &str) {
+    send_fatal_detail(stream, code, message, None);
+}
+
+pub fn send_fatal_detail(stream: &mut Stream, code: &str, message: &str, detail: Option<&str>) {
     let mut out = Vec::new();
-    build::error_response(&mut out, "FATAL", code, message);
+    build::error_with_detail(&mut out, "FATAL", code, message, detail);
     let _ = stream.write_all(&out);
 }
 
@@ -214,7 +218,7 @@ fn quote_literal(v: &str) -> String {
 fn refuse(stream: &mut Stream, f: AuthFailure) -> Result<(), String> {
     // An empty code means the backend's own error was relayed already.
     if !f.code.is_empty() {
-        send_fatal(stream, f.code, &f.message);
+        send_fatal_detail(stream, f.code, &f.message, f.detail.as_deref());
     }
     Err(f.message)
 }
@@ -237,6 +241,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             AuthFailure {
                 code: "08P01",
                 message: "replication connections are not supported by pgpool".into(),
+                detail: None,
             },
         );
     }
@@ -246,6 +251,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             AuthFailure {
                 code: "53300",
                 message: "Sorry, too many clients already".into(),
+                detail: None,
             },
         );
     }
@@ -284,6 +290,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
                 code: "08006",
                 message: "pgpool is not accepting any new connections: all backend nodes are down"
                     .into(),
+                detail: None,
             },
         );
     };
@@ -674,6 +681,7 @@ fn acquire(
             let conn = set.conns[node].as_mut().ok_or_else(|| AuthFailure {
                 code: "XX000",
                 message: "pooled connection vanished".into(),
+                detail: None,
             })?;
             if apply_gucs(conn, reader, s).is_ok() {
                 return Ok((slot, set, true));
@@ -684,6 +692,7 @@ fn acquire(
             return Err(AuthFailure {
                 code: "28P01",
                 message: format!("password authentication failed for user \"{}\"", s.user),
+                detail: None,
             });
         }
         ctx.pool.discard(slot, ctx.shm);
@@ -704,6 +713,7 @@ fn acquire(
     apply_gucs(&mut conn, &mut r, s).map_err(|e| AuthFailure {
         code: "08006",
         message: format!("could not apply startup parameters on node {node}: {e}"),
+        detail: None,
     })?;
     conns[node] = Some(conn);
     Ok((
@@ -846,6 +856,7 @@ fn connect_node(
             Err(AuthFailure {
                 code: "",
                 message: fields.message,
+                detail: None,
             })
         }
         Err(BackendError::NeedPassword) => Err(AuthFailure {
@@ -854,6 +865,7 @@ fn connect_node(
                 "backend node {node} requires a password for user \"{}\" and pool_passwd has none",
                 s.user
             ),
+            detail: None,
         }),
         Err(e) => {
             log::warn!(
@@ -870,9 +882,16 @@ fn connect_node(
                     ctx.report_node_failure(node, refused);
                 }
             }
+            // Pgpool-II's words, which scripts grep.
+            let detail = if ctx.cfg.failover_on_backend_error {
+                format!("executing failover on backend node {node}: {e}")
+            } else {
+                format!("backend node {node}: {e}")
+            };
             Err(AuthFailure {
                 code: "08006",
-                message: format!("failed to create a backend connection to node {node}: {e}"),
+                message: "failed to create a backend connection".into(),
+                detail: Some(detail),
             })
         }
     }
