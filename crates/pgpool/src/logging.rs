@@ -62,13 +62,17 @@ pub fn init(level: log::LevelFilter) {
             .get(KIND.load(Ordering::Relaxed))
             .copied()
             .unwrap_or("?");
-        writeln!(
-            buf,
-            "{now}: {kind} pid {}: {}:  {}",
-            std::process::id(),
-            level_word(record.level()),
-            record.args()
-        )
+        let pid = std::process::id();
+        let text = record.args().to_string();
+        let mut lines = text.split('\n');
+        let first = lines.next().unwrap_or("");
+        writeln!(buf, "{now}: {kind} pid {pid}: {}:  {first}", level_word(record.level()))?;
+        // Further lines (a DETAIL or HINT, as Pgpool-II writes them) carry the same
+        // prefix, so that each line of the log says who wrote it.
+        for line in lines {
+            writeln!(buf, "{now}: {kind} pid {pid}: {line}")?;
+        }
+        Ok(())
     });
     // A second init (only possible in tests) keeps the first logger.
     let _ = b.try_init();

@@ -9,6 +9,9 @@ use crate::backend::send_cancel;
 use crate::child::ChildContext;
 
 pub fn forward(ctx: &ChildContext<'_>, pid: u32, key: u32) {
+    if ctx.cfg.log_client_messages {
+        crate::child::client_log::cancel(pid);
+    }
     let Some(target) = ctx.shm.find_cancel_target(pid, key) else {
         log::info!("cancel request for unknown process {pid} ignored");
         return;

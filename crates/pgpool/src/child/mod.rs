@@ -7,6 +7,7 @@ mod admin;
 mod cancel;
 mod catalog;
 mod client_auth;
+mod client_log;
 mod dml_adaptive;
 mod local_ext;
 mod pool;

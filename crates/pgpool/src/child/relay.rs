@@ -63,6 +63,8 @@ pub struct SessionState {
     pub log_node: Option<(usize, u32)>,
     /// log_statement.
     pub log_statement: bool,
+    /// log_client_messages.
+    pub client_log: Option<crate::child::client_log::ClientLog>,
     /// notice_per_node_statement: the node id the notices name.
     pub notice_node: Option<usize>,
     /// Those notices, waiting for a message boundary towards the client.
@@ -89,6 +91,7 @@ impl Default for SessionState {
             routed_reusable: None,
             log_node: None,
             log_statement: false,
+            client_log: None,
             notice_node: None,
             notices: Vec::new(),
             statement_kinds: std::collections::HashMap::new(),
@@ -259,6 +262,11 @@ fn walk_client(
             Err(e) => return Err(e.to_string()),
         };
         let whole = avail >= h.total_len();
+        if let Some(l) = st.client_log.as_mut() {
+            if whole || !matches!(h.tag, b'Q' | b'X') {
+                l.one(h.tag, &buf[i + 5..i + h.total_len().min(avail)]);
+            }
+        }
         match h.tag {
             b'Q' | b'X' if !whole => {
                 if h.total_len() <= buf.len() {

@@ -285,6 +285,8 @@ pub struct Routed<'s> {
     pub catalog: &'s mut Catalog,
     pub router: &'s mut Router,
     pub shm: &'s shmem::Shmem,
+    /// log_client_messages.
+    pub client_log: Option<crate::child::client_log::ClientLog>,
 }
 
 impl Routed<'_> {
@@ -414,6 +416,7 @@ impl Routed<'_> {
             catalog,
             router,
             shm,
+            ..
         } = self;
         // Each check applies only when the text names something it looks for.
         let unlogged = cfg.check_unlogged_table && catalog.mentions_unlogged(text);
@@ -1039,6 +1042,9 @@ fn relay_loop(
             match scan {
                 Scan::Incomplete => break,
                 Scan::Terminate => {
+                    if let Some(l) = routed.client_log.as_mut() {
+                        l.one(b'X', &[]);
+                    }
                     terminated = true;
                     cfrom = cto;
                 }
@@ -1058,6 +1064,9 @@ fn relay_loop(
                         break;
                     }
                     let batch = &cbuf[cfrom..end];
+                    if let Some(l) = routed.client_log.as_mut() {
+                        l.frames(batch);
+                    }
                     let target = match kind {
                         BatchEnd::Copy => routed.router.last,
                         _ => {

@@ -398,6 +398,9 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
     };
     let mut st = SessionState::default();
     st.log_statement = ctx.cfg.log_statement;
+    if ctx.cfg.log_client_messages {
+        st.client_log = Some(Default::default());
+    }
     st.notice_node = ctx.cfg.notice_per_node_statement.then_some(node);
     if ctx.cfg.log_per_node_statement {
         st.log_node = set
@@ -441,6 +444,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             catalog: &mut ctx.catalog,
             router: &mut router,
             shm: ctx.shm,
+            client_log: st.client_log.take(),
         };
         let mut slots: Vec<Option<&mut BackendConn>> =
             set.conns.iter_mut().map(Option::as_mut).collect();
