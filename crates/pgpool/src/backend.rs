@@ -462,6 +462,11 @@ fn start_backend_tls(
     stream.write_all(&protocol::startup::encode_ssl_request())?;
     let mut answer = [0u8; 1];
     stream.read_exact(&mut answer)?;
+    // Pgpool-II's words (its regression suite greps them).
+    log::debug!(
+        "client->server SSL response: {}",
+        char::from(answer[0]).escape_default()
+    );
     match answer[0] {
         b'S' => {
             // The name only matters for SNI: the certificate is not verified.
