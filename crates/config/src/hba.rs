@@ -217,6 +217,31 @@ fn names(f: &[Tok], is_db: bool) -> Result<Vec<NameMatch>, String> {
         .collect()
 }
 
+/// An address as getaddrinfo reads it for Pgpool-II: besides the usual forms, the short
+/// IPv4 forms of inet_aton ("0" is 0.0.0.0, "127.1" is 127.0.0.1, "10.1.2" is 10.1.0.2).
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    if let Ok(a) = text.parse::<IpAddr>() {
+        return Some(a);
+    }
+    let parts: Vec<u32> = text
+        .split('.')
+        .map(|p| p.parse::<u32>().ok())
+        .collect::<Option<_>>()?;
+    let (last, head) = parts.split_last()?;
+    if head.len() > 3 || head.iter().any(|&p| p > 255) {
+        return None;
+    }
+    let room = 32 - 8 * head.len() as u32;
+    if room < 32 && *last >= 1u32 << room {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for (i, p) in head.iter().enumerate() {
+        v |= p << (24 - 8 * i);
+    }
+    Some(IpAddr::V4(std::net::Ipv4Addr::from(v | last)))
+}
+
 fn mask_to_prefix(mask: IpAddr) -> Option<u8> {
     let bits: u128 = match mask {
         IpAddr::V4(m) => u128::from(u32::from(m)) << 96,
@@ -273,9 +298,8 @@ pub fn parse_hba(text: &str, file: &Path) -> Result<Vec<HbaLine>, ConfigError> {
             let a = single(&f[3], "address").map_err(err)?;
             next = 4;
             let m = if let Some((ip, len)) = a.split_once('/') {
-                let addr: IpAddr = ip
-                    .parse()
-                    .map_err(|_| err(format!("invalid IP address \"{}\"", ip)))?;
+                let addr: IpAddr = parse_ip(ip)
+                    .ok_or_else(|| err(format!("invalid IP address \"{}\"", ip)))?;
                 let max = if addr.is_ipv4() { 32 } else { 128 };
                 let prefix: u8 = len
                     .parse()
@@ -430,6 +454,18 @@ pub fn match_hba<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_ipv4_forms() {
+        let ip = |s: &str| parse_ip(s).map(|a| a.to_string());
+        assert_eq!(ip("0").as_deref(), Some("0.0.0.0"));
+        assert_eq!(ip("127.1").as_deref(), Some("127.0.0.1"));
+        assert_eq!(ip("10.1.2").as_deref(), Some("10.1.0.2"));
+        assert_eq!(ip("::1").as_deref(), Some("::1"));
+        assert_eq!(ip("256.1"), None);
+        assert_eq!(ip("1.2.3.4.5"), None);
+        assert_eq!(ip("x"), None);
+    }
 
     const HBA: &str = "\
 # comment

@@ -20,6 +20,7 @@ mod status_file;
 mod supervisor;
 mod sys;
 mod tls;
+mod tls_v1;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -107,6 +107,17 @@ impl Stream {
         }
     }
 
+    /// The certificate a TLS client presented (verified against ssl_ca_cert).
+    pub fn client_certificate(&self) -> Option<rustls::pki_types::CertificateDer<'static>> {
+        match self {
+            Stream::Tls(t) => match t.as_ref() {
+                TlsStream::Server(s) => s.conn.peer_certificates()?.first().cloned(),
+                TlsStream::Client(_) => None,
+            },
+            _ => None,
+        }
+    }
+
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }

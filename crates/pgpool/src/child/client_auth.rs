@@ -147,7 +147,7 @@ pub fn authenticate(
     let info = ConnInfo {
         is_local: stream.is_unix(),
         addr,
-        ssl: false,
+        ssl: stream.is_tls(),
         database: database.to_string(),
         user: user.to_string(),
     };
@@ -187,6 +187,28 @@ pub fn authenticate(
                     verified: false,
                     may_ask: false,
                 }),
+            }
+        }
+        AuthMethod::Cert => {
+            let cn = stream
+                .client_certificate()
+                .and_then(|c| crate::tls::peer_common_name(&c));
+            // Pgpool-II's words (scripts grep them).
+            if cn.as_deref() == Some(user) {
+                log::info!(
+                    "SSL certificate authentication for user \"{user}\" with Pgpool-II is successful"
+                );
+                Ok(ClientCredential {
+                    cleartext: None,
+                    verified: true,
+                    may_ask: false,
+                })
+            } else {
+                log::info!("SSL certificate authentication for user \"{user}\" failed");
+                Err(fail(
+                    "28000",
+                    format!("certificate authentication failed for user \"{user}\""),
+                ))
             }
         }
         AuthMethod::Md5 => authenticate_md5(ctx, stream, reader, user),

@@ -85,10 +85,18 @@ pub fn rules_from(cfg: &Config) -> sql::Rules {
         Ok(x) => r = x,
         Err(e) => log::error!("read_only_function_list: {e}"),
     }
-    match r
-        .clone()
-        .with_primary_routing_query_pattern_list(&cfg.primary_routing_query_pattern_list)
-    {
+    // Only the modes with a primary have somewhere to send those queries (in native
+    // replication Pgpool-II load-balances them like any read).
+    let with_primary = matches!(
+        cfg.backend_clustering_mode,
+        ClusteringMode::StreamingReplication | ClusteringMode::LogicalReplication
+    );
+    let patterns: &[String] = if with_primary {
+        &cfg.primary_routing_query_pattern_list
+    } else {
+        &[]
+    };
+    match r.clone().with_primary_routing_query_pattern_list(patterns) {
         Ok(x) => r = x,
         Err(e) => log::error!("primary_routing_query_pattern_list: {e}"),
     }
