@@ -169,6 +169,10 @@ pub struct RoutedConfig<'a> {
     pub statement_weights: Vec<f64>,
     /// delay_threshold in bytes (0 = off).
     pub delay_threshold: u64,
+    /// prefer_lower_delay_standby: backend_weight of each connection; when the session's
+    /// load-balance node falls behind, reads outside transactions move to the least
+    /// delayed standby among them (empty: they go to the primary).
+    pub lower_delay_weights: Vec<f64>,
 }
 
 /// Per-session routing state.
@@ -329,8 +333,11 @@ impl Routed<'_> {
     /// (the primary's included) while no transaction is open (inside one, its nodes stay).
     fn pick_lb(&mut self, io: &[NodeIo]) -> usize {
         let w = &self.cfg.statement_weights;
-        if w.is_empty() || io.iter().any(|n| n.tx != b'I') {
+        if io.iter().any(|n| n.tx != b'I') {
             return self.router.lb;
+        }
+        if w.is_empty() {
+            return self.least_delayed_if_behind();
         }
         let usable = |k: usize| {
             let b = self.shm.backend(self.cfg.node_ids[k]);
@@ -356,6 +363,44 @@ impl Routed<'_> {
                 k
             }
             None => self.router.lb,
+        }
+    }
+
+    fn delay(&self, k: usize) -> u64 {
+        self.shm
+            .backend(self.cfg.node_ids[k])
+            .replication_delay
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// prefer_lower_delay_standby, as Pgpool-II: the session's load-balance node is
+    /// behind delay_threshold, so the least delayed standby with a weight takes its reads
+    /// (a random one, by weight, among equally delayed ones).
+    fn least_delayed_if_behind(&mut self) -> usize {
+        let lb = self.router.lb;
+        let w = &self.cfg.lower_delay_weights;
+        let t = self.cfg.delay_threshold;
+        if w.is_empty() || t == 0 || lb == PRIMARY || self.delay(lb) <= t {
+            return lb;
+        }
+        let usable: Vec<usize> = (1..w.len())
+            .filter(|&k| w[k] > 0.0 && self.shm.backend(self.cfg.node_ids[k]).status().is_alive())
+            .collect();
+        let Some(lowest) = usable.iter().map(|&k| self.delay(k)).min() else {
+            return lb;
+        };
+        let candidates: Vec<(usize, f64)> = usable
+            .into_iter()
+            .filter(|&k| self.delay(k) == lowest)
+            .map(|k| (k, w[k]))
+            .collect();
+        match crate::child::weighted_choice(&candidates) {
+            Some(k) => {
+                crate::child::log_lb_choice(self.cfg.node_ids[k]);
+                self.router.lb = k;
+                k
+            }
+            None => lb,
         }
     }
 

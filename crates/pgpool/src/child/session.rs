@@ -355,11 +355,15 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         .filter(|&n| n != node)
         .filter(|&n| attach_node(ctx, stream, &mut reader, s, &mut cred, &mut set, slot, n));
     // statement_level_load_balance: every usable node with a weight joins the session,
-    // and the relay picks one per statement. Native replication: every live node joins,
-    // for the writes.
+    // and the relay picks one per statement (prefer_lower_delay_standby: when the
+    // load-balance node falls behind). Native replication: every live node joins, for
+    // the writes.
     let replicate = ctx.replicating();
     let mut others: Vec<usize> = Vec::new();
-    if (ctx.cfg.statement_level_load_balance && ctx.load_balancing()) || replicate {
+    let lower_delay = ctx.cfg.prefer_lower_delay_standby && ctx.cfg.delay_threshold > 0;
+    if ((ctx.cfg.statement_level_load_balance || lower_delay) && ctx.load_balancing())
+        || replicate
+    {
         for n in 0..ctx.cfg.backends.len() {
             let usable = n != node
                 && Some(n) != lb
@@ -369,7 +373,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
                 others.push(n);
             }
         }
-        if lb.is_none() && !others.is_empty() && !replicate {
+        if lb.is_none() && !others.is_empty() && ctx.cfg.statement_level_load_balance && !replicate {
             lb = Some(others.remove(0));
         }
     }
@@ -439,6 +443,11 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
                     Vec::new()
                 },
                 delay_threshold: ctx.cfg.delay_threshold.max(0) as u64,
+                lower_delay_weights: if lower_delay {
+                    wanted.iter().map(|&n| ctx.cfg.backends[n].weight).collect()
+                } else {
+                    Vec::new()
+                },
             },
             cache: &mut ctx.classifier,
             catalog: &mut ctx.catalog,
