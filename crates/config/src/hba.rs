@@ -298,8 +298,8 @@ pub fn parse_hba(text: &str, file: &Path) -> Result<Vec<HbaLine>, ConfigError> {
             let a = single(&f[3], "address").map_err(err)?;
             next = 4;
             let m = if let Some((ip, len)) = a.split_once('/') {
-                let addr: IpAddr = parse_ip(ip)
-                    .ok_or_else(|| err(format!("invalid IP address \"{}\"", ip)))?;
+                let addr: IpAddr =
+                    parse_ip(ip).ok_or_else(|| err(format!("invalid IP address \"{}\"", ip)))?;
                 let max = if addr.is_ipv4() { 32 } else { 128 };
                 let prefix: u8 = len
                     .parse()

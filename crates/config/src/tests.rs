@@ -419,6 +419,11 @@ fn primary_routing_patterns_keep_escaped_separators() {
     .unwrap();
     assert_eq!(
         c.primary_routing_query_pattern_list,
-        [r"SELECT 'a'\;", r"SELECT 1\;", r"SELECT \* FROM t1\;", r"^.*t2.*\;$"]
+        [
+            r"SELECT 'a'\;",
+            r"SELECT 1\;",
+            r"SELECT \* FROM t1\;",
+            r"^.*t2.*\;$"
+        ]
     );
 }

@@ -66,7 +66,11 @@ pub fn init(level: log::LevelFilter) {
         let text = record.args().to_string();
         let mut lines = text.split('\n');
         let first = lines.next().unwrap_or("");
-        writeln!(buf, "{now}: {kind} pid {pid}: {}:  {first}", level_word(record.level()))?;
+        writeln!(
+            buf,
+            "{now}: {kind} pid {pid}: {}:  {first}",
+            level_word(record.level())
+        )?;
         // Further lines (a DETAIL or HINT, as Pgpool-II writes them) carry the same
         // prefix, so that each line of the log says who wrote it.
         for line in lines {

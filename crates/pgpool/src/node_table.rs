@@ -108,7 +108,8 @@ pub fn plan_reload(
     status: impl Fn(usize) -> BackendStatus,
 ) -> ReloadPlan {
     let mut plan = ReloadPlan::default();
-    let configured = |list: &[BackendConfig], i: usize| list.get(i).filter(|b| b.configured).cloned();
+    let configured =
+        |list: &[BackendConfig], i: usize| list.get(i).filter(|b| b.configured).cloned();
     for i in 0..current.len().max(newer.len()) {
         let in_service = !matches!(status(i), BackendStatus::Down | BackendStatus::Unused);
         let node = match (configured(current, i), configured(newer, i)) {
@@ -208,7 +209,9 @@ mod tests {
         let current = vec![node("h", 5000)];
         let mut moved = node("h", 5000);
         moved.data_directory = "/elsewhere".into();
-        let p = plan_reload(&current, std::slice::from_ref(&moved), |_| BackendStatus::Down);
+        let p = plan_reload(&current, std::slice::from_ref(&moved), |_| {
+            BackendStatus::Down
+        });
         assert_eq!(p.nodes[0].data_directory, "/elsewhere");
         let p = plan_reload(&current, &[moved], |_| BackendStatus::Up);
         assert_eq!(p.nodes[0].data_directory, "/data/5000");

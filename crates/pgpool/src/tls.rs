@@ -51,12 +51,14 @@ pub fn server_config(cfg: &Config) -> Result<Option<Arc<ServerConfig>>, String> 
     // Not with_single_cert: it parses the certificate with WebPKI, which refuses the
     // X.509 version 1 certificates OpenSSL accepts.
     let signing_key = provider.key_provider.load_private_key(key).map_err(|e| {
-        format!("could not load private key file \"{}\": {e}", key_path.display())
+        format!(
+            "could not load private key file \"{}\": {e}",
+            key_path.display()
+        )
     })?;
     let certified = rustls::sign::CertifiedKey::new(certs, signing_key);
-    let config = builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
-        certified,
-    )));
+    let config =
+        builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
     Ok(Some(Arc::new(config)))
 }
 
@@ -81,15 +83,20 @@ fn client_verifier(
         crls = rustls::pki_types::CertificateRevocationListDer::pem_file_iter(&crl_path)
             .and_then(|it| it.collect::<Result<_, _>>())
             .map_err(|e| {
-                format!("could not load ssl_crl_file \"{}\": {e}", crl_path.display())
+                format!(
+                    "could not load ssl_crl_file \"{}\": {e}",
+                    crl_path.display()
+                )
             })?;
     }
-    let webpki =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .with_crls(crls.clone())
-            .build()
-            .map_err(|e| format!("ssl_ca_cert \"{}\": {e}", ca_path.display()))?;
+    let webpki = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .with_crls(crls.clone())
+    .build()
+    .map_err(|e| format!("ssl_ca_cert \"{}\": {e}", ca_path.display()))?;
     Ok(Arc::new(crate::tls_v1::ClientVerifier::new(
         webpki, &cas, &crls, provider,
     )))
@@ -97,14 +104,24 @@ fn client_verifier(
 
 /// The private key of `ssl_key`: PEM, encrypted PKCS#8 decrypted with the passphrase
 /// `ssl_passphrase_command` prints (its first line), as PostgreSQL and Pgpool-II do.
-fn load_private_key(path: &std::path::Path, passphrase_command: &str) -> Result<PrivateKeyDer<'static>, String> {
+fn load_private_key(
+    path: &std::path::Path,
+    passphrase_command: &str,
+) -> Result<PrivateKeyDer<'static>, String> {
     use pkcs8::der::pem::PemLabel;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("could not load private key file \"{}\": {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "could not load private key file \"{}\": {e}",
+            path.display()
+        )
+    })?;
     let encrypted_label = pkcs8::EncryptedPrivateKeyInfo::PEM_LABEL;
     if !text.contains(&format!("-----BEGIN {encrypted_label}-----")) {
         return PrivateKeyDer::from_pem_slice(text.as_bytes()).map_err(|e| {
-            format!("could not load private key file \"{}\": {e}", path.display())
+            format!(
+                "could not load private key file \"{}\": {e}",
+                path.display()
+            )
         });
     }
     // Pgpool-II's words: its regression tests grep them.
@@ -115,13 +132,23 @@ fn load_private_key(path: &std::path::Path, passphrase_command: &str) -> Result<
         ));
     }
     let passphrase = run_passphrase_command(passphrase_command, path)?;
-    let (_, doc) = pkcs8::SecretDocument::from_pem(&text)
-        .map_err(|e| format!("could not load private key file \"{}\": {e}", path.display()))?;
+    let (_, doc) = pkcs8::SecretDocument::from_pem(&text).map_err(|e| {
+        format!(
+            "could not load private key file \"{}\": {e}",
+            path.display()
+        )
+    })?;
     let info: pkcs8::EncryptedPrivateKeyInfo<'_> = doc.decode_msg().map_err(|e| {
-        format!("could not load private key file \"{}\": {e}", path.display())
+        format!(
+            "could not load private key file \"{}\": {e}",
+            path.display()
+        )
     })?;
     let plain = info.decrypt(passphrase.as_bytes()).map_err(|_| {
-        format!("could not load private key file \"{}\": bad decrypt", path.display())
+        format!(
+            "could not load private key file \"{}\": bad decrypt",
+            path.display()
+        )
     })?;
     Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
 }

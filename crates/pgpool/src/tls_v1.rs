@@ -53,8 +53,13 @@ impl ClientVerifier {
             .find(|r| r.tbs_certificate.subject == tbs.issuer)
             .ok_or(Error::InvalidCertificate(CertificateError::UnknownIssuer))?;
         let signed = tbs.to_der().map_err(|_| bad_encoding())?;
-        verify_signed(issuer, &cert.signature_algorithm.oid, &signed, cert.signature.raw_bytes())
-            .map_err(|_| Error::InvalidCertificate(CertificateError::BadSignature))?;
+        verify_signed(
+            issuer,
+            &cert.signature_algorithm.oid,
+            &signed,
+            cert.signature.raw_bytes(),
+        )
+        .map_err(|_| Error::InvalidCertificate(CertificateError::BadSignature))?;
         let secs = now.as_secs();
         let not_before = tbs.validity.not_before.to_unix_duration().as_secs();
         let not_after = tbs.validity.not_after.to_unix_duration().as_secs();
@@ -70,8 +75,13 @@ impl ClientVerifier {
                 continue;
             }
             let signed = list.to_der().map_err(|_| bad_encoding())?;
-            if verify_signed(issuer, &crl.signature_algorithm.oid, &signed, crl.signature.raw_bytes())
-                .is_err()
+            if verify_signed(
+                issuer,
+                &crl.signature_algorithm.oid,
+                &signed,
+                crl.signature.raw_bytes(),
+            )
+            .is_err()
             {
                 continue;
             }
@@ -129,7 +139,11 @@ fn public_key(cert: &Certificate) -> Option<&[u8]> {
 }
 
 /// A TLS handshake signature by the holder of a version 1 certificate.
-fn verify_handshake(cert: &Certificate, message: &[u8], dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, Error> {
+fn verify_handshake(
+    cert: &Certificate,
+    message: &[u8],
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, Error> {
     use ring::signature as sig;
     let algorithm: &dyn sig::VerificationAlgorithm = match dss.scheme {
         SignatureScheme::RSA_PKCS1_SHA256 => &sig::RSA_PKCS1_2048_8192_SHA256,
@@ -141,7 +155,11 @@ fn verify_handshake(cert: &Certificate, message: &[u8], dss: &DigitallySignedStr
         SignatureScheme::ECDSA_NISTP256_SHA256 => &sig::ECDSA_P256_SHA256_ASN1,
         SignatureScheme::ECDSA_NISTP384_SHA384 => &sig::ECDSA_P384_SHA384_ASN1,
         SignatureScheme::ED25519 => &sig::ED25519,
-        _ => return Err(Error::PeerMisbehaved(rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)),
+        _ => {
+            return Err(Error::PeerMisbehaved(
+                rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+            ))
+        }
     };
     let key = public_key(cert).ok_or_else(bad_encoding)?;
     sig::UnparsedPublicKey::new(algorithm, key)
@@ -170,8 +188,12 @@ impl ClientCertVerifier for ClientVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
         match version_1(end_entity) {
-            Some(cert) => self.verify_v1(&cert, now).map(|_| ClientCertVerified::assertion()),
-            None => self.webpki.verify_client_cert(end_entity, intermediates, now),
+            Some(cert) => self
+                .verify_v1(&cert, now)
+                .map(|_| ClientCertVerified::assertion()),
+            None => self
+                .webpki
+                .verify_client_cert(end_entity, intermediates, now),
         }
     }
 

@@ -9,13 +9,13 @@ mod nodes;
 mod segment;
 mod text;
 
+pub use nodes::{NodeSpec, NodeTable, NODE_ALWAYS_PRIMARY, NODE_DISALLOW_TO_FAILOVER};
 pub use segment::{
     BackendConnInfo, BackendRole, BackendState, BackendStatus, ChildSlot, ChildState, Cluster,
     HealthStats, Layout, PoolSlotInfo, Request, RequestKind, RequestQueue, Shmem, StatementStats,
     REQUEST_FROM_CHILD, REQUEST_FROM_HEALTH_CHECK, REQUEST_FROM_PCP, REQUEST_GRACEFUL,
     REQUEST_SWITCHOVER,
 };
-pub use nodes::{NodeSpec, NodeTable, NODE_ALWAYS_PRIMARY, NODE_DISALLOW_TO_FAILOVER};
 pub use text::ShmText;
 
 /// Most backend nodes a configuration may name (backend_hostname0 .. 127).

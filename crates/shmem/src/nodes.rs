@@ -50,7 +50,8 @@ impl NodeTable {
         let specs = &specs[..specs.len().min(MAX_BACKENDS)];
         self.seq.fetch_add(1, Ordering::AcqRel); // odd: write in progress
         for (d, s) in self.nodes.iter().zip(specs) {
-            d.configured.store(u8::from(s.configured), Ordering::Relaxed);
+            d.configured
+                .store(u8::from(s.configured), Ordering::Relaxed);
             d.port.store(u32::from(s.port), Ordering::Relaxed);
             d.flags.store(s.flags, Ordering::Relaxed);
             d.weight_bits.store(s.weight.to_bits(), Ordering::Relaxed);

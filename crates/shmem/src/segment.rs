@@ -268,7 +268,12 @@ impl RequestQueue {
 
     /// Waits (polling, at most `limit`) until the main process finished request `seq`
     /// or `settled` says the wait is over; true when it finished.
-    pub fn wait_done(&self, seq: u64, limit: std::time::Duration, settled: impl Fn() -> bool) -> bool {
+    pub fn wait_done(
+        &self,
+        seq: u64,
+        limit: std::time::Duration,
+        settled: impl Fn() -> bool,
+    ) -> bool {
         let start = std::time::Instant::now();
         loop {
             if self.done_seq.load(Ordering::Acquire) >= seq {

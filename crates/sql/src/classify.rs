@@ -141,6 +141,9 @@ pub struct Classification {
     /// Set when the verdict depends on the volatility of called functions, which only the
     /// database knows (both function lists empty): see [`CatalogVerdicts`].
     pub catalog: Option<Box<CatalogVerdicts>>,
+    /// The SQL-level prepared statement a PREPARE creates, or an EXECUTE or DEALLOCATE
+    /// names (None for DEALLOCATE ALL): EXECUTE and DEALLOCATE go where PREPARE went.
+    pub prepared_name: Option<String>,
 }
 
 /// The two verdicts of a statement whose routing depends on function volatility. `route` /
@@ -187,6 +190,7 @@ impl Classification {
             discards_temp: false,
             changes_catalog_facts: false,
             catalog: None,
+            prepared_name: None,
         }
     }
 }
@@ -457,16 +461,22 @@ fn classify_stmt(node: &NodeEnum, facts: &TextFacts) -> Classification {
             };
             let mut c = Classification::new(inner.route, K::Prepare);
             c.is_write = inner.is_write;
+            c.prepared_name = Some(s.name.clone());
             c
         }
-        // Pgpool-II: "temporary decision", the server routes it where its PREPARE went.
-        NodeEnum::ExecuteStmt(_) => Classification::new(Route::Primary, K::Execute),
+        // Pgpool-II: "temporary decision", the relay sends it where its PREPARE went.
+        NodeEnum::ExecuteStmt(s) => {
+            let mut c = Classification::new(Route::Primary, K::Execute);
+            c.prepared_name = Some(s.name.clone());
+            c
+        }
         NodeEnum::DeallocateStmt(s) => {
             if s.isall || s.name.is_empty() {
                 Classification::new(Route::All, K::Deallocate)
             } else {
                 let mut c = Classification::new(Route::Primary, K::Deallocate);
                 c.is_write = false;
+                c.prepared_name = Some(s.name.clone());
                 c
             }
         }

@@ -311,9 +311,7 @@ impl ChildContext<'_> {
         let Some(seq) = self.failover_requested.take() else {
             return false;
         };
-        self.shm
-            .requests()
-            .wait_done(seq, limit, || false);
+        self.shm.requests().wait_done(seq, limit, || false);
         !self.shm.backend(node).status().is_alive()
     }
 

@@ -81,7 +81,6 @@ impl ConnectionPool {
         }
     }
 
-
     /// Takes the set for `key` out of the cache, if there is one.
     pub fn take(&mut self, key: &PoolKey) -> Option<(usize, PooledSet)> {
         let idx = self

@@ -182,6 +182,8 @@ pub struct Router {
     lb: usize,
     /// Portal name → node pair index it lives on (both: PRIMARY).
     portals: FxHashMap<Vec<u8>, Target>,
+    /// SQL-level prepared statement (PREPARE name) → where it was prepared.
+    sql_prepared: FxHashMap<String, (Target, bool)>,
     /// A write was sent in the current transaction.
     write_in_tx: bool,
     /// A write was sent in some explicit transaction of this session.
@@ -228,6 +230,7 @@ impl Default for Router {
             statements: FxHashMap::default(),
             lb: 1,
             portals: FxHashMap::default(),
+            sql_prepared: FxHashMap::default(),
             write_in_tx: false,
             wrote_in_any_tx: false,
             wrote: false,
@@ -527,6 +530,7 @@ impl Routed<'_> {
             has_effects,
             serializable_begin: c.starts_transaction && c.serializable,
             starts_tx: c.starts_transaction,
+            prepared_name: c.prepared_name.clone(),
         }
     }
 
@@ -547,6 +551,8 @@ impl Routed<'_> {
         let mut bound: Vec<&[u8]> = Vec::new();
         // Native replication: a write goes to every node, whatever else the batch holds.
         let mut need_replicated = false;
+        // SQL-level statements this batch PREPAREs: they live where it runs.
+        let mut prepared_here: Vec<(String, bool)> = Vec::new();
         let mut i = 0;
         while i + 5 <= buf.len() {
             let Ok(Some(h)) = scan_header(&buf[i..]) else {
@@ -563,14 +569,44 @@ impl Routed<'_> {
                         kind,
                         serializable_begin,
                         starts_tx,
+                        prepared_name,
                         ..
                     } = self.statement_route(text, in_tx, true);
+                    // EXECUTE and DEALLOCATE go where their PREPARE went, and write when
+                    // it did (an unknown name errs on the primary).
+                    let mut pinned = false;
+                    let mut is_write = is_write;
+                    match (kind, prepared_name) {
+                        (StatementKind::Prepare, Some(name)) => {
+                            prepared_here.push((name, is_write))
+                        }
+                        (StatementKind::Execute | StatementKind::Deallocate, Some(name)) => {
+                            if let Some(&(t, w)) = self.router.sql_prepared.get(&name) {
+                                match t {
+                                    Target::Lb(j) => need_lb = Some(j),
+                                    Target::All => need_both = true,
+                                    _ => need_primary = true,
+                                }
+                                pinned = true;
+                                is_write = w && kind == StatementKind::Execute;
+                            }
+                            if kind == StatementKind::Deallocate {
+                                self.router.sql_prepared.remove(&name);
+                            }
+                        }
+                        (StatementKind::Deallocate | StatementKind::Discard, None) => {
+                            self.router.sql_prepared.clear()
+                        }
+                        _ => {}
+                    }
                     self.router.batch_starts_tx |= starts_tx;
                     if serializable_begin {
                         self.router.serializable_tx = true;
                     }
                     need_replicated |= self.cfg.replicate && route == Route::Primary && is_write;
-                    note_route(route, &mut need_primary, &mut need_both);
+                    if !pinned {
+                        note_route(route, &mut need_primary, &mut need_both);
+                    }
                     self.note_write(is_write, in_tx);
                     counts.add(kind);
                 }
@@ -693,6 +729,9 @@ impl Routed<'_> {
                 Target::Primary
             }
         };
+        for (name, is_write) in prepared_here {
+            self.router.sql_prepared.insert(name, (target, is_write));
+        }
         // Portals created by this batch live where it runs.
         let mut i = 0;
         while i + 5 <= buf.len() {
@@ -732,6 +771,8 @@ struct StatementRoute {
     has_effects: bool,
     serializable_begin: bool,
     starts_tx: bool,
+    /// PREPARE / EXECUTE / DEALLOCATE name.
+    prepared_name: Option<String>,
 }
 
 impl StatementRoute {
@@ -743,6 +784,7 @@ impl StatementRoute {
             has_effects: false,
             serializable_begin: false,
             starts_tx: false,
+            prepared_name: None,
         }
     }
 }

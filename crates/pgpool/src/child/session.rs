@@ -361,8 +361,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
     let replicate = ctx.replicating();
     let mut others: Vec<usize> = Vec::new();
     let lower_delay = ctx.cfg.prefer_lower_delay_standby && ctx.cfg.delay_threshold > 0;
-    if ((ctx.cfg.statement_level_load_balance || lower_delay) && ctx.load_balancing())
-        || replicate
+    if ((ctx.cfg.statement_level_load_balance || lower_delay) && ctx.load_balancing()) || replicate
     {
         for n in 0..ctx.cfg.backends.len() {
             let usable = n != node
@@ -373,7 +372,8 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
                 others.push(n);
             }
         }
-        if lb.is_none() && !others.is_empty() && ctx.cfg.statement_level_load_balance && !replicate {
+        if lb.is_none() && !others.is_empty() && ctx.cfg.statement_level_load_balance && !replicate
+        {
             lb = Some(others.remove(0));
         }
     }
