@@ -370,6 +370,9 @@ pub struct BackendConnInfo {
     pub pid: AtomicU32,
     pub key: AtomicU32,
     pub connected: AtomicU8,
+    /// Set by the child that forwards a pg_terminate_backend() of this connection's
+    /// backend: its FATAL ends one session, it says nothing about the node.
+    pub terminating: AtomicU8,
 }
 
 /// One pooled backend connection set of a child.
@@ -577,6 +580,27 @@ impl Shmem {
             self.off.conns,
             (child * self.layout.max_pool + slot) * MAX_BACKENDS + node,
         )
+    }
+
+    /// The node whose pooled connection (of any child) has backend process `pid`, and that
+    /// connection's record.
+    pub fn find_backend_pid(&self, pid: u32) -> Option<(usize, &BackendConnInfo)> {
+        if pid == 0 {
+            return None;
+        }
+        for child in 0..self.layout.num_children {
+            for slot in 0..self.layout.max_pool {
+                for node in 0..MAX_BACKENDS {
+                    let c = self.conn(child, slot, node);
+                    if c.connected.load(Ordering::Acquire) != 0
+                        && c.pid.load(Ordering::Relaxed) == pid
+                    {
+                        return Some((node, c));
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Finds the child whose current client holds BackendKeyData (pid, key).

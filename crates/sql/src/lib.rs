@@ -14,5 +14,5 @@ pub use cache::ClassifierCache;
 pub use classify::{
     classify, CatalogVerdicts, Classification, Route, StatementKind, TransactionKind,
 };
-pub use quick::{leading_kind, mentions_any, plain_select};
+pub use quick::{leading_kind, mentions_any, plain_select, terminate_backend_pid};
 pub use rules::{RuleError, Rules, ALWAYS_WRITE_FUNCTIONS, BUILTIN_READ_ONLY_FUNCTIONS};

@@ -104,6 +104,10 @@ impl LocalCommands for Admin<'_> {
         count_kind(self.shm.backend(self.session_node), kind, 1);
     }
 
+    fn note_query(&self, query: &[u8]) {
+        crate::child::terminate_request(self.shm, query);
+    }
+
     fn returns_rows(&self, query: &[u8]) -> bool {
         let q = skip_noise(query);
         if starts_with_ci(q, b"show") {

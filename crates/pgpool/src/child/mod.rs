@@ -259,10 +259,14 @@ impl ChildContext<'_> {
             return false;
         }
         let total = self.shm.layout().num_children;
-        let busy = (0..total)
+        self.connected_children() > total.saturating_sub(reserved)
+    }
+
+    /// Children serving a client now.
+    pub fn connected_children(&self) -> usize {
+        (0..self.shm.layout().num_children)
             .filter(|&i| self.shm.child(i).state() == ChildState::Active)
-            .count();
-        busy > total.saturating_sub(reserved)
+            .count()
     }
 
     pub fn shutdown_requested(&self) -> bool {
@@ -315,12 +319,44 @@ impl ChildContext<'_> {
         !self.shm.backend(node).status().is_alive()
     }
 
+    /// The session's connection to `node` in pool `slot` was the target of a
+    /// pg_terminate_backend() sent through pgpool.
+    pub fn terminated_on_request(&self, slot: usize, node: usize) -> bool {
+        slot < self.shm.layout().max_pool
+            && node < shmem::MAX_BACKENDS
+            && self
+                .shm
+                .conn(self.index, slot, node)
+                .terminating
+                .load(Ordering::Acquire)
+                != 0
+    }
+
     /// Decrypts the AES pool_passwd entry of `user` with the key file contents.
     pub fn decrypt_entry(&self, user: &str) -> Option<String> {
         let key = self.aes_key.as_deref()?;
         match self.passwd.get(user)? {
             config::passwd::PasswordEntry::Aes(data) => config::passwd::decrypt_aes(data, key).ok(),
             _ => None,
+        }
+    }
+}
+
+/// A query that calls pg_terminate_backend(pid) of a backend pgpool holds: logged in
+/// Pgpool-II's words, the victim's connection is flagged (its FATAL is not a node
+/// failure), and the node it lives on is returned, for the query to go there.
+pub fn terminate_request(shm: &Shmem, text: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(text).ok()?;
+    let pid = sql::terminate_backend_pid(text)?;
+    match shm.find_backend_pid(pid) {
+        Some((node, conn)) => {
+            log::info!("found the pg_terminate_backend request for backend pid:{pid} on backend node:{node}\nDETAIL:  setting the connection flag");
+            conn.terminating.store(1, Ordering::Release);
+            Some(node)
+        }
+        None => {
+            log::info!("found the pg_terminate_backend request for backend pid:{pid}, but the backend connection does not belong to pgpool-II");
+            None
         }
     }
 }

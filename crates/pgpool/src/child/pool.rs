@@ -152,6 +152,9 @@ impl ConnectionPool {
             let c = shm.conn(self.child_index, slot, node);
             match set.conns.get(node).and_then(Option::as_ref) {
                 Some(b) => {
+                    if c.pid.load(Ordering::Relaxed) != b.pid {
+                        c.terminating.store(0, Ordering::Relaxed);
+                    }
                     c.pid.store(b.pid, Ordering::Relaxed);
                     c.key.store(b.key, Ordering::Relaxed);
                     c.connected.store(1, Ordering::Release);

@@ -199,6 +199,11 @@ pub trait LocalCommands {
         let _ = kind;
     }
 
+    /// A simple query about to be sent (pg_terminate_backend() is noted).
+    fn note_query(&self, query: &[u8]) {
+        let _ = query;
+    }
+
     /// True when the node this session uses was detached (failover).
     fn node_detached(&self) -> bool {
         false
@@ -293,6 +298,7 @@ fn walk_client(
                 }
                 st.outstanding += 1;
                 local.count_statement(sql::leading_kind(&buf[body.clone()]));
+                local.note_query(&buf[body.clone()]);
                 crate::sys::set_title_command(&buf[body.clone()]);
                 st.note_statement(&buf[body]);
             }

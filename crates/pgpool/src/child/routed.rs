@@ -553,6 +553,8 @@ impl Routed<'_> {
         let mut need_replicated = false;
         // SQL-level statements this batch PREPAREs: they live where it runs.
         let mut prepared_here: Vec<(String, bool)> = Vec::new();
+        // pg_terminate_backend() of a backend on this connection.
+        let mut forced: Option<usize> = None;
         let mut i = 0;
         while i + 5 <= buf.len() {
             let Ok(Some(h)) = scan_header(&buf[i..]) else {
@@ -563,6 +565,10 @@ impl Routed<'_> {
                 b'Q' => {
                     crate::sys::set_title_command(cstr(body).0);
                     let text = std::str::from_utf8(cstr(body).0).unwrap_or("");
+                    if let Some(node) = crate::child::terminate_request(self.shm, text.as_bytes()) {
+                        // Sent to the node the victim lives on, when it is in this session.
+                        forced = self.cfg.node_ids.iter().position(|&n| n == node);
+                    }
                     let StatementRoute {
                         route,
                         is_write,
@@ -713,7 +719,13 @@ impl Routed<'_> {
             }
             i += h.total_len();
         }
-        let target = if need_replicated {
+        let target = if let Some(k) = forced {
+            if k == PRIMARY {
+                Target::Primary
+            } else {
+                Target::Lb(k)
+            }
+        } else if need_replicated {
             Target::All
         } else if need_primary || (need_lb.is_some() && need_both) {
             Target::Primary

@@ -111,6 +111,11 @@ pub fn handle_connection(ctx: &mut ChildContext<'_>, stream: Stream) {
             slot.client_host.set(&host);
             slot.client_port.set(&port);
             slot.set_state(ChildState::Active);
+            // Pgpool-II's debug lines (its regression tests compare their counts).
+            log::debug!(
+                "connection_count_up: number of connected children: {}",
+                ctx.connected_children()
+            );
             slot.client_connection_count.fetch_add(1, Ordering::Relaxed);
             if ctx.cfg.log_connections {
                 log::info!("new connection received: host={host} port={port}");
@@ -171,6 +176,10 @@ pub fn handle_connection(ctx: &mut ChildContext<'_>, stream: Stream) {
             slot.cancel_key.store(0, Ordering::Release);
             slot.current_pool.store(-1, Ordering::Release);
             slot.set_state(ChildState::WaitForConnection);
+            log::debug!(
+                "connection_count_down: number of connected children: {}",
+                ctx.connected_children()
+            );
             crate::sys::set_title(crate::child::WAITING_TITLE);
         }
         StartupPacket::SslRequest | StartupPacket::GssEncRequest => {}
@@ -558,6 +567,11 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             false
         }
     };
+    // A pg_terminate_backend() sent through pgpool ended this session, not the node.
+    if st.backend_shutdown && ctx.terminated_on_request(slot, failed) {
+        log::info!("backend node {failed} ended this session on a pg_terminate_backend request");
+        st.backend_shutdown = false;
+    }
     if st.backend_shutdown && ctx.cfg.failover_on_backend_shutdown {
         log::warn!("backend node {failed} reported an administrator shutdown (57P01)");
         ctx.report_node_failure(failed, false);
