@@ -27,7 +27,7 @@ pub struct Admin<'a> {
 }
 
 /// Skips blanks and SQL comments at the start of a query.
-fn skip_noise(mut q: &[u8]) -> &[u8] {
+pub(crate) fn skip_noise(mut q: &[u8]) -> &[u8] {
     loop {
         while let Some((&c, rest)) = q.split_first() {
             if c.is_ascii_whitespace() {

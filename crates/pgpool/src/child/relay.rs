@@ -190,6 +190,74 @@ fn is_extended(tag: u8) -> bool {
 /// Answers the statements pgpool handles itself (SHOW POOL_*, PGPOOL ...): given the
 /// text of a simple Query, appends the complete reply (without ReadyForQuery) to the
 /// buffer and returns true; returns false for statements meant for the backend.
+/// What kind of answer pgpool gives itself in place of a backend's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalAnswer {
+    /// A local command (SHOW POOL_*, PGPOOL ...) as a simple query.
+    Simple,
+    /// A batch of local commands in the extended protocol.
+    Extended,
+    /// A query in a transaction that already failed: refused as Pgpool-II does, with the
+    /// statement in a DETAIL line.
+    Aborted,
+}
+
+/// Does `query` (a simple Query body) end a failed transaction (COMMIT, END, ROLLBACK
+/// [TO], ABORT, PREPARE TRANSACTION)? Anything else is refused while it is failed.
+pub fn ends_failed_transaction(query: &[u8]) -> bool {
+    let q = String::from_utf8_lossy(crate::child::admin::skip_noise(query));
+    let mut words = q
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty());
+    match words.next() {
+        Some(w) if w.eq_ignore_ascii_case("prepare") => words
+            .next()
+            .is_some_and(|t| t.eq_ignore_ascii_case("transaction")),
+        Some(w) => ["commit", "end", "rollback", "abort"]
+            .iter()
+            .any(|k| w.eq_ignore_ascii_case(k)),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn failed_transaction_enders() {
+    for q in [
+        "ROLLBACK",
+        " -- x\nrollback to s1",
+        "END;",
+        "commit",
+        "abort",
+        "PREPARE TRANSACTION 'x'",
+    ] {
+        assert!(ends_failed_transaction(q.as_bytes()), "{q}");
+    }
+    for q in [
+        "SELECT 1",
+        "/* commit */ select 1",
+        "PREPARE p AS SELECT 1",
+        "begin",
+        "",
+    ] {
+        assert!(!ends_failed_transaction(q.as_bytes()), "{q}");
+    }
+}
+
+/// The refusal of a query in a failed transaction: ErrorResponse and ReadyForQuery 'E'.
+pub fn aborted_answer(query: &[u8], out: &mut Vec<u8>) {
+    let end = query.iter().position(|&b| b == 0).unwrap_or(query.len());
+    let text = String::from_utf8_lossy(&query[..end]);
+    protocol::build::error_with_detail(
+        out,
+        "ERROR",
+        "25P02",
+        "current transaction is aborted, commands ignored until end of transaction block",
+        Some(&format!("statement: {text}")),
+    );
+    protocol::build::ready_for_query(out, b'E');
+}
+
 pub trait LocalCommands {
     fn is_local(&self, query: &[u8]) -> bool;
     fn answer(&mut self, query: &[u8], out: &mut Vec<u8>);
@@ -227,13 +295,13 @@ pub trait LocalCommands {
 enum ClientStep {
     /// Forward `forward`, keep the rest for the next read.
     Forward { forward: Range<usize> },
-    /// Forward `forward`, then answer the local command in `query` (the Query body,
-    /// or with `extended` the whole batch of messages); continue after `resume`.
+    /// Forward `forward`, then answer `query` here (the Query body, or for an extended
+    /// batch the whole batch of messages); continue after `resume`.
     Local {
         forward: Range<usize>,
         query: Range<usize>,
         resume: usize,
-        extended: bool,
+        answer: LocalAnswer,
     },
     /// Forward `forward`; the client sent Terminate.
     Terminate { forward: Range<usize> },
@@ -285,13 +353,22 @@ fn walk_client(
             b'X' => return Ok((ClientStep::Terminate { forward: from..i }, to)),
             b'Q' => {
                 let body = i + 5..i + h.total_len();
-                if local.is_local(&buf[body.clone()]) {
+                // A failed transaction with nothing in flight: its state is certain.
+                let refused = st.tx_status == b'E'
+                    && st.outstanding == 0
+                    && i == from
+                    && !ends_failed_transaction(&buf[body.clone()]);
+                if refused || local.is_local(&buf[body.clone()]) {
                     return Ok((
                         ClientStep::Local {
                             forward: from..i,
                             query: body,
                             resume: i + h.total_len(),
-                            extended: false,
+                            answer: if refused {
+                                LocalAnswer::Aborted
+                            } else {
+                                LocalAnswer::Simple
+                            },
                         },
                         i + h.total_len(),
                     ));
@@ -316,7 +393,7 @@ fn walk_client(
                                 forward: from..i,
                                 query: i..i + n,
                                 resume: i + n,
-                                extended: true,
+                                answer: LocalAnswer::Extended,
                             },
                             i + n,
                         ))
@@ -525,7 +602,7 @@ struct ClientSide {
     pending: Pending,
     unscanned: Range<usize>,
     /// A local command waiting for its turn, and whether it is an extended batch.
-    local: Option<(Range<usize>, bool)>,
+    local: Option<(Range<usize>, LocalAnswer)>,
     terminated: bool,
 }
 
@@ -543,13 +620,13 @@ impl ClientSide {
                 forward,
                 query,
                 resume,
-                extended,
+                answer,
             } => {
                 self.pending = Pending {
                     from: forward.start,
                     to: forward.end,
                 };
-                self.local = Some((query, extended));
+                self.local = Some((query, answer));
                 self.unscanned = resume..filled;
             }
             ClientStep::Terminate { forward } => {
@@ -608,14 +685,18 @@ fn relay_loop(
         // A local command is answered in its place in the response stream: after the
         // backend has answered everything sent before it.
         if cs.pending.is_empty() && to_client.is_empty() && st.outstanding == 0 {
-            if let Some((q, extended)) = cs.local.take() {
+            if let Some((q, answer)) = cs.local.take() {
                 let query = bufs.to_backend[q].to_vec();
                 bufs.reply.clear();
-                if extended {
-                    local_ext::answer(&query, local, &mut bufs.reply, st.tx_status);
-                } else {
-                    local.answer(&query, &mut bufs.reply);
-                    protocol::build::ready_for_query(&mut bufs.reply, st.tx_status);
+                match answer {
+                    LocalAnswer::Extended => {
+                        local_ext::answer(&query, local, &mut bufs.reply, st.tx_status)
+                    }
+                    LocalAnswer::Aborted => aborted_answer(&query, &mut bufs.reply),
+                    LocalAnswer::Simple => {
+                        local.answer(&query, &mut bufs.reply);
+                        protocol::build::ready_for_query(&mut bufs.reply, st.tx_status);
+                    }
                 }
                 if bufs.to_client.len() < bufs.reply.len() {
                     bufs.to_client.resize(bufs.reply.len(), 0);
@@ -857,12 +938,12 @@ mod tests {
             ClientStep::Local {
                 forward,
                 query,
-                extended,
+                answer,
                 ..
             } => {
                 assert_eq!(forward, 0..q1);
                 assert_eq!(query, q1..b.len());
-                assert!(extended);
+                assert_eq!(answer, LocalAnswer::Extended);
             }
             _ => panic!("expected a local batch"),
         }

@@ -24,7 +24,8 @@ use crate::child::catalog::{bare, Catalog};
 use crate::child::dml_adaptive::{Relationships, WrittenObjects};
 use crate::child::local_ext;
 use crate::child::relay::{
-    idle_timeout, prepare_poll, read_some, signalled_end, LocalCommands, RelayEnd, READABLE,
+    aborted_answer, ends_failed_transaction, idle_timeout, prepare_poll, read_some, signalled_end,
+    LocalAnswer, LocalCommands, RelayEnd, READABLE,
 };
 use crate::net::Stream;
 use crate::sys::Waker;
@@ -1112,7 +1113,7 @@ fn relay_loop(
     let mut to_client: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut to_client_from = 0usize;
     // A local command waiting for its turn, and whether it is an extended batch.
-    let mut pending_local: Option<(Vec<u8>, bool)> = None;
+    let mut pending_local: Option<(Vec<u8>, LocalAnswer)> = None;
     let mut terminated = false;
     let node_ids = routed.cfg.node_ids.clone();
     let mut bflags = vec![PollFlags::empty(); io.len()];
@@ -1152,7 +1153,27 @@ fn relay_loop(
                     end,
                     extended,
                 } => {
-                    pending_local = Some((cbuf[start..end].to_vec(), extended));
+                    let answer = if extended {
+                        LocalAnswer::Extended
+                    } else {
+                        LocalAnswer::Simple
+                    };
+                    pending_local = Some((cbuf[start..end].to_vec(), answer));
+                    cfrom = end;
+                }
+                // A failed transaction with nothing in flight (its state is certain): a
+                // lone Query that does not end it is refused here, as Pgpool-II does.
+                Scan::Batch { end, .. }
+                    if cbuf[cfrom] == b'Q'
+                        && order.is_empty()
+                        && io[PRIMARY].tx == b'E'
+                        && scan_header(&cbuf[cfrom..end])
+                            .ok()
+                            .flatten()
+                            .is_some_and(|h| cfrom + h.total_len() == end)
+                        && !ends_failed_transaction(&cbuf[cfrom + 5..end]) =>
+                {
+                    pending_local = Some((cbuf[cfrom + 5..end].to_vec(), LocalAnswer::Aborted));
                     cfrom = end;
                 }
                 Scan::Batch { end, kind } => {
@@ -1283,14 +1304,18 @@ fn relay_loop(
         }
         // 2. Answer a local command once everything before it was answered.
         if pending_local.is_some() && order.is_empty() && to_client_from >= to_client.len() {
-            if let Some((q, extended)) = pending_local.take() {
+            if let Some((q, answer)) = pending_local.take() {
                 to_client.clear();
                 to_client_from = 0;
-                if extended {
-                    local_ext::answer(&q, local, &mut to_client, io[PRIMARY].tx);
-                } else {
-                    local.answer(&q, &mut to_client);
-                    build::ready_for_query(&mut to_client, io[PRIMARY].tx);
+                match answer {
+                    LocalAnswer::Extended => {
+                        local_ext::answer(&q, local, &mut to_client, io[PRIMARY].tx)
+                    }
+                    LocalAnswer::Aborted => aborted_answer(&q, &mut to_client),
+                    LocalAnswer::Simple => {
+                        local.answer(&q, &mut to_client);
+                        build::ready_for_query(&mut to_client, io[PRIMARY].tx);
+                    }
                 }
             }
         }
