@@ -236,18 +236,7 @@ impl ClusterOps<'_> {
             let found = self.search_primary(cfg);
             if let Some(p) = found {
                 log::info!("find_primary_node: primary node is {p}");
-                if !cfg.follow_primary_command.is_empty() {
-                    for other in 0..cfg.backends.len() {
-                        if other == p || !self.alive(other) {
-                            continue;
-                        }
-                        let e = Escapes::new(cfg, other as i32, p as i32, old_main, old_primary);
-                        run_command(
-                            "follow_primary_command",
-                            &e.expand(&cfg.follow_primary_command),
-                        );
-                    }
-                }
+                self.follow_primary(cfg, p, old_main, old_primary, None);
             } else {
                 log::warn!("find_primary_node: no primary node found after failover");
             }
@@ -259,6 +248,68 @@ impl ClusterOps<'_> {
             started.elapsed().as_secs_f64()
         );
         true
+    }
+
+    /// Runs follow_primary_command for every live node but the new primary, and for
+    /// `also` (the old primary of a switchover, detached but to be made a standby).
+    fn follow_primary(
+        &self,
+        cfg: &Config,
+        new_primary: usize,
+        old_main: i32,
+        old_primary: i32,
+        also: Option<usize>,
+    ) {
+        if cfg.follow_primary_command.is_empty() {
+            return;
+        }
+        let followers: Vec<usize> = (0..cfg.backends.len())
+            .filter(|&other| other != new_primary && (self.alive(other) || Some(other) == also))
+            .collect();
+        let lines: Vec<String> = followers
+            .iter()
+            .map(|&other| {
+                Escapes::new(cfg, other as i32, new_primary as i32, old_main, old_primary)
+                    .expand(&cfg.follow_primary_command)
+            })
+            .collect();
+        // As Pgpool-II: a standby is out of service until the command has made it follow
+        // the new primary and attached it again (pcp_attach_node / pcp_recovery_node).
+        for &other in &followers {
+            if self.alive(other) {
+                log::info!("node {other} detached until it follows the new primary {new_primary}");
+                self.shm.backend(other).set_status(BackendStatus::Down);
+            }
+        }
+        self.shm
+            .cluster()
+            .main_node_id
+            .store(self.first_alive(cfg), Ordering::Release);
+        // In a process of its own, as Pgpool-II's follow child: the commands typically
+        // call pcp_attach_node or pcp_recovery_node, whose requests this process serves.
+        match crate::sys::fork() {
+            Ok(Some(pid)) => log::info!("follow primary process started (pid {pid})"),
+            Ok(None) => {
+                crate::sys::reset(&[
+                    nix::sys::signal::Signal::SIGTERM,
+                    nix::sys::signal::Signal::SIGINT,
+                    nix::sys::signal::Signal::SIGHUP,
+                    nix::sys::signal::Signal::SIGCHLD,
+                    nix::sys::signal::Signal::SIGUSR1,
+                    nix::sys::signal::Signal::SIGUSR2,
+                ]);
+                for line in &lines {
+                    run_command("follow_primary_command", line);
+                }
+                crate::sys::exit_now(0);
+            }
+            Err(e) => {
+                log::error!("could not fork the follow primary process: {e}; running the commands here");
+                for line in &lines {
+                    run_command("follow_primary_command", line);
+                }
+            }
+        }
     }
 
     /// Records `node` as the primary and the other live nodes as its standbys.
@@ -379,15 +430,25 @@ impl ClusterOps<'_> {
             return false;
         }
         if switchover && old >= 0 {
-            let esc = Escapes::new(cfg, old, node as i32, old, old);
+            let old_main = self.shm.cluster().main_node_id.load(Ordering::Acquire);
+            let esc = Escapes::new(cfg, old, node as i32, old_main, old);
             self.shm
                 .backend(old as usize)
                 .set_status(BackendStatus::Down);
+            self.shm
+                .cluster()
+                .main_node_id
+                .store(self.first_alive(cfg), Ordering::Release);
             if !cfg.failover_command.is_empty() {
                 run_command("failover_command", &esc.expand(&cfg.failover_command));
             }
             let found = self.search_primary(cfg);
             log::info!("switchover done: primary is {found:?}");
+            // The old primary follows the new one too (follow_primary.sh rebuilds and
+            // attaches it), as in Pgpool-II.
+            if let Some(p) = found {
+                self.follow_primary(cfg, p, old_main, old, Some(old as usize));
+            }
             return true;
         }
         self.set_primary(cfg, node);

@@ -94,5 +94,10 @@ restart
 assert_eq "down" "$(psql_pgpool -c 'show pool_nodes' | awk -F'|' '$1==0 {print $4}')" "node 0 after restart"
 assert_eq "1" "$(psql_pgpool -c 'show pool_nodes' | awk -F'|' '$7=="primary" {print $1}')" "primary after restart"
 "$PGPOOL_BIN" -f "$PGPOOL_CONF" -m fast stop >/dev/null 2>&1 || fail "pgpool stop"
+before=$(wc -l <"$PGPOOL_LOG")
 restart -D
-assert_not_contains "$(psql_pgpool -c 'show pool_nodes' | awk -F'|' '$1==0 {print $4}')" "down" "node 0 after restart with -D"
+# -D forgets pgpool_status: node 0 starts "waiting" again (the first session then finds
+# its server gone and fails it over anew, as Pgpool-II does).
+since=$(tail -n +"$((before + 1))" "$PGPOOL_LOG")
+assert_not_contains "$since" "kept down as recorded" "node 0 after restart with -D"
+assert_contains "$since" "starting degeneration. shutdown host 127.0.0.1($(node_port 0))" "node 0 failed over anew after -D"
