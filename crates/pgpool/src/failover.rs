@@ -236,7 +236,7 @@ impl ClusterOps<'_> {
             let found = self.search_primary(cfg);
             if let Some(p) = found {
                 log::info!("find_primary_node: primary node is {p}");
-                self.follow_primary(cfg, p, old_main, old_primary, None);
+                self.follow_primary(cfg, p, old_main, old_primary);
             } else {
                 log::warn!("find_primary_node: no primary node found after failover");
             }
@@ -250,21 +250,21 @@ impl ClusterOps<'_> {
         true
     }
 
-    /// Runs follow_primary_command for every live node but the new primary, and for
-    /// `also` (the old primary of a switchover, detached but to be made a standby).
+    /// Runs follow_primary_command for every node but the new primary.
     fn follow_primary(
         &self,
         cfg: &Config,
         new_primary: usize,
         old_main: i32,
         old_primary: i32,
-        also: Option<usize>,
     ) {
         if cfg.follow_primary_command.is_empty() {
             return;
         }
+        // Every configured node but the new primary, those already down included (a
+        // standby detached earlier comes back once it follows), as Pgpool-II.
         let followers: Vec<usize> = (0..cfg.backends.len())
-            .filter(|&other| other != new_primary && (self.alive(other) || Some(other) == also))
+            .filter(|&other| other != new_primary && cfg.backends[other].configured)
             .collect();
         let lines: Vec<String> = followers
             .iter()
@@ -277,7 +277,12 @@ impl ClusterOps<'_> {
         // the new primary and attached it again (pcp_attach_node / pcp_recovery_node).
         for &other in &followers {
             if self.alive(other) {
-                log::info!("node {other} detached until it follows the new primary {new_primary}");
+                let b = &cfg.backends[other];
+                log::info!(
+                    "starting follow degeneration. shutdown host {}({})",
+                    b.hostname,
+                    b.port
+                );
                 self.shm.backend(other).set_status(BackendStatus::Down);
             }
         }
@@ -447,7 +452,7 @@ impl ClusterOps<'_> {
             // The old primary follows the new one too (follow_primary.sh rebuilds and
             // attaches it), as in Pgpool-II.
             if let Some(p) = found {
-                self.follow_primary(cfg, p, old_main, old, Some(old as usize));
+                self.follow_primary(cfg, p, old_main, old);
             }
             return true;
         }
