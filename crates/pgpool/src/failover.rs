@@ -198,6 +198,8 @@ impl ClusterOps<'_> {
         if alive_count <= 1 && flags & REQUEST_FROM_PCP == 0 {
             // Detaching the last node helps nobody: clients could not connect at all.
             log::warn!("node {node} is the last live node: failover request ignored");
+            // Pgpool-II's words for a failover that detached nothing (scripts grep them).
+            log::info!("failover: no backends are degenerated");
             return false;
         }
         let started = Instant::now();
@@ -251,13 +253,7 @@ impl ClusterOps<'_> {
     }
 
     /// Runs follow_primary_command for every node but the new primary.
-    fn follow_primary(
-        &self,
-        cfg: &Config,
-        new_primary: usize,
-        old_main: i32,
-        old_primary: i32,
-    ) {
+    fn follow_primary(&self, cfg: &Config, new_primary: usize, old_main: i32, old_primary: i32) {
         if cfg.follow_primary_command.is_empty() {
             return;
         }
@@ -309,7 +305,9 @@ impl ClusterOps<'_> {
                 crate::sys::exit_now(0);
             }
             Err(e) => {
-                log::error!("could not fork the follow primary process: {e}; running the commands here");
+                log::error!(
+                    "could not fork the follow primary process: {e}; running the commands here"
+                );
                 for line in &lines {
                     run_command("follow_primary_command", line);
                 }

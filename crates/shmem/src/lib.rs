@@ -7,6 +7,7 @@
 
 mod nodes;
 mod segment;
+mod snapshot_gate;
 mod text;
 
 pub use nodes::{NodeSpec, NodeTable, NODE_ALWAYS_PRIMARY, NODE_DISALLOW_TO_FAILOVER};
@@ -16,6 +17,7 @@ pub use segment::{
     REQUEST_FROM_CHILD, REQUEST_FROM_HEALTH_CHECK, REQUEST_FROM_PCP, REQUEST_GRACEFUL,
     REQUEST_SWITCHOVER,
 };
+pub use snapshot_gate::SnapshotStep;
 pub use text::ShmText;
 
 /// Most backend nodes a configuration may name (backend_hostname0 .. 127).

@@ -348,6 +348,8 @@ pub struct ChildSlot {
     pub cancel_key: AtomicU32,
     pub client_host: ShmText<64>,
     pub client_port: ShmText<8>,
+    /// Snapshot isolation mode: the step this child is taking on every node (0: none).
+    pub snapshot_step: AtomicU8,
 }
 
 impl ChildSlot {

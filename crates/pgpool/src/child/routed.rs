@@ -213,6 +213,13 @@ pub struct Router {
     catalog_arrived: bool,
     /// The batch being routed contains a BEGIN.
     batch_starts_tx: bool,
+    /// Snapshot isolation: the batch being routed commits / takes a snapshot.
+    batch_commits: bool,
+    batch_takes_snapshot: bool,
+    /// Snapshot isolation: the current transaction took its snapshot; this child marks
+    /// a step until everything sent so far is answered.
+    snapshot_taken: bool,
+    snapshot_step_held: bool,
 }
 
 impl Router {
@@ -247,6 +254,10 @@ impl Default for Router {
             catalog_failed: false,
             catalog_arrived: false,
             batch_starts_tx: false,
+            batch_commits: false,
+            batch_takes_snapshot: false,
+            snapshot_taken: false,
+            snapshot_step_held: false,
         }
     }
 }
@@ -295,6 +306,8 @@ pub struct Routed<'s> {
     pub shm: &'s shmem::Shmem,
     /// log_client_messages.
     pub client_log: Option<crate::child::client_log::ClientLog>,
+    /// Snapshot isolation mode: this child's index (its step mark in shared memory).
+    pub snapshot_child: Option<usize>,
 }
 
 impl Routed<'_> {
@@ -367,6 +380,57 @@ impl Routed<'_> {
                 k
             }
             None => self.router.lb,
+        }
+    }
+
+    fn note_snapshot_kind(&mut self, kind: StatementKind) {
+        use sql::TransactionKind as T;
+        match kind {
+            StatementKind::Transaction(T::Commit | T::PrepareTransaction) => {
+                self.router.batch_commits = true
+            }
+            StatementKind::Transaction(_)
+            | StatementKind::Set
+            | StatementKind::Show
+            | StatementKind::Empty
+            | StatementKind::ParseError => {}
+            _ => self.router.batch_takes_snapshot = true,
+        }
+    }
+
+    /// Snapshot isolation mode: before a batch goes to every node, wait for the step it
+    /// takes (a transaction's snapshot, or a commit) to be safe beside other children's.
+    fn order_snapshot_step(&mut self, io: &[NodeIo]) {
+        let Some(me) = self.snapshot_child else {
+            return;
+        };
+        let r = &mut *self.router;
+        if io[PRIMARY].tx == b'I' {
+            // Between transactions: the next one takes a snapshot of its own.
+            r.snapshot_taken = false;
+        }
+        let in_tx = io[PRIMARY].tx != b'I' || r.batch_starts_tx;
+        let step = if r.batch_commits || (!in_tx && r.batch_takes_snapshot) {
+            Some(shmem::SnapshotStep::Commit)
+        } else if in_tx && r.batch_takes_snapshot && !r.snapshot_taken {
+            r.snapshot_taken = true;
+            Some(shmem::SnapshotStep::Snapshot)
+        } else {
+            None
+        };
+        if let Some(step) = step {
+            self.shm.snapshot_step_begin(me, step);
+            r.snapshot_step_held = true;
+        }
+    }
+
+    /// The marked step is over once every node answered everything sent so far.
+    fn end_snapshot_step(&mut self, io: &[NodeIo], answered: bool) {
+        if let Some(me) = self.snapshot_child {
+            if self.router.snapshot_step_held && answered && io.iter().all(|n| n.queue.is_empty()) {
+                self.shm.snapshot_step_done(me);
+                self.router.snapshot_step_held = false;
+            }
         }
     }
 
@@ -540,6 +604,8 @@ impl Routed<'_> {
     fn route_batch(&mut self, buf: &[u8], io: &[NodeIo]) -> (Target, Counts) {
         let mut counts = Counts::default();
         self.router.batch_starts_tx = false;
+        self.router.batch_commits = false;
+        self.router.batch_takes_snapshot = false;
         if let Some(t) = self.router.open {
             return (t, counts);
         }
@@ -616,6 +682,7 @@ impl Routed<'_> {
                     }
                     self.note_write(is_write, in_tx);
                     counts.add(kind);
+                    self.note_snapshot_kind(kind);
                 }
                 b'P' => {
                     let (name, rest) = cstr(body);
@@ -687,6 +754,7 @@ impl Routed<'_> {
                         note_route(route, &mut need_primary, &mut need_both);
                         self.note_write(w, in_tx);
                         counts.add(k);
+                        self.note_snapshot_kind(k);
                     } else {
                         need_primary = true;
                     }
@@ -1120,8 +1188,16 @@ fn relay_loop(
     let mut bev = vec![PollFlags::empty(); io.len()];
     let mut bready = vec![false; io.len()];
     loop {
+        routed.end_snapshot_step(&io, order.is_empty());
         // 1. Dispatch complete client batches (not while a local command waits).
-        while pending_local.is_none() && !routed.router.catalog_wait && !terminated && cfrom < cto {
+        // (Snapshot isolation: while a step is marked, its batch must be answered by every
+        // node before anything else goes out.)
+        while pending_local.is_none()
+            && !routed.router.catalog_wait
+            && !routed.router.snapshot_step_held
+            && !terminated
+            && cfrom < cto
+        {
             if routed.router.client_remaining > 0 {
                 // The tail of a message larger than the buffer.
                 let take = routed.router.client_remaining.min(cto - cfrom);
@@ -1195,6 +1271,7 @@ fn relay_loop(
                             t
                         }
                     };
+                    routed.order_snapshot_step(&io);
                     dispatch(routed.router, batch, target, &mut io);
                     if routed.router.batch_starts_tx {
                         for (k, n) in io.iter_mut().enumerate() {
@@ -1374,6 +1451,13 @@ fn relay_loop(
         if std::mem::take(&mut routed.router.catalog_arrived) && cfrom < cto {
             // The batches held for the catalog's answer can be routed now.
             continue;
+        }
+        if routed.router.snapshot_step_held && cfrom < cto {
+            // Held batches go out as soon as the marked step is answered everywhere.
+            routed.end_snapshot_step(&io, order.is_empty());
+            if !routed.router.snapshot_step_held {
+                continue;
+            }
         }
         // 5. Wait.
         let client_readable = !terminated && pending_local.is_none() && cto < cbuf.len();

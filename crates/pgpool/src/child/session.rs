@@ -463,6 +463,9 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             router: &mut router,
             shm: ctx.shm,
             client_log: st.client_log.take(),
+            snapshot_child: (ctx.cfg.backend_clustering_mode
+                == config::ClusteringMode::SnapshotIsolation)
+                .then_some(ctx.index),
         };
         let mut slots: Vec<Option<&mut BackendConn>> =
             set.conns.iter_mut().map(Option::as_mut).collect();
@@ -482,6 +485,8 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             &mut routed,
             &mut rstate,
         );
+        // A session that ends mid-step leaves no mark behind.
+        ctx.shm.snapshot_step_done(ctx.index);
         st.backend_fatal = rstate.backend_fatal;
         st.backend_shutdown = rstate.backend_shutdown;
         st.routed_reusable = Some(rstate.reusable);
