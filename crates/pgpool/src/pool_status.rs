@@ -388,7 +388,7 @@ pub fn pool_status(cfg: &Config, shm: &Shmem) -> Vec<[String; 3]> {
 mod tests {
     use super::*;
 
-    fn shm(n: usize) -> Shmem {
+    fn shm() -> Shmem {
         Shmem::create(shmem::Layout {
             num_children: 1,
             max_pool: 1,
@@ -404,7 +404,7 @@ mod tests {
             std::path::Path::new("pgpool.conf"),
         )
         .expect("config");
-        let rows = pool_status(&cfg, &shm(2));
+        let rows = pool_status(&cfg, &shm());
         let get = |k: &str| {
             rows.iter()
                 .find(|r| r[0] == k)

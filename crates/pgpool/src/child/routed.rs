@@ -1238,11 +1238,13 @@ fn relay_loop(
                     cfrom = end;
                 }
                 // A failed transaction with nothing in flight (its state is certain): a
-                // lone Query that does not end it is refused here, as Pgpool-II does.
+                // lone Query that does not end it is refused here, as Pgpool-II does. The
+                // error may have come from any node of the session (a read that failed on
+                // a standby fails the whole transaction, as on one server).
                 Scan::Batch { end, .. }
                     if cbuf[cfrom] == b'Q'
                         && order.is_empty()
-                        && io[PRIMARY].tx == b'E'
+                        && io.iter().any(|n| n.tx == b'E')
                         && scan_header(&cbuf[cfrom..end])
                             .ok()
                             .flatten()
