@@ -6,16 +6,19 @@
 //! process that dies mid-update can never leave a lock held.
 
 mod nodes;
+mod requests;
 mod segment;
 mod snapshot_gate;
 mod text;
 
 pub use nodes::{NodeSpec, NodeTable, NODE_ALWAYS_PRIMARY, NODE_DISALLOW_TO_FAILOVER};
+pub use requests::{
+    Request, RequestKind, RequestQueue, REQUEST_FROM_CHILD, REQUEST_FROM_HEALTH_CHECK,
+    REQUEST_FROM_PCP, REQUEST_GRACEFUL, REQUEST_SWITCHOVER,
+};
 pub use segment::{
     BackendConnInfo, BackendRole, BackendState, BackendStatus, ChildSlot, ChildState, Cluster,
-    HealthStats, Layout, PoolSlotInfo, Request, RequestKind, RequestQueue, Shmem, StatementStats,
-    REQUEST_FROM_CHILD, REQUEST_FROM_HEALTH_CHECK, REQUEST_FROM_PCP, REQUEST_GRACEFUL,
-    REQUEST_SWITCHOVER,
+    HealthStats, Layout, PoolSlotInfo, Shmem, StatementStats,
 };
 pub use snapshot_gate::SnapshotStep;
 pub use text::ShmText;
