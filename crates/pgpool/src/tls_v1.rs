@@ -168,6 +168,35 @@ fn verify_handshake(
         .map_err(|_| Error::InvalidCertificate(CertificateError::BadSignature))
 }
 
+/// rustls's check of a handshake signature (TLS 1.2 or 1.3 flavour).
+type WebPkiHandshakeCheck = fn(
+    &[u8],
+    &CertificateDer<'_>,
+    &DigitallySignedStruct,
+    &rustls::crypto::WebPkiSupportedAlgorithms,
+) -> Result<HandshakeSignatureValid, Error>;
+
+impl ClientVerifier {
+    /// A version 1 certificate's signatures are checked here, others by rustls.
+    fn handshake(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+        webpki: WebPkiHandshakeCheck,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        match version_1(cert) {
+            Some(c) => verify_handshake(&c, message, dss),
+            None => webpki(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            ),
+        }
+    }
+}
+
 impl ClientCertVerifier for ClientVerifier {
     fn offer_client_auth(&self) -> bool {
         true
@@ -203,15 +232,7 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        match version_1(cert) {
-            Some(c) => verify_handshake(&c, message, dss),
-            None => rustls::crypto::verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.provider.signature_verification_algorithms,
-            ),
-        }
+        self.handshake(message, cert, dss, rustls::crypto::verify_tls12_signature)
     }
 
     fn verify_tls13_signature(
@@ -220,15 +241,7 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        match version_1(cert) {
-            Some(c) => verify_handshake(&c, message, dss),
-            None => rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.provider.signature_verification_algorithms,
-            ),
-        }
+        self.handshake(message, cert, dss, rustls::crypto::verify_tls13_signature)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -94,9 +94,9 @@ pub fn leading_kind(sql: &[u8]) -> StatementKind {
 
 /// The backend pid of a `pg_terminate_backend(<integer constant>)` call in `sql`, as
 /// Pgpool-II recognises it (a pid computed at run time is not).
-pub fn terminate_backend_pid(sql: &str) -> Option<u32> {
+pub fn terminate_backend_pid(sql: &[u8]) -> Option<u32> {
     const NAME: &[u8] = b"pg_terminate_backend";
-    let b = sql.as_bytes();
+    let b = sql;
     // Every query passes here: look closer only at "_t" / "_T" (rare in texts).
     let at = (2..b.len().saturating_sub(NAME.len() - 3)).find(|&i| {
         b[i] == b'_'
@@ -104,21 +104,21 @@ pub fn terminate_backend_pid(sql: &str) -> Option<u32> {
             && b.get(i - 2..i - 2 + NAME.len())
                 .is_some_and(|w| w.eq_ignore_ascii_case(NAME))
     })? - 2;
-    let mut rest = sql[at + NAME.len()..].trim_start();
-    rest = rest.strip_prefix('(')?.trim_start();
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    let after = rest[digits..].trim_start();
-    if digits == 0 || !(after.starts_with(')') || after.starts_with(',')) {
+    let rest = b[at + NAME.len()..].trim_ascii_start();
+    let rest = rest.strip_prefix(b"(")?.trim_ascii_start();
+    let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    let after = rest[digits..].trim_ascii_start();
+    if digits == 0 || !(after.starts_with(b")") || after.starts_with(b",")) {
         return None;
     }
-    rest[..digits].parse().ok()
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn terminate_backend_calls() {
-        use super::terminate_backend_pid as t;
+        let t = |q: &str| super::terminate_backend_pid(q.as_bytes());
         assert_eq!(t("SELECT pg_terminate_backend(1234)"), Some(1234));
         assert_eq!(t("select PG_TERMINATE_BACKEND ( 42 , 1000)"), Some(42));
         assert_eq!(

@@ -346,7 +346,6 @@ impl ChildContext<'_> {
 /// Pgpool-II's words, the victim's connection is flagged (its FATAL is not a node
 /// failure), and the node it lives on is returned, for the query to go there.
 pub fn terminate_request(shm: &Shmem, text: &[u8]) -> Option<usize> {
-    let text = std::str::from_utf8(text).ok()?;
     let pid = sql::terminate_backend_pid(text)?;
     match shm.find_backend_pid(pid) {
         Some((node, conn)) => {

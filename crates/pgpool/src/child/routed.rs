@@ -1244,6 +1244,7 @@ fn relay_loop(
                 Scan::Batch { end, .. }
                     if cbuf[cfrom] == b'Q'
                         && order.is_empty()
+                        && io.iter().all(|n| n.queue.is_empty())
                         && io.iter().any(|n| n.tx == b'E')
                         && scan_header(&cbuf[cfrom..end])
                             .ok()

@@ -974,7 +974,6 @@ fn join_live_nodes(
     }
 }
 
-/// Two distinct elements of a slice, mutably.
 /// Makes node `n` part of the session: its pooled connection (with the client's
 /// parameters applied) or a new one. False, with a warning, when it cannot be used.
 #[allow(clippy::too_many_arguments)]
