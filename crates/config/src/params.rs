@@ -233,7 +233,7 @@ config_params! {
     failover_on_backend_error: bool = [K::Bool, "on", Reload, true, 0, "Triggers fail over when reading/writing to backend socket fails."],
     failover_on_backend_shutdown: bool = [K::Bool, "on", Reload, true, 0, "Triggers fail over when backend is shutdown."],
     detach_false_primary: bool = [K::Bool, "off", Reload, true, 0, "Automatically detaches false primary node."],
-    insert_lock: bool = [K::Bool, "on", Reload, false, 0, "Automatically locks table with INSERT to keep SERIAL data consistency"],
+    insert_lock: bool = [K::Bool, "on", Reload, true, 0, "Automatically locks table with INSERT to keep SERIAL data consistency"],
     ignore_leading_white_space: bool = [K::Bool, "on", Reload, true, 0, "Ignores leading white spaces of each query string."],
     log_statement: bool = [K::Bool, "off", Session, true, 0, "Logs all statements in the pgpool logs."],
     log_per_node_statement: bool = [K::Bool, "off", Session, true, 0, "Logs per node detailed SQL statements."],

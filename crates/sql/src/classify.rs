@@ -133,10 +133,10 @@ pub struct Classification {
     pub dropped: Vec<String>,
     /// DISCARD ALL / DISCARD TEMP: the session's temporary tables are gone.
     pub discards_temp: bool,
-    /// May change what the catalog says about function volatility or unlogged tables
-    /// (CREATE/ALTER FUNCTION or EXTENSION, an UNLOGGED table created, SET [UN]LOGGED,
-    /// renames, DO blocks). Temporary tables and other DDL do not; nor do drops, which
-    /// leave a stale name that only errs towards the primary.
+    /// May change what the catalog says about function volatility, unlogged tables or
+    /// column defaults (CREATE/ALTER FUNCTION or EXTENSION, CREATE/ALTER TABLE, renames,
+    /// DO blocks). Temporary tables and other DDL do not; nor do drops, which leave a
+    /// stale name that only errs towards the primary.
     pub changes_catalog_facts: bool,
     /// Set when the verdict depends on the volatility of called functions, which only the
     /// database knows (both function lists empty): see [`CatalogVerdicts`].
@@ -144,6 +144,9 @@ pub struct Classification {
     /// The SQL-level prepared statement a PREPARE creates, or an EXECUTE or DEALLOCATE
     /// names (None for DEALLOCATE ALL): EXECUTE and DEALLOCATE go where PREPARE went.
     pub prepared_name: Option<String>,
+    /// Tables the text INSERTs into: quoted as written (`"public"."t"`) and bare, for
+    /// insert_lock.
+    pub insert_targets: Vec<(String, String)>,
 }
 
 /// The two verdicts of a statement whose routing depends on function volatility. `route` /
@@ -191,6 +194,7 @@ impl Classification {
             changes_catalog_facts: false,
             catalog: None,
             prepared_name: None,
+            insert_targets: Vec::new(),
         }
     }
 }
@@ -282,6 +286,16 @@ pub fn classify(sql: &str, rules: &Rules) -> Classification {
     for s in &stmts {
         note_temp_and_drops(s, &mut c);
         c.changes_catalog_facts |= changes_catalog_facts(s);
+        if let NodeEnum::InsertStmt(ins) = s {
+            if let Some(rel) = ins.relation.as_ref() {
+                let quote = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
+                let quoted = match rel.schemaname.as_str() {
+                    "" => quote(&rel.relname),
+                    schema => format!("{}.{}", quote(schema), quote(&rel.relname)),
+                };
+                c.insert_targets.push((quoted, rel.relname.clone()));
+            }
+        }
     }
     c.tables = tables;
     c.functions = functions;
@@ -332,13 +346,10 @@ fn changes_catalog_facts(node: &NodeEnum) -> bool {
         | NodeEnum::RenameStmt(_)
         | NodeEnum::AlterObjectSchemaStmt(_)
         | NodeEnum::DoStmt(_) => true,
-        NodeEnum::CreateStmt(s) => unlogged(s.relation.as_ref()),
+        // Columns and their defaults (native replication's insert_lock and time defaults).
+        NodeEnum::CreateStmt(s) => s.relation.as_ref().is_some_and(|r| r.relpersistence != "t"),
         NodeEnum::CreateTableAsStmt(s) => unlogged(s.into.as_ref().and_then(|i| i.rel.as_ref())),
-        NodeEnum::AlterTableStmt(s) => s.cmds.iter().any(|c| {
-            matches!(c.node.as_ref(), Some(NodeEnum::AlterTableCmd(a))
-                if a.subtype == protobuf::AlterTableType::AtSetLogged as i32
-                    || a.subtype == protobuf::AlterTableType::AtSetUnLogged as i32)
-        }),
+        NodeEnum::AlterTableStmt(_) => true,
         _ => false,
     }
 }

@@ -9,6 +9,7 @@ mod cache;
 mod classify;
 mod quick;
 mod rules;
+mod timestamp;
 
 pub use cache::ClassifierCache;
 pub use classify::{
@@ -16,3 +17,6 @@ pub use classify::{
 };
 pub use quick::{leading_kind, mentions_any, plain_select, terminate_backend_pid};
 pub use rules::{RuleError, Rules, ALWAYS_WRITE_FUNCTIONS, BUILTIN_READ_ONLY_FUNCTIONS};
+pub use timestamp::{
+    is_time_expression, mentions_time_function, rewrite as rewrite_time_functions, TableColumns,
+};

@@ -557,17 +557,34 @@ fn statements_that_change_catalog_facts() {
         "alter function f() rename to g",
         "do $$ begin end $$",
         "select 1; create function f() returns int language sql as 'select 1'",
+        "create table t (a serial)",
+        "alter table t alter column b set default now()",
     ] {
         assert!(classify(q, &r).changes_catalog_facts, "{q}");
     }
     for q in [
         "create temp table tt (a int)",
-        "create table t (a int)",
         "drop table t",
         "create index on t (a)",
-        "alter table t add column b int",
         "select 1",
     ] {
         assert!(!classify(q, &r).changes_catalog_facts, "{q}");
     }
+}
+
+#[test]
+fn insert_targets_are_quoted_as_written() {
+    let r = Rules::default();
+    assert_eq!(
+        classify(
+            "insert into public.T1 values (1); insert into \"Q\"\"x\" select 1",
+            &r
+        )
+        .insert_targets,
+        vec![
+            ("\"public\".\"t1\"".to_string(), "t1".to_string()),
+            ("\"Q\"\"x\"".to_string(), "Q\"x".to_string())
+        ]
+    );
+    assert!(classify("update t set a = 1", &r).insert_targets.is_empty());
 }

@@ -6,9 +6,12 @@
 //! answer holds for the database until any child runs a statement that can change it
 //! (`sql::Classification::changes_catalog_facts`: CREATE/ALTER FUNCTION, an unlogged table,
 //! ...; a generation counter in shared memory) or the child serves another database. Names are compared bare (no schema), which
-//! errs towards the primary when two schemas share a name.
+//! errs towards the primary when two schemas share a name. In native replication the same
+//! query also reads which tables draw from a sequence (SERIAL, identity), whether
+//! `pgpool_catalog.insert_lock` exists, and the columns of tables with a time-dependent
+//! default (see `replicate`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use protocol::build;
 use protocol::message::DataRowFields;
@@ -28,6 +31,24 @@ pub struct Catalog {
     state: State,
     volatile: HashSet<String>,
     unlogged: HashSet<String>,
+    replication: ReplicationFacts,
+}
+
+/// (schema, table) of a catalog row.
+type TableKey = (String, String);
+/// A column while loading: attnum, name, time-dependent default.
+type LoadingColumn = (i32, String, Option<String>);
+
+/// Native replication's facts (empty in the other modes).
+#[derive(Default)]
+struct ReplicationFacts {
+    /// Bare names of tables with a column drawing from a sequence.
+    sequenced: HashSet<String>,
+    insert_lock_table: bool,
+    /// (schema, table) → columns in order (with their attnum while loading).
+    time_tables: HashMap<TableKey, Vec<LoadingColumn>>,
+    /// Loaded form of `time_tables`.
+    columns: HashMap<TableKey, sql::TableColumns>,
 }
 
 impl Default for Catalog {
@@ -38,6 +59,7 @@ impl Default for Catalog {
             state: State::Empty,
             volatile: HashSet::new(),
             unlogged: HashSet::new(),
+            replication: ReplicationFacts::default(),
         }
     }
 }
@@ -51,39 +73,83 @@ impl Catalog {
             && self.database == database
     }
 
-    /// Appends the Query that loads the facts to `out` and starts collecting its rows.
-    pub fn start_load(&mut self, database: &str, generation: u64, out: &mut Vec<u8>) {
+    /// Appends the Query that loads the facts to `out` and starts collecting its rows
+    /// (`replication`: native replication's facts too).
+    pub fn start_load(
+        &mut self,
+        database: &str,
+        generation: u64,
+        replication: bool,
+        out: &mut Vec<u8>,
+    ) {
         self.database.clear();
         self.database.push_str(database);
         self.generation = generation;
         self.state = State::Loading;
         self.volatile.clear();
         self.unlogged.clear();
-        build::query(
-            out,
-            "SELECT 'f', proname FROM pg_catalog.pg_proc WHERE provolatile = 'v' \
-             UNION SELECT 'u', relname FROM pg_catalog.pg_class WHERE relpersistence = 'u'",
+        self.replication = ReplicationFacts::default();
+        let mut q = String::from(
+            "SELECT 'f', proname, NULL::name, NULL::int2, NULL::name, NULL::text \
+             FROM pg_catalog.pg_proc WHERE provolatile = 'v' \
+             UNION SELECT 'u', relname, NULL, NULL, NULL, NULL \
+             FROM pg_catalog.pg_class WHERE relpersistence = 'u'",
         );
+        if replication {
+            q.push_str(REPLICATION_FACTS);
+        }
+        build::query(out, &q);
     }
 
-    /// One DataRow body of the load query: (kind, name).
+    /// One DataRow body of the load query: (kind, name, schema, attnum, column, default).
     pub fn add_row(&mut self, body: &[u8]) {
         let mut fields = DataRowFields::new(body);
-        let (Some(Some(kind)), Some(Some(name))) = (fields.next(), fields.next()) else {
+        let mut text = || {
+            fields
+                .next()
+                .flatten()
+                .and_then(|f| std::str::from_utf8(f).ok())
+        };
+        let (Some(kind), name) = (text(), text()) else {
             return;
         };
-        let Ok(name) = std::str::from_utf8(name) else {
-            return;
-        };
+        let name = name.unwrap_or("").to_string();
         match kind {
-            b"f" => self.volatile.insert(name.to_string()),
-            b"u" => self.unlogged.insert(name.to_string()),
-            _ => false,
-        };
+            "f" => {
+                self.volatile.insert(name);
+            }
+            "u" => {
+                self.unlogged.insert(name);
+            }
+            "s" => {
+                self.replication.sequenced.insert(name);
+            }
+            "l" => self.replication.insert_lock_table = true,
+            "c" => {
+                let schema = text().unwrap_or("").to_string();
+                let attnum = text().and_then(|n| n.parse().ok()).unwrap_or(0);
+                let column = text().unwrap_or("").to_string();
+                let default = text()
+                    .filter(|d| sql::is_time_expression(d))
+                    .map(str::to_string);
+                self.replication
+                    .time_tables
+                    .entry((schema, name))
+                    .or_default()
+                    .push((attnum, column, default));
+            }
+            _ => {}
+        }
     }
 
     /// The load query ended (`ok`: without an error).
     pub fn finish_load(&mut self, ok: bool) {
+        let r = &mut self.replication;
+        for (table, mut cols) in std::mem::take(&mut r.time_tables) {
+            cols.sort_by_key(|c| c.0);
+            let columns = cols.into_iter().map(|(_, n, d)| (n, d)).collect();
+            r.columns.insert(table, sql::TableColumns { columns });
+        }
         if ok {
             self.state = State::Loaded;
             log::debug!(
@@ -96,6 +162,7 @@ impl Catalog {
             self.state = State::Failed;
             self.volatile.clear();
             self.unlogged.clear();
+            self.replication = ReplicationFacts::default();
             log::warn!(
                 "could not read function volatility from database \"{}\": judging functions by the built-in list",
                 self.database
@@ -124,7 +191,54 @@ impl Catalog {
     pub fn is_unlogged(&self, bare_table: &str) -> bool {
         self.unlogged.contains(bare_table)
     }
+
+    /// Does an INSERT into this table (bare name) draw from a sequence?
+    pub fn has_sequence(&self, bare_table: &str) -> bool {
+        self.replication.sequenced.contains(bare_table)
+    }
+
+    pub fn has_insert_lock_table(&self) -> bool {
+        self.replication.insert_lock_table
+    }
+
+    pub fn has_time_defaults(&self) -> bool {
+        !self.replication.columns.is_empty()
+    }
+
+    /// The columns of a table with a time-dependent default; a bare name must be the only
+    /// table of that name with one (else which one the search path finds is unknown).
+    pub fn time_columns(&self, schema: Option<&str>, table: &str) -> Option<&sql::TableColumns> {
+        let columns = &self.replication.columns;
+        match schema {
+            Some(s) => columns.get(&(s.to_string(), table.to_string())),
+            None => {
+                let mut found = columns.iter().filter(|((_, t), _)| t == table);
+                match (found.next(), found.next()) {
+                    (Some((_, c)), None) => Some(c),
+                    _ => None,
+                }
+            }
+        }
+    }
 }
+
+/// Native replication's part of the catalog query: tables with a sequence-drawing column,
+/// the insert_lock table, and every column of tables with a time-dependent default.
+const REPLICATION_FACTS: &str = " UNION ALL SELECT 's', c.relname, NULL, NULL, NULL, NULL \
+     FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p') AND EXISTS (SELECT 1 \
+     FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d \
+     ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+     AND (a.attidentity <> '' OR pg_catalog.pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%')) \
+     UNION ALL SELECT 'l', NULL, NULL, NULL, NULL, NULL \
+     WHERE pg_catalog.to_regclass('pgpool_catalog.insert_lock') IS NOT NULL \
+     UNION ALL SELECT 'c', c.relname, n.nspname, a.attnum, a.attname, \
+     pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+     WHERE c.relkind IN ('r', 'p') AND c.oid IN (SELECT adrelid FROM pg_catalog.pg_attrdef \
+     WHERE pg_catalog.pg_get_expr(adbin, adrelid) ~* '(now|current_date|current_time|localtime|_timestamp)')";
 
 /// The bare name of a relation as written (`schema.table` → `table`).
 pub fn bare(name: &str) -> &str {
@@ -153,20 +267,46 @@ mod tests {
     fn rows_fill_the_sets_and_failure_falls_back_to_the_builtin_list() {
         let mut c = Catalog::default();
         let mut q = Vec::new();
-        c.start_load("db", 3, &mut q);
+        c.start_load("db", 3, true, &mut q);
         assert_eq!(q[0], b'Q');
         assert!(!c.is_current("db", 3));
         c.add_row(&row(&[Some(b"f"), Some(b"random")]));
         c.add_row(&row(&[Some(b"u"), Some(b"ut")]));
         c.add_row(&row(&[Some(b"u"), None]));
         c.add_row(&[0, 2, 0]);
+        c.add_row(&row(&[Some(b"s"), Some(b"t1")]));
+        c.add_row(&row(&[Some(b"l"), None]));
+        for (n, col, d) in [
+            (b"2", b"j" as &[u8], Some(b"now()" as &[u8])),
+            (b"1", b"i", Some(b"nextval('s')")),
+        ] {
+            c.add_row(&row(&[
+                Some(b"c"),
+                Some(b"t1"),
+                Some(b"public"),
+                Some(n),
+                Some(col),
+                d,
+            ]));
+        }
         c.finish_load(true);
+        assert!(c.has_sequence("t1") && !c.has_sequence("t2") && c.has_insert_lock_table());
+        let cols = c.time_columns(None, "t1").map(|t| t.columns.clone());
+        assert_eq!(
+            cols,
+            Some(vec![
+                ("i".to_string(), None),
+                ("j".to_string(), Some("now()".to_string()))
+            ])
+        );
+        assert!(c.time_columns(Some("other"), "t1").is_none());
         assert!(c.is_current("db", 3) && !c.is_current("db", 4) && !c.is_current("x", 3));
         assert!(c.is_volatile("random") && !c.is_volatile("my_func"));
         assert!(c.is_unlogged("ut") && c.mentions_unlogged("select * from UT"));
         assert!(!c.mentions_unlogged("select * from pt"));
-        c.start_load("db", 4, &mut q);
+        c.start_load("db", 4, false, &mut q);
         c.finish_load(false);
+        assert!(!c.has_sequence("t1") && !c.has_time_defaults());
         assert!(c.is_current("db", 4));
         assert!(c.is_volatile("my_func") && !c.is_volatile("count"));
         assert!(!c.mentions_unlogged("select * from ut"));

@@ -13,6 +13,7 @@ mod local_ext;
 mod pool;
 mod redirect;
 mod relay;
+mod replicate;
 mod routed;
 mod scanner;
 mod session;

@@ -27,6 +27,7 @@ use crate::child::relay::{
     aborted_answer, ends_failed_transaction, idle_timeout, prepare_poll, read_some, signalled_end,
     LocalAnswer, LocalCommands, RelayEnd, READABLE,
 };
+use crate::child::replicate::{self, HiddenAnswers, Replicated, ReplicationNeeds};
 use crate::net::Stream;
 use crate::sys::Waker;
 
@@ -69,15 +70,42 @@ impl Target {
 struct Expect {
     /// Answers go to the client (else they are read and dropped).
     forward: bool,
-    /// Leading ParseComplete/CloseComplete answers to hide (injected messages).
-    hide: u32,
+    /// Answers to hide (of messages pgpool added).
+    hide: HiddenAnswers,
     /// The batch ends with a ReadyForQuery (Query, Sync, FunctionCall); a Flush-ended
     /// batch does not, and stays at the head until a later Sync's ReadyForQuery.
     synced: bool,
-    /// pgpool's own catalog query: its rows fill the child's [`Catalog`].
-    capture: bool,
+    /// pgpool's own query whose answer it reads.
+    capture: Capture,
     /// NoticeResponses (notice_per_node_statement) the client sees before the answers.
     notices: Vec<u8>,
+}
+
+/// pgpool's own queries on the main node, read by the relay.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Capture {
+    #[default]
+    None,
+    /// Its rows fill the child's [`Catalog`].
+    Catalog,
+    /// Native replication: the timestamp time functions are replaced by.
+    Now,
+}
+
+/// Native replication: where a write sent to every node stands. Nothing else is sent
+/// until it is done, so that each node sees the session's writes in the same order and
+/// locks are taken on the main node first and held there until every node has them.
+enum Replicating {
+    /// The main node has the batch; the others get it once it has answered.
+    Main {
+        bytes: Vec<u8>,
+        starts_tx: bool,
+        commit_after: bool,
+    },
+    /// The other nodes have it too.
+    Others { commit_after: bool },
+    /// pgpool's COMMIT of the transaction it wrapped the write in, on every node.
+    Commit,
 }
 
 /// Per-backend side of the relay.
@@ -161,6 +189,10 @@ pub struct RoutedConfig<'a> {
     pub notice_per_node_statement: bool,
     /// Native replication: writes go to every connection of the session.
     pub replicate: bool,
+    /// Native replication mode: writes go to the main node first, then to the others
+    /// (insert_lock and time functions made constant on the way).
+    pub main_first: bool,
+    pub insert_lock: bool,
     pub client_idle_limit: u64,
     /// Node id of each connection; index 0 is the primary.
     pub node_ids: Vec<usize>,
@@ -220,6 +252,13 @@ pub struct Router {
     /// a step until everything sent so far is answered.
     snapshot_taken: bool,
     snapshot_step_held: bool,
+    /// Native replication: the main node's timestamp for the current transaction (or
+    /// autocommit statement), and its query's progress.
+    now: Option<String>,
+    now_wait: bool,
+    now_failed: bool,
+    now_arrived: bool,
+    replicating: Option<Replicating>,
 }
 
 impl Router {
@@ -258,6 +297,11 @@ impl Default for Router {
             batch_takes_snapshot: false,
             snapshot_taken: false,
             snapshot_step_held: false,
+            now: None,
+            now_wait: false,
+            now_failed: false,
+            now_arrived: false,
+            replicating: None,
         }
     }
 }
@@ -489,7 +533,9 @@ impl Routed<'_> {
     /// Must the catalog facts be (re)loaded before the next batch is routed? Not while
     /// the primary's transaction is aborted: the query would fail there.
     fn catalog_stale(&self, io: &[NodeIo]) -> bool {
-        let needed = self.cfg.rules.functions_need_catalog() || self.cfg.check_unlogged_table;
+        let needed = self.cfg.rules.functions_need_catalog()
+            || self.cfg.check_unlogged_table
+            || self.cfg.main_first;
         needed
             && !self.router.catalog_wait
             && io[PRIMARY].tx != b'E'
@@ -508,15 +554,109 @@ impl Routed<'_> {
     /// Sends the catalog query to the primary; batches wait for its answer.
     fn start_catalog_load(&mut self, io: &mut [NodeIo]) {
         let generation = self.catalog_generation();
-        self.catalog
-            .start_load(self.cfg.database, generation, &mut io[PRIMARY].out);
+        self.catalog.start_load(
+            self.cfg.database,
+            generation,
+            self.cfg.main_first,
+            &mut io[PRIMARY].out,
+        );
         io[PRIMARY].queue.push_back(Expect {
             synced: true,
-            capture: true,
+            capture: Capture::Catalog,
             ..Expect::default()
         });
         self.router.catalog_wait = true;
         self.router.catalog_failed = false;
+    }
+
+    fn replication_needs(&mut self) -> ReplicationNeeds<'_> {
+        ReplicationNeeds {
+            cache: self.cache,
+            rules: self.cfg.rules,
+            catalog: self.catalog,
+            insert_lock: self.cfg.insert_lock,
+        }
+    }
+
+    /// Native replication: must the main node's timestamp be asked for before this batch
+    /// (a Query, or the statements an extended batch binds) can go out?
+    fn timestamp_missing(&mut self, batch: &[u8]) -> bool {
+        if !self.cfg.main_first || self.router.now.is_some() || self.router.now_failed {
+            return false;
+        }
+        let mut texts: Vec<String> = Vec::new();
+        let mut parsed: Vec<(&[u8], &[u8])> = Vec::new();
+        for (tag, body) in Messages(batch) {
+            match tag {
+                b'Q' => texts.push(String::from_utf8_lossy(cstr(body).0).into_owned()),
+                b'P' => parsed.push((cstr(body).0, cstr(cstr(body).1).0)),
+                b'B' => {
+                    let stmt = cstr(cstr(body).1).0;
+                    let text = match parsed.iter().rev().find(|(n, _)| *n == stmt) {
+                        Some((_, t)) => Some(String::from_utf8_lossy(t).into_owned()),
+                        None => self
+                            .router
+                            .statements
+                            .get(stmt)
+                            .map(|st| statement_text(&st.parse).to_string()),
+                    };
+                    texts.extend(text);
+                }
+                _ => {}
+            }
+        }
+        let mut needs = self.replication_needs();
+        texts.iter().any(|t| needs.needs_timestamp(t))
+    }
+
+    /// Sends the timestamp query to the main node; batches wait for its answer.
+    fn start_timestamp_fetch(&mut self, io: &mut [NodeIo]) {
+        build::query(&mut io[PRIMARY].out, replicate::NOW_QUERY);
+        io[PRIMARY].queue.push_back(Expect {
+            synced: true,
+            capture: Capture::Now,
+            ..Expect::default()
+        });
+        self.router.now_wait = true;
+    }
+
+    /// A replicated batch as every node must get it (None: as the client sent it).
+    fn prepare_replicated(&mut self, batch: &[u8], in_tx: bool) -> Option<Replicated> {
+        if batch.first() == Some(&b'Q') {
+            let text = std::str::from_utf8(cstr(batch.get(5..).unwrap_or(&[])).0).unwrap_or("");
+            let now = self.router.now.clone();
+            return self
+                .replication_needs()
+                .prepare_query(text, now.as_deref(), in_tx);
+        }
+        let statements = &self.router.statements;
+        let parse_of = |name: &[u8]| {
+            statements
+                .get(name)
+                .map(|st| st.parse[5.min(st.parse.len())..].to_vec())
+        };
+        let mut needs = ReplicationNeeds {
+            cache: self.cache,
+            rules: self.cfg.rules,
+            catalog: self.catalog,
+            insert_lock: self.cfg.insert_lock,
+        };
+        let now = self.router.now.as_deref();
+        needs.prepare_extended(batch, &parse_of, now, in_tx)
+    }
+
+    /// Might the batch run a COPY (of a Query, a Parse, or a statement it binds)?
+    fn batch_mentions_copy(&self, batch: &[u8]) -> bool {
+        Messages(batch).any(|(tag, body)| match tag {
+            b'Q' => replicate::mentions_copy(body),
+            b'P' => replicate::mentions_copy(cstr(cstr(body).1).0),
+            b'B' => self
+                .router
+                .statements
+                .get(cstr(cstr(body).1).0)
+                .is_some_and(|st| replicate::mentions_copy(&st.parse)),
+            _ => false,
+        })
     }
 
     /// Where one statement text may run, with what the session and the catalog know;
@@ -913,10 +1053,18 @@ impl Counts {
 
 /// Appends the batch to each target connection's output, replaying Parse messages of
 /// named statements the node lacks; counts the answers each must hide in `batch_hide`.
-fn dispatch(router: &mut Router, batch: &[u8], target: Target, io: &mut [NodeIo]) {
+/// Only the connections in `nodes` are sent to now (native replication sends the main
+/// node's share first).
+fn dispatch(
+    router: &mut Router,
+    batch: &[u8],
+    target: Target,
+    io: &mut [NodeIo],
+    nodes: std::ops::Range<usize>,
+) {
     for (k, node) in io.iter_mut().enumerate() {
         node.batch_hide = 0;
-        if !target.includes(k) {
+        if !target.includes(k) || !nodes.contains(&k) {
             continue;
         }
         // Statements bound in this batch but parsed elsewhere: parse them here first (a
@@ -1194,6 +1342,8 @@ fn relay_loop(
         // node before anything else goes out.)
         while pending_local.is_none()
             && !routed.router.catalog_wait
+            && !routed.router.now_wait
+            && routed.router.replicating.is_none()
             && !routed.router.snapshot_step_held
             && !terminated
             && cfrom < cto
@@ -1262,7 +1412,16 @@ fn relay_loop(
                         routed.start_catalog_load(&mut io);
                         break;
                     }
+                    if !continuing
+                        && kind == BatchEnd::Synced
+                        && routed.timestamp_missing(&cbuf[cfrom..end])
+                    {
+                        routed.start_timestamp_fetch(&mut io);
+                        break;
+                    }
                     let batch = &cbuf[cfrom..end];
+                    let mut hidden = HiddenAnswers::default();
+                    let mut main_only = false;
                     if let Some(l) = routed.client_log.as_mut() {
                         l.frames(batch);
                     }
@@ -1275,10 +1434,36 @@ fn relay_loop(
                         }
                     };
                     routed.order_snapshot_step(&io);
-                    dispatch(routed.router, batch, target, &mut io);
+                    if routed.cfg.main_first
+                        && target == Target::All
+                        && kind == BatchEnd::Synced
+                        && !continuing
+                        && !routed.batch_mentions_copy(batch)
+                    {
+                        // Native replication: the main node first, the others once it
+                        // has answered.
+                        let in_tx = io[PRIMARY].tx != b'I';
+                        let (bytes, commit_after) = match routed.prepare_replicated(batch, in_tx) {
+                            Some(r) => {
+                                hidden = r.hidden;
+                                (r.bytes, r.commit_after)
+                            }
+                            None => (batch.to_vec(), false),
+                        };
+                        dispatch(routed.router, &bytes, target, &mut io, 0..1);
+                        routed.router.replicating = Some(Replicating::Main {
+                            bytes,
+                            starts_tx: routed.router.batch_starts_tx,
+                            commit_after,
+                        });
+                        main_only = true;
+                    } else {
+                        let all = 0..io.len();
+                        dispatch(routed.router, batch, target, &mut io, all);
+                    }
                     if routed.router.batch_starts_tx {
                         for (k, n) in io.iter_mut().enumerate() {
-                            n.joined_tx |= target.includes(k);
+                            n.joined_tx |= target.includes(k) && (k == PRIMARY || !main_only);
                         }
                     }
                     let mut notices = Vec::new();
@@ -1319,7 +1504,7 @@ fn relay_loop(
                             if n.batch_hide > 0 {
                                 let h = n.batch_hide;
                                 if let Some(e) = n.queue.back_mut() {
-                                    e.hide += h;
+                                    e.hide.parse += h;
                                 }
                             }
                         }
@@ -1351,8 +1536,9 @@ fn relay_loop(
                     } else {
                         let synced = kind == BatchEnd::Synced;
                         for (k, n) in io.iter_mut().enumerate() {
-                            if target.includes(k) {
-                                let hide = n.batch_hide;
+                            if target.includes(k) && (k == PRIMARY || !main_only) {
+                                let mut hide = hidden;
+                                hide.parse += n.batch_hide;
                                 n.queue.push_back(Expect {
                                     forward: k == answering,
                                     hide,
@@ -1414,6 +1600,7 @@ fn relay_loop(
                 return RelayEnd::BackendFailed(format!("node {id}: {e}"));
             }
         }
+        let replicated = advance_replication(routed.router, &mut io, &mut order);
         // 4. Writes.
         for (k, n) in io.iter_mut().enumerate() {
             if n.has_output() {
@@ -1438,7 +1625,8 @@ fn relay_loop(
                 .iter()
                 .all(|n| n.queue.is_empty() && !n.has_output() && n.remaining == 0)
             && routed.router.client_remaining == 0
-            && routed.router.open.is_none();
+            && routed.router.open.is_none()
+            && routed.router.replicating.is_none();
         if terminated {
             // Nobody reads answers any more.
             to_client.clear();
@@ -1451,8 +1639,11 @@ fn relay_loop(
             state.reusable = idle && !state.backend_fatal;
             return RelayEnd::ClientClosed;
         }
-        if std::mem::take(&mut routed.router.catalog_arrived) && cfrom < cto {
-            // The batches held for the catalog's answer can be routed now.
+        let arrived = std::mem::take(&mut routed.router.catalog_arrived)
+            | std::mem::take(&mut routed.router.now_arrived)
+            | replicated;
+        if arrived && cfrom < cto {
+            // The batches held for the catalog's (or timestamp's) answer can be routed now.
             continue;
         }
         if routed.router.snapshot_step_held && cfrom < cto {
@@ -1628,6 +1819,60 @@ fn poll_session(
 
 /// Passes (or drops) node `k`'s buffered answers while they belong to a batch that may
 /// be answered now.
+/// Native replication: the next step of the write in progress once the nodes it waits
+/// for have answered everything they were sent. True when the write is done (held
+/// batches may go).
+fn advance_replication(
+    router: &mut Router,
+    io: &mut [NodeIo],
+    order: &mut VecDeque<usize>,
+) -> bool {
+    let all_done = |io: &[NodeIo]| io.iter().all(|n| n.queue.is_empty());
+    let was = router.replicating.is_some();
+    router.replicating = match router.replicating.take() {
+        Some(Replicating::Main {
+            bytes,
+            starts_tx,
+            commit_after,
+        }) if io[PRIMARY].queue.is_empty() => {
+            let others = PRIMARY + 1..io.len();
+            dispatch(router, &bytes, Target::All, io, others.clone());
+            for n in &mut io[others] {
+                let hide = HiddenAnswers {
+                    parse: n.batch_hide,
+                    ..HiddenAnswers::default()
+                };
+                n.queue.push_back(Expect {
+                    hide,
+                    synced: true,
+                    ..Expect::default()
+                });
+                n.joined_tx |= starts_tx;
+            }
+            Some(Replicating::Others { commit_after })
+        }
+        Some(Replicating::Others { commit_after: true }) if all_done(io) => {
+            for (k, n) in io.iter_mut().enumerate() {
+                build::query(&mut n.out, "COMMIT");
+                n.queue.push_back(Expect {
+                    forward: k == PRIMARY,
+                    hide: HiddenAnswers {
+                        commands: 1,
+                        ..HiddenAnswers::default()
+                    },
+                    synced: true,
+                    ..Expect::default()
+                });
+            }
+            order.push_back(PRIMARY);
+            Some(Replicating::Commit)
+        }
+        Some(Replicating::Others { .. } | Replicating::Commit) if all_done(io) => None,
+        other => other,
+    };
+    was && router.replicating.is_none()
+}
+
 fn drain_node(
     k: usize,
     io: &mut [NodeIo],
@@ -1681,9 +1926,9 @@ fn drain_node(
             Ok(None) => return Ok(()),
             Err(e) => return Err(e.to_string()),
         };
-        let capture = n.queue.front().is_some_and(|e| e.capture);
-        let inspect =
-            matches!(h.tag, b'Z' | b'E' | b'S' | b'1' | b'3') || (capture && h.tag == b'D');
+        let capture = n.queue.front().map_or(Capture::None, |e| e.capture);
+        let inspect = matches!(h.tag, b'Z' | b'E' | b'S' | b'1' | b'3')
+            || (capture != Capture::None && h.tag == b'D');
         if inspect && avail < h.total_len() {
             // Small messages are looked at whole.
             if h.total_len() > n.inbuf.len() {
@@ -1692,12 +1937,7 @@ fn drain_node(
             return Ok(());
         }
         let start = n.in_from;
-        let hide = matches!(h.tag, b'1' | b'3') && n.queue.front().is_some_and(|e| e.hide > 0);
-        if hide {
-            if let Some(e) = n.queue.front_mut() {
-                e.hide -= 1;
-            }
-        }
+        let hide = n.queue.front_mut().is_some_and(|e| e.hide.take(h.tag));
         let pass = forward && !hide;
         if avail >= h.total_len() {
             if pass {
@@ -1720,18 +1960,32 @@ fn drain_node(
                 n.joined_tx = status != b'I' || (n.joined_tx && n.queue.len() > 1);
                 backends[k].tx_status = status;
                 // A flushed (unsynced) batch ends with the ReadyForQuery of its Sync.
+                let mut popped = Capture::None;
                 if let Some(e) = n.queue.pop_front() {
+                    popped = e.capture;
                     if e.forward {
                         order.pop_front();
                         if order.is_empty() {
                             crate::sys::set_title_status(crate::sys::idle_status(status));
                         }
                     }
-                    if e.capture {
-                        routed.catalog.finish_load(!routed.router.catalog_failed);
-                        routed.router.catalog_wait = false;
-                        routed.router.catalog_arrived = true;
+                    match e.capture {
+                        Capture::Catalog => {
+                            routed.catalog.finish_load(!routed.router.catalog_failed);
+                            routed.router.catalog_wait = false;
+                            routed.router.catalog_arrived = true;
+                        }
+                        Capture::Now => {
+                            routed.router.now_failed = routed.router.now.is_none();
+                            routed.router.now_wait = false;
+                            routed.router.now_arrived = true;
+                        }
+                        Capture::None => {}
                     }
+                }
+                if k == PRIMARY && status == b'I' && popped != Capture::Now {
+                    routed.router.now = None;
+                    routed.router.now_failed = false;
                 }
                 if k == PRIMARY && status == b'I' {
                     routed.router.write_in_tx = false;
@@ -1749,15 +2003,27 @@ fn drain_node(
                     routed.router.portals.retain(|name, _| name.is_empty());
                 }
             }
-            b'D' if capture => {
+            b'D' if capture == Capture::Catalog => {
                 routed
                     .catalog
                     .add_row(&n.inbuf[start + 5..start + h.total_len()]);
             }
-            b'E' if capture => {
+            b'D' if capture == Capture::Now => {
+                let body = &n.inbuf[start + 5..start + h.total_len()];
+                routed.router.now = protocol::message::DataRowFields::new(body)
+                    .next()
+                    .flatten()
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .map(str::to_string);
+            }
+            b'E' if capture == Capture::Catalog => {
                 let f = parse_error_fields(&n.inbuf[start + 5..start + h.total_len()]);
                 log::debug!("catalog query failed: {}", f.message);
                 routed.router.catalog_failed = true;
+            }
+            b'E' if capture == Capture::Now => {
+                let f = parse_error_fields(&n.inbuf[start + 5..start + h.total_len()]);
+                log::debug!("timestamp query failed: {}", f.message);
             }
             b'E' => {
                 let body = &n.inbuf[start + 5..start + h.total_len()];

@@ -444,6 +444,9 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
                 log_per_node_statement: ctx.cfg.log_per_node_statement,
                 notice_per_node_statement: ctx.cfg.notice_per_node_statement,
                 replicate,
+                main_first: ctx.cfg.backend_clustering_mode
+                    == config::ClusteringMode::NativeReplication,
+                insert_lock: ctx.cfg.insert_lock,
                 client_idle_limit: ctx.cfg.client_idle_limit,
                 node_ids: wanted.clone(),
                 statement_weights: if ctx.cfg.statement_level_load_balance {
