@@ -217,8 +217,11 @@ pub struct ChildSlot {
     pub state: AtomicU8,
     /// Pool slot serving the current client, -1 when idle.
     pub current_pool: AtomicI32,
-    /// BackendKeyData secret pgpool gave the current client (its pid is the child pid).
-    pub cancel_key: AtomicU32,
+    /// BackendKeyData pgpool gave the current client: the pid is the main node
+    /// backend's (as Pgpool-II, so a client can tell its own notifications), the secret
+    /// pgpool's own. Set and cleared through [`ChildSlot::publish_cancel_key`].
+    cancel_pid: AtomicU32,
+    cancel_key: AtomicU32,
     pub client_host: ShmText<64>,
     pub client_port: ShmText<8>,
     /// Snapshot isolation mode: the step this child is taking on every node (0: none).
@@ -236,6 +239,19 @@ impl ChildSlot {
 
     pub fn set_state(&self, s: ChildState) {
         self.state.store(s as u8, Ordering::Release);
+    }
+
+    /// The key a CancelRequest for the current client must present (key 0: none).
+    pub fn publish_cancel_key(&self, pid: u32, key: u32) {
+        self.cancel_key.store(0, Ordering::Release);
+        self.cancel_pid.store(pid, Ordering::Release);
+        self.cancel_key.store(key, Ordering::Release);
+    }
+
+    fn presents(&self, pid: u32, key: u32) -> bool {
+        key != 0
+            && self.cancel_key.load(Ordering::Acquire) == key
+            && self.cancel_pid.load(Ordering::Acquire) == pid
     }
 }
 
@@ -480,12 +496,7 @@ impl Shmem {
 
     /// Finds the child whose current client holds BackendKeyData (pid, key).
     pub fn find_cancel_target(&self, pid: u32, key: u32) -> Option<usize> {
-        (0..self.layout.num_children).find(|&i| {
-            let c = self.child(i);
-            c.pid.load(Ordering::Acquire) as u32 == pid
-                && c.cancel_key.load(Ordering::Acquire) == key
-                && key != 0
-        })
+        (0..self.layout.num_children).find(|&i| self.child(i).presents(pid, key))
     }
 }
 
@@ -535,10 +546,12 @@ mod tests {
             max_pool: 1,
         })
         .unwrap();
-        shm.child(1).pid.store(1234, Ordering::Relaxed);
-        shm.child(1).cancel_key.store(55, Ordering::Relaxed);
+        shm.child(1).publish_cancel_key(1234, 55);
         assert_eq!(shm.find_cancel_target(1234, 55), Some(1));
         assert_eq!(shm.find_cancel_target(1234, 56), None);
+        assert_eq!(shm.find_cancel_target(1235, 55), None);
+        shm.child(1).publish_cancel_key(1234, 0);
+        assert_eq!(shm.find_cancel_target(1234, 0), None);
     }
 
     #[test]

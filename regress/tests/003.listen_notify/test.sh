@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # 003.listen_notify: LISTEN in one client, NOTIFY from another, both through
-# pgpool; the listener receives the notification with its payload.
+# pgpool; the listener receives the notification with its payload. The pid
+# in BackendKeyData is the backend's, so a client knows its own notifications.
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}" || exit 2
 
@@ -45,3 +46,43 @@ wait "$listener" || { cat "$outA2"; fail "second listener failed"; }
 out=$(cat "$outA2")
 assert_contains "$out" 'Asynchronous notification "ch2" with payload "committed"' "second listener"
 assert_not_contains "$out" 'rolled back' "second listener"
+
+# BackendKeyData carries the main node backend's pid (as Pgpool-II): a client
+# tells its own notifications by it. A raw protocol client compares the key's
+# pid with pg_backend_pid() and the pid of a NOTIFY it sends itself.
+own=$(python3 - "$PGPOOL_PORT" "$PGSUPERUSER" <<'EOF'
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+params = b"user\0" + sys.argv[2].encode() + b"\0database\0test\0\0"
+s.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+buf = b""
+def messages():
+    global buf
+    while True:
+        while len(buf) >= 5:
+            tag, n = buf[0:1], struct.unpack("!i", buf[1:5])[0]
+            if len(buf) < 1 + n:
+                break
+            body, buf = buf[5:1 + n], buf[1 + n:]
+            yield tag, body
+        data = s.recv(65536)
+        if not data:
+            return
+        buf += data
+def until_ready(seen):
+    for tag, body in messages():
+        seen.append((tag, body))
+        if tag == b"Z":
+            return seen
+seen = until_ready([])
+key_pid = [struct.unpack("!i", b[:4])[0] for t, b in seen if t == b"K"][0]
+q = b"LISTEN own; NOTIFY own; SELECT pg_backend_pid()\0"
+s.sendall(b"Q" + struct.pack("!i", 4 + len(q)) + q)
+seen = until_ready([])
+row = [b for t, b in seen if t == b"D"][0]
+backend = int(row[6:].decode())
+notified = [struct.unpack("!i", b[:4])[0] for t, b in seen if t == b"A"]
+print(key_pid == backend, notified == [backend])
+EOF
+)
+assert_eq "True True" "$own" "BackendKeyData pid = pg_backend_pid() = own NOTIFY pid"

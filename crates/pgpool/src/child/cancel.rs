@@ -1,6 +1,6 @@
-//! CancelRequest forwarding: the key a client presents is pgpool's own (child pid and
-//! a random secret); it is looked up in shared memory and the backends' real keys of
-//! that child's current session are sent to each connected node.
+//! CancelRequest forwarding: the key a client presents is its main node backend's pid
+//! with pgpool's own random secret; it is looked up in shared memory and the backends'
+//! real keys of that child's current session are sent to each connected node.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -173,7 +173,7 @@ pub fn handle_connection(ctx: &mut ChildContext<'_>, stream: Stream) {
             if let Err(e) = outcome {
                 log::debug!("session ended: {e}");
             }
-            slot.cancel_key.store(0, Ordering::Release);
+            slot.publish_cancel_key(0, 0);
             slot.current_pool.store(-1, Ordering::Release);
             slot.set_state(ChildState::WaitForConnection);
             log::debug!(
@@ -351,7 +351,6 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
     };
     let child = ctx.shm.child(ctx.index);
     child.current_pool.store(slot as i32, Ordering::Release);
-    child.cancel_key.store(our_key, Ordering::Release);
 
     // Load balancing: a second backend when the chosen node is not the primary.
     let app_name = s
@@ -395,7 +394,9 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
     for (n, v) in &conn.params {
         build::parameter_status(&mut out, n.as_bytes(), v.as_bytes());
     }
-    build::backend_key_data(&mut out, std::process::id(), our_key);
+    // The main node backend's pid (NOTIFY carries it) with pgpool's own secret.
+    child.publish_cancel_key(conn.pid, our_key);
+    build::backend_key_data(&mut out, conn.pid, our_key);
     build::ready_for_query(&mut out, b'I');
     if let Err(e) = stream.write_all(&out) {
         release(ctx, slot, set, false, &[]);
