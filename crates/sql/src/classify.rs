@@ -144,6 +144,13 @@ pub struct Classification {
     /// The SQL-level prepared statement a PREPARE creates, or an EXECUTE or DEALLOCATE
     /// names (None for DEALLOCATE ALL): EXECUTE and DEALLOCATE go where PREPARE went.
     pub prepared_name: Option<String>,
+    /// The cursor (or protocol portal) a FETCH, MOVE or CLOSE names: it runs where that
+    /// portal lives.
+    pub cursor_name: Option<String>,
+    /// A multi-statement text (which runs on the primary) with statements that change
+    /// session or transaction state (SET, BEGIN, COMMIT, DISCARD …): those statements'
+    /// text, for the session's other connections, as if each had come alone.
+    pub session_statements: Option<String>,
     /// Tables the text INSERTs into: quoted as written (`"public"."t"`) and bare, for
     /// insert_lock.
     pub insert_targets: Vec<(String, String)>,
@@ -194,6 +201,8 @@ impl Classification {
             changes_catalog_facts: false,
             catalog: None,
             prepared_name: None,
+            cursor_name: None,
+            session_statements: None,
             insert_targets: Vec::new(),
         }
     }
@@ -282,6 +291,37 @@ pub fn classify(sql: &str, rules: &Rules) -> Classification {
             if_volatile: (strict.route, strict.is_write),
             if_not_volatile: (relaxed.route, relaxed.is_write),
         }));
+    }
+    if stmts.len() > 1 {
+        let session: Vec<&str> = parsed
+            .protobuf
+            .stmts
+            .iter()
+            .filter(|raw| {
+                raw.stmt
+                    .as_ref()
+                    .and_then(|n| n.node.as_ref())
+                    .is_some_and(|n| {
+                        let one = classify_stmt(n, &facts(false));
+                        one.route == Route::All
+                            && matches!(
+                                one.kind,
+                                StatementKind::Set
+                                    | StatementKind::Transaction(_)
+                                    | StatementKind::Discard
+                            )
+                    })
+            })
+            .filter_map(|raw| {
+                let start = usize::try_from(raw.stmt_location).ok()?;
+                let len = usize::try_from(raw.stmt_len).ok()?;
+                let end = if len == 0 { sql.len() } else { start + len };
+                sql.get(start..end)
+            })
+            .collect();
+        if !session.is_empty() {
+            c.session_statements = Some(session.join(";"));
+        }
     }
     for s in &stmts {
         note_temp_and_drops(s, &mut c);
@@ -492,8 +532,21 @@ fn classify_stmt(node: &NodeEnum, facts: &TextFacts) -> Classification {
             }
         }
         NodeEnum::DiscardStmt(_) => Classification::new(Route::All, K::Discard),
-        NodeEnum::DeclareCursorStmt(_) | NodeEnum::FetchStmt(_) | NodeEnum::ClosePortalStmt(_) => {
-            Classification::new(Route::Primary, K::Cursor)
+        NodeEnum::DeclareCursorStmt(_) => Classification::new(Route::Primary, K::Cursor),
+        NodeEnum::FetchStmt(s) => {
+            let mut c = Classification::new(Route::Primary, K::Cursor);
+            c.cursor_name = Some(s.portalname.clone());
+            c
+        }
+        NodeEnum::ClosePortalStmt(s) => {
+            let mut c = Classification::new(Route::Primary, K::Cursor);
+            // CLOSE ALL: every node.
+            if s.portalname.is_empty() {
+                c.route = Route::All;
+            } else {
+                c.cursor_name = Some(s.portalname.clone());
+            }
+            c
         }
         NodeEnum::CallStmt(_) | NodeEnum::DoStmt(_) => Classification::new(Route::Primary, K::Call),
         NodeEnum::VacuumStmt(_)

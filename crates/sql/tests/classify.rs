@@ -588,3 +588,21 @@ fn insert_targets_are_quoted_as_written() {
     );
     assert!(classify("update t set a = 1", &r).insert_targets.is_empty());
 }
+
+#[test]
+fn session_statements_of_a_multi_statement_text() {
+    let r = Rules::default();
+    let c = classify(
+        "SET work_mem='8MB'; SHOW work_mem; SET work_mem = '9MB'; SHOW work_mem",
+        &r,
+    );
+    assert_eq!(c.route, Route::Primary);
+    assert_eq!(
+        c.session_statements.as_deref(),
+        Some("SET work_mem='8MB';SET work_mem = '9MB'")
+    );
+    let c = classify("insert into t values (1); commit", &r);
+    assert_eq!(c.session_statements.as_deref(), Some("commit"));
+    assert_eq!(classify("set a = 1", &r).session_statements, None);
+    assert_eq!(classify("select 1; select 2", &r).session_statements, None);
+}

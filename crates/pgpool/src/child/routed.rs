@@ -79,6 +79,8 @@ struct Expect {
     capture: Capture,
     /// NoticeResponses (notice_per_node_statement) the client sees before the answers.
     notices: Vec<u8>,
+    /// The batch writes (a read must not overtake it on another node).
+    writes: bool,
 }
 
 /// pgpool's own queries on the main node, read by the relay.
@@ -227,6 +229,8 @@ pub struct Router {
     serializable_tx: bool,
     /// An extended batch that was flushed but not yet synced keeps its target.
     open: Option<Target>,
+    /// `open` ended with a Flush (not with an overflowing message).
+    open_flushed: bool,
     /// Node of the last batch (COPY data follows it).
     last: Target,
     pub client_remaining: usize,
@@ -245,6 +249,11 @@ pub struct Router {
     catalog_arrived: bool,
     /// The batch being routed contains a BEGIN.
     batch_starts_tx: bool,
+    /// The batch being routed writes.
+    batch_writes: bool,
+    /// Session-state statements (SET, BEGIN, COMMIT …) of the batch being routed, for
+    /// the session's connections it does not go to.
+    batch_echo: Vec<String>,
     /// Snapshot isolation: the batch being routed commits / takes a snapshot.
     batch_commits: bool,
     batch_takes_snapshot: bool,
@@ -283,6 +292,7 @@ impl Default for Router {
             wrote: false,
             serializable_tx: false,
             open: None,
+            open_flushed: false,
             last: Target::Primary,
             client_remaining: 0,
             remaining_target: Target::Primary,
@@ -293,6 +303,8 @@ impl Default for Router {
             catalog_failed: false,
             catalog_arrived: false,
             batch_starts_tx: false,
+            batch_writes: false,
+            batch_echo: Vec::new(),
             batch_commits: false,
             batch_takes_snapshot: false,
             snapshot_taken: false,
@@ -380,6 +392,10 @@ impl Routed<'_> {
             _ => r.write_in_tx,
         };
         if wrote_block {
+            return false;
+        }
+        // A write still in flight on the primary (pipelined): the read would not see it.
+        if io[PRIMARY].queue.iter().any(|e| e.writes) {
             return false;
         }
         // Inside a transaction the standby must be in it too (BEGIN went to all); its
@@ -519,6 +535,7 @@ impl Routed<'_> {
     fn note_write(&mut self, is_write: bool, in_tx: bool) {
         if is_write {
             self.router.wrote = true;
+            self.router.batch_writes = true;
             if in_tx {
                 self.router.write_in_tx = true;
                 self.router.wrote_in_any_tx = true;
@@ -736,6 +753,8 @@ impl Routed<'_> {
             serializable_begin: c.starts_transaction && c.serializable,
             starts_tx: c.starts_transaction,
             prepared_name: c.prepared_name.clone(),
+            cursor_name: c.cursor_name.clone(),
+            session_statements: c.session_statements.clone(),
         }
     }
 
@@ -744,12 +763,15 @@ impl Routed<'_> {
     fn route_batch(&mut self, buf: &[u8], io: &[NodeIo]) -> (Target, Counts) {
         let mut counts = Counts::default();
         self.router.batch_starts_tx = false;
+        self.router.batch_writes = false;
+        self.router.batch_echo.clear();
         self.router.batch_commits = false;
         self.router.batch_takes_snapshot = false;
-        if let Some(t) = self.router.open {
-            return (t, counts);
-        }
-        let in_tx = io[PRIMARY].tx != b'I';
+        // A batch continuing a flushed one goes where that one went, but what it does
+        // (writes, portals, prepared statements) is recorded all the same.
+        let open = self.router.open;
+        // In a transaction, or a BEGIN is on its way (pipelined).
+        let mut in_tx = io[PRIMARY].tx != b'I' || io[PRIMARY].joined_tx;
         let mut need_primary = false;
         let mut need_both = false;
         // A portal of an earlier batch lives on this load-balance connection.
@@ -783,8 +805,11 @@ impl Routed<'_> {
                         serializable_begin,
                         starts_tx,
                         prepared_name,
+                        cursor_name,
+                        session_statements,
                         ..
                     } = self.statement_route(text, in_tx, true);
+                    self.router.batch_echo.extend(session_statements);
                     // EXECUTE and DEALLOCATE go where their PREPARE went, and write when
                     // it did (an unknown name errs on the primary).
                     let mut pinned = false;
@@ -812,7 +837,19 @@ impl Routed<'_> {
                         }
                         _ => {}
                     }
+                    // FETCH / MOVE / CLOSE of a protocol portal: where the portal lives.
+                    if let Some(t) = cursor_name.and_then(|n| self.router.portals.get(n.as_bytes()))
+                    {
+                        match *t {
+                            Target::Lb(j) => need_lb = Some(j),
+                            Target::All => need_both = true,
+                            Target::Primary => need_primary = true,
+                        }
+                        pinned = true;
+                    }
                     self.router.batch_starts_tx |= starts_tx;
+                    let was_in_tx = in_tx;
+                    in_tx |= starts_tx;
                     if serializable_begin {
                         self.router.serializable_tx = true;
                     }
@@ -820,7 +857,7 @@ impl Routed<'_> {
                     if !pinned {
                         note_route(route, &mut need_primary, &mut need_both);
                     }
-                    self.note_write(is_write, in_tx);
+                    self.note_write(is_write, was_in_tx || starts_tx);
                     counts.add(kind);
                     self.note_snapshot_kind(kind);
                 }
@@ -888,8 +925,24 @@ impl Routed<'_> {
                             .map(|st| (st.route, st.is_write, st.kind)),
                     };
                     if let Some((route, w, k)) = known {
-                        self.router.batch_starts_tx |=
-                            k == StatementKind::Transaction(sql::TransactionKind::Begin);
+                        if route == Route::All
+                            && matches!(
+                                k,
+                                StatementKind::Set
+                                    | StatementKind::Transaction(_)
+                                    | StatementKind::Discard
+                            )
+                        {
+                            let text = self
+                                .router
+                                .statements
+                                .get(stmt)
+                                .map(|st| statement_text(&st.parse).to_string());
+                            self.router.batch_echo.extend(text);
+                        }
+                        let begins = k == StatementKind::Transaction(sql::TransactionKind::Begin);
+                        self.router.batch_starts_tx |= begins;
+                        in_tx |= begins;
                         need_replicated |= self.cfg.replicate && route == Route::Primary && w;
                         note_route(route, &mut need_primary, &mut need_both);
                         self.note_write(w, in_tx);
@@ -928,7 +981,9 @@ impl Routed<'_> {
             }
             i += h.total_len();
         }
-        let target = if let Some(k) = forced {
+        let target = if let Some(t) = open {
+            t
+        } else if let Some(k) = forced {
             if k == PRIMARY {
                 Target::Primary
             } else {
@@ -994,6 +1049,9 @@ struct StatementRoute {
     starts_tx: bool,
     /// PREPARE / EXECUTE / DEALLOCATE name.
     prepared_name: Option<String>,
+    /// FETCH / MOVE / CLOSE name.
+    cursor_name: Option<String>,
+    session_statements: Option<String>,
 }
 
 impl StatementRoute {
@@ -1006,6 +1064,8 @@ impl StatementRoute {
             serializable_begin: false,
             starts_tx: false,
             prepared_name: None,
+            cursor_name: None,
+            session_statements: None,
         }
     }
 }
@@ -1406,6 +1466,12 @@ fn relay_loop(
                     cfrom = end;
                 }
                 Scan::Batch { end, kind } => {
+                    if cbuf[cfrom] == b'Q' && routed.router.open_flushed {
+                        // A Query after flushed extended messages: they end here (the
+                        // Query would end their implicit transaction anyway), so the
+                        // Query is routed on its own.
+                        close_flushed_batch(routed.router, &mut io);
+                    }
                     let continuing = routed.router.open.is_some();
                     if !continuing && kind != BatchEnd::Copy && routed.catalog_stale(&io) {
                         // Routing needs the database's facts: ask, and hold the batch.
@@ -1460,6 +1526,7 @@ fn relay_loop(
                     } else {
                         let all = 0..io.len();
                         dispatch(routed.router, batch, target, &mut io, all);
+                        echo_session_statements(routed.router, target, &mut io);
                     }
                     if routed.router.batch_starts_tx {
                         for (k, n) in io.iter_mut().enumerate() {
@@ -1541,6 +1608,7 @@ fn relay_loop(
                                 hide.parse += n.batch_hide;
                                 n.queue.push_back(Expect {
                                     forward: k == answering,
+                                    writes: routed.router.batch_writes,
                                     hide,
                                     synced,
                                     notices: if k == answering {
@@ -1554,6 +1622,7 @@ fn relay_loop(
                         }
                         order.push_back(answering);
                         routed.router.open = if synced { None } else { Some(target) };
+                        routed.router.open_flushed = kind == BatchEnd::Flushed;
                     }
                     cfrom = end;
                 }
@@ -1819,6 +1888,45 @@ fn poll_session(
 
 /// Passes (or drops) node `k`'s buffered answers while they belong to a batch that may
 /// be answered now.
+/// The session-state statements of a batch that does not go to every connection, sent
+/// (answers hidden) to those it does not go to: a SET inside a multi-statement query, or
+/// the COMMIT of a pipeline whose writes went to the primary, reaches the standbys too.
+fn echo_session_statements(router: &mut Router, target: Target, io: &mut [NodeIo]) {
+    if target == Target::All || router.batch_echo.is_empty() {
+        return;
+    }
+    let text = router.batch_echo.join(";");
+    for (k, n) in io.iter_mut().enumerate() {
+        if !target.includes(k) {
+            build::query(&mut n.out, &text);
+            n.queue.push_back(Expect {
+                synced: true,
+                ..Expect::default()
+            });
+            n.joined_tx |= router.batch_starts_tx;
+        }
+    }
+}
+
+/// Ends the open (flushed, not synced) batch with a Sync on the nodes it went to; its
+/// ReadyForQuery is pgpool's, not the client's.
+fn close_flushed_batch(router: &mut Router, io: &mut [NodeIo]) {
+    let Some(t) = router.open.take() else {
+        return;
+    };
+    router.open_flushed = false;
+    for (k, n) in io.iter_mut().enumerate() {
+        if t.includes(k) {
+            let s = build::begin(&mut n.out, b'S');
+            build::finish(&mut n.out, s);
+            if let Some(e) = n.queue.back_mut() {
+                e.synced = true;
+                e.hide.ready = true;
+            }
+        }
+    }
+}
+
 /// Native replication: the next step of the write in progress once the nodes it waits
 /// for have answered everything they were sent. True when the write is done (held
 /// batches may go).
