@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # 002.copy: COPY OUT and COPY IN through pgpool (psql \copy and COPY FROM
-# STDIN), 100k rows, compared byte for byte and checked on the primary.
+# STDIN), 100k rows, compared byte for byte and checked on the primary;
+# CopyData messages larger than the read buffer, with load balancing on.
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}" || exit 2
 
@@ -86,3 +87,51 @@ assert_contains "$got" 'invalid input syntax for type integer' "COPY IN with a b
 assert_eq 0 "$(echo "$got" | tail -n 1)" "rows of the failed COPY"
 wait_replay
 assert_eq "1000" "$(psql_pgpool -c 'select count(*) from t3')" "t3 count after the failed COPY"
+
+# CopyData messages larger than pgpool's 64 KiB read buffer (PgJDBC's
+# CopyManager sends 64 KiB chunks), ten sessions so that some draw a standby as
+# load-balance node: every chunk must reach the primary, and the session goes on.
+psql_pgpool -q -c "create table t4 (a int, b text)" || fail "create table t4"
+for s in $(seq 1 10); do
+    got=$(timeout 30 python3 - "$PGPOOL_PORT" "$PGSUPERUSER" <<'EOF'
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+params = b"user\0" + sys.argv[2].encode() + b"\0database\0test\0\0"
+s.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+buf = b""
+def until(tag):
+    global buf
+    while True:
+        while len(buf) >= 5:
+            n = struct.unpack("!i", buf[1:5])[0]
+            if len(buf) < 1 + n:
+                break
+            t, body, buf = buf[0:1], buf[5:1 + n], buf[1 + n:]
+            if t == b"E":
+                print("error", body)
+            if t == b"D":
+                print(body[6:].decode())
+            if t == tag:
+                return
+        data = s.recv(65536)
+        if not data:
+            sys.exit("connection closed")
+        buf += data
+def query(sql):
+    sql = sql.encode() + b"\0"
+    s.sendall(b"Q" + struct.pack("!i", 4 + len(sql)) + sql)
+until(b"Z")
+query("copy t4 from stdin")
+until(b"G")
+for i in range(4):
+    row = f"{i}\t{'y' * 150000}\n".encode()
+    s.sendall(b"d" + struct.pack("!i", 4 + len(row)) + row)
+s.sendall(b"c\0\0\0\x04")
+until(b"Z")
+query("select 'ok'")
+until(b"Z")
+EOF
+    ) || fail "big CopyData session $s: $got"
+    assert_eq ok "$got" "big CopyData session $s answered"
+    assert_eq "$((s * 4))" "$(psql_node 0 -c 'select count(*) from t4')" "rows on the primary after session $s"
+done

@@ -1491,13 +1491,17 @@ fn relay_loop(
                     if let Some(l) = routed.client_log.as_mut() {
                         l.frames(batch);
                     }
-                    let target = match kind {
-                        BatchEnd::Copy => routed.router.last,
-                        _ => {
-                            let (t, counts) = routed.route_batch(batch, &io);
-                            counts.record(routed.shm.backend(node_ids[t.answering()]));
-                            t
-                        }
+                    // COPY data (also a CopyData larger than the buffer) follows its COPY.
+                    let copy_data = kind == BatchEnd::Copy
+                        || (kind == BatchEnd::Overflow
+                            && !continuing
+                            && matches!(batch.first(), Some(b'd' | b'c' | b'f')));
+                    let target = if copy_data {
+                        routed.router.last
+                    } else {
+                        let (t, counts) = routed.route_batch(batch, &io);
+                        counts.record(routed.shm.backend(node_ids[t.answering()]));
+                        t
                     };
                     routed.order_snapshot_step(&io);
                     if routed.cfg.main_first
@@ -1579,8 +1583,7 @@ fn relay_loop(
                     // COPY data and the rest of an overflowing message join the batch
                     // before them; a boundary of an open batch closes it; anything else
                     // starts a batch (an overflowing one stays open, like a Flush).
-                    let joins =
-                        kind == BatchEnd::Copy || (continuing && kind == BatchEnd::Overflow);
+                    let joins = copy_data || (continuing && kind == BatchEnd::Overflow);
                     if joins || continuing {
                         add_hide(&mut io);
                         if let Some(e) = io[answering].queue.back_mut() {
