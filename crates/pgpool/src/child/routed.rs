@@ -676,6 +676,47 @@ impl Routed<'_> {
         })
     }
 
+    /// SQL-level PREPARE / EXECUTE / DEALLOCATE, as Pgpool-II: a PREPARE lives where its
+    /// batch runs (noted in `prepared_here`); EXECUTE and DEALLOCATE go there (the pin),
+    /// and EXECUTE writes when the prepared statement does. An unknown name is left to
+    /// the usual route (it errs on the primary). Returns the pin and whether it writes.
+    /// Without `prepared_here` the statement is only parsed: nothing changes.
+    fn sql_prepared_pin(
+        &mut self,
+        kind: StatementKind,
+        name: Option<String>,
+        is_write: bool,
+        prepared_here: Option<&mut Vec<(String, bool)>>,
+    ) -> (Option<Target>, bool) {
+        let prepared = &mut self.router.sql_prepared;
+        let runs = prepared_here.is_some();
+        match (kind, name) {
+            (StatementKind::Prepare, Some(name)) => {
+                if let Some(here) = prepared_here {
+                    here.push((name, is_write));
+                }
+                (None, is_write)
+            }
+            (StatementKind::Execute | StatementKind::Deallocate, Some(name)) => {
+                let found = prepared.get(&name).copied();
+                if kind == StatementKind::Deallocate && runs {
+                    prepared.remove(&name);
+                }
+                match found {
+                    Some((t, w)) => (Some(t), w && kind == StatementKind::Execute),
+                    None => (None, is_write),
+                }
+            }
+            (StatementKind::Deallocate | StatementKind::Discard, None) => {
+                if runs {
+                    prepared.clear();
+                }
+                (None, is_write)
+            }
+            _ => (None, is_write),
+        }
+    }
+
     /// Where one statement text may run, with what the session and the catalog know;
     /// `execute`: it runs now (Query, Bind), so what it changes is recorded.
     fn statement_route(&mut self, text: &str, in_tx: bool, execute: bool) -> StatementRoute {
@@ -709,11 +750,20 @@ impl Routed<'_> {
                 route = Route::Primary;
             }
         }
+        // SQL-level PREPARE / EXECUTE / DEALLOCATE through the extended protocol too: each
+        // Bind looks again (the session's prepared names change).
         let has_effects = !c.temp_created.is_empty()
             || !c.dropped.is_empty()
             || c.discards_temp
             || c.changes_catalog_facts
-            || (dml_adaptive && is_write);
+            || (dml_adaptive && is_write)
+            || matches!(
+                c.kind,
+                StatementKind::Prepare
+                    | StatementKind::Execute
+                    | StatementKind::Deallocate
+                    | StatementKind::Discard
+            );
         if execute && has_effects {
             for t in &c.temp_created {
                 router.temp_tables.insert(t.clone());
@@ -810,32 +860,18 @@ impl Routed<'_> {
                         ..
                     } = self.statement_route(text, in_tx, true);
                     self.router.batch_echo.extend(session_statements);
-                    // EXECUTE and DEALLOCATE go where their PREPARE went, and write when
-                    // it did (an unknown name errs on the primary).
-                    let mut pinned = false;
-                    let mut is_write = is_write;
-                    match (kind, prepared_name) {
-                        (StatementKind::Prepare, Some(name)) => {
-                            prepared_here.push((name, is_write))
-                        }
-                        (StatementKind::Execute | StatementKind::Deallocate, Some(name)) => {
-                            if let Some(&(t, w)) = self.router.sql_prepared.get(&name) {
-                                match t {
-                                    Target::Lb(j) => need_lb = Some(j),
-                                    Target::All => need_both = true,
-                                    _ => need_primary = true,
-                                }
-                                pinned = true;
-                                is_write = w && kind == StatementKind::Execute;
-                            }
-                            if kind == StatementKind::Deallocate {
-                                self.router.sql_prepared.remove(&name);
-                            }
-                        }
-                        (StatementKind::Deallocate | StatementKind::Discard, None) => {
-                            self.router.sql_prepared.clear()
-                        }
-                        _ => {}
+                    let (pin, is_write) = self.sql_prepared_pin(
+                        kind,
+                        prepared_name,
+                        is_write,
+                        Some(&mut prepared_here),
+                    );
+                    let mut pinned = pin.is_some();
+                    match pin {
+                        Some(Target::Lb(j)) => need_lb = Some(j),
+                        Some(Target::All) => need_both = true,
+                        Some(Target::Primary) => need_primary = true,
+                        None => {}
                     }
                     // FETCH / MOVE / CLOSE of a protocol portal: where the portal lives.
                     if let Some(t) = cursor_name.and_then(|n| self.router.portals.get(n.as_bytes()))
@@ -870,9 +906,17 @@ impl Routed<'_> {
                         is_write,
                         kind,
                         has_effects,
+                        prepared_name,
                         ..
                     } = self.statement_route(text, in_tx, false);
-                    note_route(route, &mut need_primary, &mut need_both);
+                    // Parsing EXECUTE p needs p: where the PREPARE went.
+                    let (pin, _) = self.sql_prepared_pin(kind, prepared_name, is_write, None);
+                    match pin {
+                        Some(Target::Lb(j)) => need_lb = Some(j),
+                        Some(Target::All) => need_both = true,
+                        Some(Target::Primary) => need_primary = true,
+                        None => note_route(route, &mut need_primary, &mut need_both),
+                    }
                     let parse = &buf[i..i + h.total_len()];
                     // The unnamed statement is parsed again batch after batch: reuse its
                     // entry and buffer rather than allocate per query.
@@ -916,15 +960,17 @@ impl Routed<'_> {
                     let known = match looked_again {
                         Some(text) => {
                             let r = self.statement_route(&text, in_tx, true);
-                            Some((r.route, r.is_write, r.kind))
+                            Some((r.route, r.is_write, r.kind, r.prepared_name))
                         }
                         None => self
                             .router
                             .statements
                             .get(stmt)
-                            .map(|st| (st.route, st.is_write, st.kind)),
+                            .map(|st| (st.route, st.is_write, st.kind, None)),
                     };
-                    if let Some((route, w, k)) = known {
+                    if let Some((route, w, k, prepared_name)) = known {
+                        let (pin, w) =
+                            self.sql_prepared_pin(k, prepared_name, w, Some(&mut prepared_here));
                         if route == Route::All
                             && matches!(
                                 k,
@@ -944,7 +990,12 @@ impl Routed<'_> {
                         self.router.batch_starts_tx |= begins;
                         in_tx |= begins;
                         need_replicated |= self.cfg.replicate && route == Route::Primary && w;
-                        note_route(route, &mut need_primary, &mut need_both);
+                        match pin {
+                            Some(Target::Lb(j)) => need_lb = Some(j),
+                            Some(Target::All) => need_both = true,
+                            Some(Target::Primary) => need_primary = true,
+                            None => note_route(route, &mut need_primary, &mut need_both),
+                        }
                         self.note_write(w, in_tx);
                         counts.add(k);
                         self.note_snapshot_kind(k);
