@@ -99,6 +99,10 @@ fn main() {
             println!("{}", cli::version());
             0
         }
+        Command::DescribeConfig => {
+            print!("{}", config::describe_config());
+            0
+        }
         Command::Stop(mode) => stop(&opts, mode),
         Command::Reload => reload(&opts),
         Command::Start => start(&opts),

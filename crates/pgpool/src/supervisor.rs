@@ -327,7 +327,7 @@ impl Supervisor<'_> {
         let states: Vec<BackendStatus> = (0..self.cfg.backends.len())
             .map(|i| self.shm.backend(i).status())
             .collect();
-        let p = status_file::path(&self.cfg.logdir);
+        let p = status_file::path(&self.cfg.work_dir);
         if let Err(e) = status_file::write(&p, &states) {
             log::warn!("could not write \"{}\": {e}", p.display());
         }
@@ -335,7 +335,7 @@ impl Supervisor<'_> {
 }
 
 fn init_backend_status(cfg: &Config, shm: &Shmem, discard: bool) {
-    let p = status_file::path(&cfg.logdir);
+    let p = status_file::path(&cfg.work_dir);
     let saved = if discard {
         let _ = std::fs::remove_file(&p);
         None
@@ -368,6 +368,16 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
     crate::tls::init_backend(&cfg);
     crate::logging::set_process_kind(crate::logging::ProcessKind::Main);
     sys::ignore(&[Signal::SIGPIPE]);
+    for n in cfg.notices() {
+        // Pgpool-II's words; where it was found goes last.
+        log::warn!(
+            "{}\nDETAIL:  {} ({}:{})",
+            n.message,
+            n.detail,
+            cfg.config_file.display(),
+            n.line
+        );
+    }
     for name in cfg.unsupported_in_use() {
         log::warn!("parameter \"{name}\" is set but not supported yet by pgpool-rs; it is ignored");
     }
