@@ -185,6 +185,8 @@ pub struct HealthCheckParams {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     pub line: usize,
+    /// Only for a file written for this 4.x release or a later one.
+    pub(crate) since: u32,
     pub message: String,
     pub detail: String,
 }
@@ -297,15 +299,18 @@ impl Config {
         cfg.config_file = file_name.to_path_buf();
         let assignments = lexer::tokenize(text).map_err(|(l, m)| err(l, m))?;
         for a in &assignments {
-            if let Some(al) = params::alias(&a.spelled).filter(|al| al.warns) {
-                cfg.notices.push(Notice {
-                    line: a.line,
-                    message: format!("{} is changed to {}", al.old, al.new),
-                    detail: format!(
-                        "if {} is specified, the value will be set to {}",
-                        al.old, al.new
-                    ),
-                });
+            if let Some(al) = params::alias(&a.spelled) {
+                if let Some(since) = al.warns_since {
+                    cfg.notices.push(Notice {
+                        line: a.line,
+                        since,
+                        message: format!("{} is changed to {}", al.old, al.new),
+                        detail: format!(
+                            "if {} is specified, the value will be set to {}",
+                            al.old, al.new
+                        ),
+                    });
+                }
             }
             let (d, idx) = resolve_name(&a.name).ok_or_else(|| {
                 err(
@@ -335,23 +340,28 @@ impl Config {
                 }
             }
         }
-        cfg.apply_release_defaults(text)
+        // parameters set under their own name (an old name says nothing about newer releases)
+        let used: Vec<&'static str> = assignments
+            .iter()
+            .filter(|a| params::alias(&a.spelled).is_none())
+            .filter_map(|a| find_param(&a.name).map(|d| d.name))
+            .collect();
+        cfg.apply_release_defaults(text, used)
             .map_err(|(l, m)| err(l, m))?;
+        let written_for = cfg.written_for;
+        cfg.notices.retain(|n| n.since <= written_for);
         cfg.build_groups().map_err(|(l, m)| err(l, m))?;
         Ok(cfg)
     }
 
     /// Decide which release the file was written for and fill in what that release implies
     /// for the parameters it leaves out (see [`compat`]).
-    fn apply_release_defaults(&mut self, text: &str) -> Result<(), (usize, String)> {
-        self.written_for = compat::header_version(text).unwrap_or_else(|| {
-            compat::implied_by(
-                PARAMS
-                    .iter()
-                    .filter(|d| d.group == Group::None && self.raw.get(d.name).is_some())
-                    .map(|d| d.name),
-            )
-        });
+    fn apply_release_defaults(
+        &mut self,
+        text: &str,
+        used: Vec<&'static str>,
+    ) -> Result<(), (usize, String)> {
+        self.written_for = compat::header_version(text).unwrap_or_else(|| compat::implied_by(used));
         for name in compat::versioned_defaults() {
             if self.raw.get(name).is_some() {
                 continue;

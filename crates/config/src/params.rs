@@ -102,8 +102,9 @@ pub struct Alias {
     pub old: &'static str,
     /// Canonical name of the parameter it sets.
     pub new: &'static str,
-    /// Pgpool-II warns when the old name is used (`logdir is changed to work_dir`).
-    pub warns: bool,
+    /// From which 4.x release on Pgpool-II warns when the old name is used (`logdir is
+    /// changed to work_dir`); a file written for an older release gets no warning.
+    pub warns_since: Option<u32>,
     /// Also listed by `PGPOOL SHOW ALL`, as the releases before the rename did.
     pub in_show_all: bool,
 }
@@ -114,25 +115,25 @@ pub const ALIASES: &[Alias] = &[
     Alias {
         old: "socket_dir",
         new: "unix_socket_directories",
-        warns: false,
+        warns_since: None,
         in_show_all: false,
     },
     Alias {
         old: "fail_over_on_backend_error",
         new: "failover_on_backend_error",
-        warns: true,
+        warns_since: Some(0),
         in_show_all: false,
     },
     Alias {
         old: "delegate_IP",
         new: "delegate_ip",
-        warns: true,
+        warns_since: Some(4),
         in_show_all: false,
     },
     Alias {
         old: "logdir",
         new: "work_dir",
-        warns: true,
+        warns_since: Some(7),
         in_show_all: true,
     },
 ];

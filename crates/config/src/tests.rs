@@ -433,7 +433,7 @@ fn primary_routing_patterns_keep_escaped_separators() {
 
 #[test]
 fn renamed_parameters_warn_and_answer_under_both_names() {
-    let c = parse("logdir = '/var/log/pgpool'\ndelegate_IP = '10.0.0.9'\nfail_over_on_backend_error = off\nsocket_dir = '/run'\n")
+    let c = parse("# Pgpool-II 4.7 configuration file\nlogdir = '/var/log/pgpool'\ndelegate_IP = '10.0.0.9'\nfail_over_on_backend_error = off\nsocket_dir = '/run'\n")
         .expect("parses");
     assert_eq!(c.work_dir, "/var/log/pgpool");
     assert_eq!(c.delegate_ip, "10.0.0.9");
@@ -446,10 +446,10 @@ fn renamed_parameters_warn_and_answer_under_both_names() {
     assert_eq!(
         n,
         vec![
-            (1, "logdir is changed to work_dir"),
-            (2, "delegate_IP is changed to delegate_ip"),
+            (2, "logdir is changed to work_dir"),
+            (3, "delegate_IP is changed to delegate_ip"),
             (
-                3,
+                4,
                 "fail_over_on_backend_error is changed to failover_on_backend_error"
             ),
         ]
@@ -458,6 +458,13 @@ fn renamed_parameters_warn_and_answer_under_both_names() {
         c.notices()[0].detail,
         "if logdir is specified, the value will be set to work_dir"
     );
+    // logdir was the name up to 4.6, delegate_IP up to 4.3: no warning for such a file
+    let c = parse("# Pgpool-II 4.6 configuration file\nlogdir = '/x'\ndelegate_IP = ''\n")
+        .expect("parses");
+    assert_eq!(c.notices().len(), 1);
+    assert_eq!(c.work_dir, "/x");
+    let c = parse("logdir = '/x'\ndelegate_IP = ''\n").expect("parses");
+    assert!(c.notices().is_empty(), "{:?}", c.notices());
     // the new spellings warn about nothing
     let c = parse("work_dir = '/w'\ndelegate_ip = '1.2.3.4'\n").expect("parses");
     assert!(c.notices().is_empty());
