@@ -418,6 +418,10 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         &cfg.listen_addresses,
         cfg.port,
         &cfg.unix_socket_directories,
+        &crate::net::UnixSocketMode {
+            group: cfg.unix_socket_group.clone(),
+            permissions: cfg.unix_socket_permissions,
+        },
         backlog,
     ) {
         Ok(l) => l,
