@@ -395,6 +395,24 @@ impl Config {
         &self.notices
     }
 
+    /// The limit a standby's replication delay is compared with (sr_check, load balancing):
+    /// `delay_threshold_by_time` in microseconds when it is set (the delay is then the
+    /// primary's replay_lag), else `delay_threshold` in bytes; 0 = no limit.
+    pub fn delay_limit(&self) -> u64 {
+        if self.delay_by_time() {
+            u64::try_from(self.delay_threshold_by_time)
+                .unwrap_or(0)
+                .saturating_mul(1000)
+        } else {
+            u64::try_from(self.delay_threshold).unwrap_or(0)
+        }
+    }
+
+    /// Whether replication delay is measured in time (`delay_threshold_by_time` > 0).
+    pub fn delay_by_time(&self) -> bool {
+        self.delay_threshold_by_time > 0
+    }
+
     /// Default of `d` for the release this file was written for.
     pub fn default_text(&self, d: &ParamDef) -> &'static str {
         compat::old_default(d.name, self.written_for).unwrap_or(d.default)

@@ -379,7 +379,7 @@ config_params! {
     primary_routing_query_pattern_list: Vec<String> = [K::List(";"), "", Reload, true, 0, "list of query patterns that should be sent to primary node."],
     wd_monitoring_interfaces_list: Vec<String> = [K::List(","), "", Restart, false, 0, "List of network device names, to be monitored by the watchdog process for the network link state."],
     delay_threshold: i64 = [K::Int(0, I64MAX, U::Byte), "0", Reload, true, 0, "standby delay threshold in bytes."],
-    delay_threshold_by_time: i64 = [K::Int(0, I32MAX, U::Ms), "0", Reload, false, 0, "standby delay threshold by time."],
+    delay_threshold_by_time: i64 = [K::Int(0, I32MAX, U::Ms), "0", Reload, true, 0, "standby delay threshold by time."],
     relcache_expire: i64 = [K::Int(0, I64MAX, U::S), "0", Restart, false, 0, "Relation cache expiration time in seconds."],
     memqcache_total_size: i64 = [K::Int(0, I64MAX, U::Byte), "67108864", Restart, false, 0, "Total memory size in bytes for storing memory cache."],
     health_check_timeout: u64 = [K::Int(0, I32MAX, U::S), "20", Reload, true, SUFFIX, "Backend node health check timeout value in seconds."],

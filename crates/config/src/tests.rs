@@ -588,3 +588,14 @@ fn defaults_follow_the_release_a_file_was_written_for() {
         parse("# Pgpool-II 4.5 configuration file\ndelay_threshold_by_time = 2\n").expect("parses");
     assert_eq!(c.delay_threshold_by_time, 2);
 }
+
+#[test]
+fn delay_limit_in_bytes_or_microseconds() {
+    let c = parse("delay_threshold = 10000\n").expect("parses");
+    assert!(!c.delay_by_time());
+    assert_eq!(c.delay_limit(), 10000);
+    let c = parse("delay_threshold = 10000\ndelay_threshold_by_time = 1500ms\n").expect("parses");
+    assert!(c.delay_by_time());
+    assert_eq!(c.delay_limit(), 1_500_000);
+    assert!(parse("delay_threshold_by_time = -1\n").is_err());
+}
