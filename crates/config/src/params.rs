@@ -398,8 +398,8 @@ config_params! {
     wd_listen_port: u16 = [K::Int(0, 65535, U::None), "0", Restart, false, 0, "tcp/IP port number which watchdog will listen on."],
     wd_heartbeat_listen_port: u16 = [K::Int(0, I32MAX, U::None), "0", Restart, false, 0, "tcp/IP port number which heartbeat will listen on."],
     num_init_children: u32 = [K::Int(1, I32MAX, U::None), "32", Restart, true, 0, "Number of children pre-forked for client connections."],
-    min_spare_children: u32 = [K::Int(1, I32MAX, U::None), "5", Reload, false, 0, "Minimum number of spare child processes."],
-    max_spare_children: u32 = [K::Int(1, I32MAX, U::None), "10", Reload, false, 0, "Maximum number of spare child processes."],
+    min_spare_children: u32 = [K::Int(1, I32MAX, U::None), "5", Reload, true, 0, "Minimum number of spare child processes."],
+    max_spare_children: u32 = [K::Int(1, I32MAX, U::None), "10", Reload, true, 0, "Maximum number of spare child processes."],
     reserved_connections: u32 = [K::Int(0, I32MAX, U::None), "0", Restart, true, 0, "Number of reserved connections."],
     listen_backlog_multiplier: u32 = [K::Int(1, I32MAX, U::None), "2", Restart, true, 0, "length of connection queue from frontend to pgpool-II"],
     child_life_time: u64 = [K::Int(0, I32MAX, U::S), "300", Restart, true, 0, "pgpool-II child process life time in seconds."],
@@ -441,9 +441,8 @@ config_params! {
     disable_load_balance_on_write: String = [K::Enum(&DLBOW_OPTS), "transaction", Reload, true, 0, "Load balance behavior when write query is received."],
     relcache_query_target: String = [K::Enum(&RELCACHE_TARGETS), "primary", Reload, false, 0, "Target node to send relache queries."],
     check_temp_table: String = [K::Enum(&CHECK_TEMP_OPTS), "catalog", Reload, true, 0, "Enables temporary table check."],
-    // Only `static` is implemented: `dynamic` is reported as not supported.
-    process_management_mode: String = [K::Enum(&PROCESS_MANAGEMENT_MODES), "static", Reload, false, 0, "child process management mode."],
-    process_management_strategy: String = [K::Enum(&PROCESS_MANAGEMENT_STRATEGIES), "gentle", Reload, false, 0, "child process management strategy."],
+    process_management_mode: String = [K::Enum(&PROCESS_MANAGEMENT_MODES), "static", Reload, true, 0, "child process management mode."],
+    process_management_strategy: String = [K::Enum(&PROCESS_MANAGEMENT_STRATEGIES), "gentle", Reload, true, 0, "child process management strategy."],
   }
   indexed {
     backend_port = [K::Int(1024, 65535, U::None), "5432", Reload, true, 0, Backend, "port number of PostgreSQL backend."],
