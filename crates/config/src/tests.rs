@@ -608,3 +608,29 @@ fn delay_limit_in_bytes_or_microseconds() {
     assert_eq!(c.delay_limit(), 1_500_000);
     assert!(parse("delay_threshold_by_time = -1\n").is_err());
 }
+
+#[test]
+fn describe_config_lists_every_parameter_and_old_name() {
+    let text = describe_config();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + PARAMS.len() + params::ALIASES.len());
+    assert!(lines.iter().all(|l| l.split('\t').count() == 9), "{text}");
+    let line = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.split('\t').next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .to_string()
+    };
+    assert_eq!(
+        line("process_management_strategy"),
+        "process_management_strategy\treload\tenum\tgentle\t\t\taggressive,gentle,lazy\tyes\tchild process management strategy."
+    );
+    assert!(line("unix_socket_permissions")
+        .starts_with("unix_socket_permissions\trestart\tinteger\t0777\t0\t511\t"));
+    assert!(line("delay_threshold_by_time").contains("integer (ms)"));
+    assert!(line("health_check_user[N]").contains("\tstring\t"));
+    assert!(line("backend_hostnameN").contains("\treload\t"));
+    assert!(line("logdir").contains("\talias\t"));
+    assert!(line("wd_listen_port").contains("\tno\t"));
+}

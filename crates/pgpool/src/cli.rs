@@ -176,6 +176,10 @@ mod tests {
             Command::Stop(ShutdownMode::Smart)
         );
         assert_eq!(parse(args("reload")).unwrap().command, Command::Reload);
+        assert_eq!(
+            parse(args("--describe-config")).unwrap().command,
+            Command::DescribeConfig
+        );
         assert!(parse(args("-m bogus stop")).is_err());
         assert!(parse(args("frobnicate")).is_err());
     }

@@ -295,6 +295,7 @@ impl Supervisor<'_> {
                 return;
             }
         };
+        log_notices(&newer);
         for name in self.cfg.restart_required_changes(&newer) {
             log::warn!("parameter \"{name}\" changed but takes effect only after a restart");
         }
@@ -380,12 +381,8 @@ fn init_backend_status(cfg: &Config, shm: &Shmem, discard: bool) {
     }
 }
 
-/// Runs the server until shutdown; returns the exit code.
-pub fn run(cfg: Config, opts: &Options) -> i32 {
-    // Before anything connects to a backend (primary detection included).
-    crate::tls::init_backend(&cfg);
-    crate::logging::set_process_kind(crate::logging::ProcessKind::Main);
-    sys::ignore(&[Signal::SIGPIPE]);
+/// Warnings about old parameter names, at start and on reload as Pgpool-II gives them.
+fn log_notices(cfg: &Config) {
     for n in cfg.notices() {
         // Pgpool-II's words; where it was found goes last.
         log::warn!(
@@ -396,6 +393,15 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
             n.line
         );
     }
+}
+
+/// Runs the server until shutdown; returns the exit code.
+pub fn run(cfg: Config, opts: &Options) -> i32 {
+    // Before anything connects to a backend (primary detection included).
+    crate::tls::init_backend(&cfg);
+    crate::logging::set_process_kind(crate::logging::ProcessKind::Main);
+    sys::ignore(&[Signal::SIGPIPE]);
+    log_notices(&cfg);
     for name in cfg.unsupported_in_use() {
         log::warn!("parameter \"{name}\" is set but not supported yet by pgpool-rs; it is ignored");
     }
