@@ -7,6 +7,8 @@
 #   every one, psql and pcp_node_count work through each;
 # - unix_socket_group / unix_socket_permissions (0770) on pgpool's sockets; the PCP
 #   sockets keep 0777 as in Pgpool-II;
+# - pcp_listen_addresses = '*' answers on any address; a unix_socket_group that does
+#   not exist keeps pgpool from starting;
 # - log_pcp_processes = on: "forked new pcp worker, pid=N socket=S" and "PCP process
 #   with pid: N exit with SUCCESS." for each PCP request; after a reload with it off,
 #   no more such lines (an error exit would still be logged).
@@ -79,3 +81,21 @@ assert_eq 1 "$(pcp_count 127.0.0.1)" "pcp_node_count after the reload"
 sleep 1
 assert_eq "$before" "$(grep -c 'pcp worker\|PCP process with pid' "$PGPOOL_LOG")" \
     "PCP process log lines after log_pcp_processes = off"
+
+# Restarted with pcp_listen_addresses = '*': PCP answers on any address.
+restart_with() {
+    local pid
+    pid=$(pgpool_main_pid) && "$PGPOOL_BIN" -f "$PGPOOL_CONF" -m fast stop >/dev/null 2>&1
+    [ -n "${pid:-}" ] && { wait_until 20 dead "$pid" || fail "pgpool did not stop"; }
+    printf '%s\n' "$@" >>"$PGPOOL_CONF"
+    "$TEST_DIR/startall" >>"$TEST_DIR/startall.out" 2>&1
+}
+restart_with "pcp_listen_addresses = '*'" || fail "restart with pcp_listen_addresses = '*'"
+wait_until 20 pgpool_answers || fail "pgpool does not answer after the restart"
+assert_eq 1 "$(pcp_count 127.0.0.3)" "pcp_node_count at 127.0.0.3 with pcp_listen_addresses = '*'"
+
+# A unix_socket_group that does not exist stops pgpool from starting, as in Pgpool-II.
+restart_with "unix_socket_group = 'no_such_group_042'" \
+    && pgpool_bug "pgpool started with a unix_socket_group that does not exist"
+wait_until 10 gone "$PGPOOL_PIDFILE" || true
+assert_contains "$(cat "$PGPOOL_LOG")" 'unix_socket_group "no_such_group_042" does not exist' "pgpool log"
