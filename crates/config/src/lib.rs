@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 pub use params::{Config, Context, Group, Kind, ParamDef, Unit, PARAMS};
 pub use show::describe_config;
-pub use value::Value;
+pub use value::{BackendFlag, ClusteringMode, Value};
 
 use value::parse_value;
 
@@ -60,81 +60,6 @@ impl std::error::Error for ConfigError {}
 pub(crate) fn read_file(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(path, 0, format!("could not read configuration file: {}", e)))
-}
-
-/// `backend_clustering_mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClusteringMode {
-    StreamingReplication,
-    NativeReplication,
-    LogicalReplication,
-    SnapshotIsolation,
-    Raw,
-    /// Accepted for old configurations (Slony-I replication).
-    Slony,
-}
-
-impl ClusteringMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            ClusteringMode::StreamingReplication => "streaming_replication",
-            ClusteringMode::NativeReplication => "native_replication",
-            ClusteringMode::LogicalReplication => "logical_replication",
-            ClusteringMode::SnapshotIsolation => "snapshot_isolation",
-            ClusteringMode::Raw => "raw",
-            ClusteringMode::Slony => "slony",
-        }
-    }
-    pub fn from_name(s: &str) -> Option<ClusteringMode> {
-        [
-            ClusteringMode::StreamingReplication,
-            ClusteringMode::NativeReplication,
-            ClusteringMode::LogicalReplication,
-            ClusteringMode::SnapshotIsolation,
-            ClusteringMode::Raw,
-            ClusteringMode::Slony,
-        ]
-        .into_iter()
-        .find(|m| m.name().eq_ignore_ascii_case(s.trim()))
-    }
-}
-
-/// `backend_flagN`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct BackendFlag {
-    pub disallow_to_failover: bool,
-    pub always_primary: bool,
-}
-
-impl BackendFlag {
-    /// Parse `ALLOW_TO_FAILOVER | DISALLOW_TO_FAILOVER | ALWAYS_PRIMARY` joined with `|`.
-    pub fn parse(s: &str) -> Result<BackendFlag, String> {
-        let mut f = BackendFlag::default();
-        for part in s.split('|').map(str::trim).filter(|p| !p.is_empty()) {
-            match part.to_ascii_uppercase().as_str() {
-                "ALLOW_TO_FAILOVER" => f.disallow_to_failover = false,
-                "DISALLOW_TO_FAILOVER" => f.disallow_to_failover = true,
-                "ALWAYS_PRIMARY" => f.always_primary = true,
-                _ => return Err(format!("invalid backend flag \"{}\"", part)),
-            }
-        }
-        Ok(f)
-    }
-}
-
-impl fmt::Display for BackendFlag {
-    /// As `PGPOOL SHOW backend` prints it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.disallow_to_failover {
-            "DISALLOW_TO_FAILOVER"
-        } else {
-            "ALLOW_TO_FAILOVER"
-        })?;
-        if self.always_primary {
-            f.write_str("|ALWAYS_PRIMARY")?;
-        }
-        Ok(())
-    }
 }
 
 /// One backend node (`backend_*N`). A node id below the highest configured one that the
@@ -617,3 +542,5 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_releases;
