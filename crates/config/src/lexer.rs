@@ -8,6 +8,8 @@
 pub struct Assignment {
     /// Parameter name, lower-cased.
     pub name: String,
+    /// Parameter name as spelled in the file (`delegate_IP`).
+    pub spelled: String,
     /// Value with quotes removed and escapes resolved.
     pub value: String,
     /// 1-based line number.
@@ -21,7 +23,8 @@ pub fn tokenize(text: &str) -> Result<Vec<Assignment>, (usize, String)> {
         let line = i + 1;
         if let Some(a) = parse_line(raw).map_err(|m| (line, m))? {
             out.push(Assignment {
-                name: a.0,
+                name: a.0.to_ascii_lowercase(),
+                spelled: a.0,
                 value: a.1,
                 line,
             });
@@ -56,7 +59,7 @@ fn parse_line(raw: &str) -> Result<Option<(String, String)>, String> {
             s.trim_end()
         ));
     }
-    let name = s[..name_end].to_ascii_lowercase();
+    let name = s[..name_end].to_string();
     let mut rest = s[name_end..].trim_start();
     if let Some(r) = rest.strip_prefix('=') {
         rest = r.trim_start();

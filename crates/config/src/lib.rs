@@ -1,18 +1,20 @@
-//! pgpool-rs configuration: loads `pgpool.conf` into a typed [`Config`] (every Pgpool-II 4.3
+//! pgpool-rs configuration: loads `pgpool.conf` into a typed [`Config`] (every Pgpool-II 4.3-4.7
 //! parameter, table-driven from [`params::PARAMS`], per-node `backend_*N` / `wd_portN` /
 //! `heartbeat_*N` groups and health-check suffix overrides), answers `PGPOOL SHOW` / `PGPOOL SET`,
-//! tells which changes need a restart on reload, and parses the companion files
+//! ([`show`]), tells which changes need a restart on reload, and parses the companion files
 //! `pool_hba.conf` ([`hba`]), `pool_passwd` ([`passwd`]) and `pcp.conf` ([`pcpconf`]).
 //!
 //! The line format is PostgreSQL's, which the `ini` crate cannot express with line numbers, so a
 //! small tokenizer ([`lexer`]) reads the file and the effective raw values are kept in an
 //! [`ini::Ini`] (see [`Config::raw_ini`]) for dumping and diffing.
 
+pub mod compat;
 pub mod hba;
 pub mod lexer;
 pub mod params;
 pub mod passwd;
 pub mod pcpconf;
+mod show;
 pub mod value;
 
 use std::collections::HashMap;
@@ -20,9 +22,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use params::{Config, Context, Group, Kind, ParamDef, Unit, PARAMS};
-pub use value::Value;
+pub use show::describe_config;
+pub use value::{BackendFlag, ClusteringMode, Value};
 
-use value::{format_g, format_value, parse_value};
+use value::parse_value;
 
 /// Maximum node index accepted in `backend_*N`, `hostnameN`, `heartbeat_*N`, `..._N` suffixes.
 pub const MAX_NODES: usize = 128;
@@ -57,81 +60,6 @@ impl std::error::Error for ConfigError {}
 pub(crate) fn read_file(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(path, 0, format!("could not read configuration file: {}", e)))
-}
-
-/// `backend_clustering_mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClusteringMode {
-    StreamingReplication,
-    NativeReplication,
-    LogicalReplication,
-    SnapshotIsolation,
-    Raw,
-    /// Accepted for old configurations (Slony-I replication).
-    Slony,
-}
-
-impl ClusteringMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            ClusteringMode::StreamingReplication => "streaming_replication",
-            ClusteringMode::NativeReplication => "native_replication",
-            ClusteringMode::LogicalReplication => "logical_replication",
-            ClusteringMode::SnapshotIsolation => "snapshot_isolation",
-            ClusteringMode::Raw => "raw",
-            ClusteringMode::Slony => "slony",
-        }
-    }
-    pub fn from_name(s: &str) -> Option<ClusteringMode> {
-        [
-            ClusteringMode::StreamingReplication,
-            ClusteringMode::NativeReplication,
-            ClusteringMode::LogicalReplication,
-            ClusteringMode::SnapshotIsolation,
-            ClusteringMode::Raw,
-            ClusteringMode::Slony,
-        ]
-        .into_iter()
-        .find(|m| m.name().eq_ignore_ascii_case(s.trim()))
-    }
-}
-
-/// `backend_flagN`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct BackendFlag {
-    pub disallow_to_failover: bool,
-    pub always_primary: bool,
-}
-
-impl BackendFlag {
-    /// Parse `ALLOW_TO_FAILOVER | DISALLOW_TO_FAILOVER | ALWAYS_PRIMARY` joined with `|`.
-    pub fn parse(s: &str) -> Result<BackendFlag, String> {
-        let mut f = BackendFlag::default();
-        for part in s.split('|').map(str::trim).filter(|p| !p.is_empty()) {
-            match part.to_ascii_uppercase().as_str() {
-                "ALLOW_TO_FAILOVER" => f.disallow_to_failover = false,
-                "DISALLOW_TO_FAILOVER" => f.disallow_to_failover = true,
-                "ALWAYS_PRIMARY" => f.always_primary = true,
-                _ => return Err(format!("invalid backend flag \"{}\"", part)),
-            }
-        }
-        Ok(f)
-    }
-}
-
-impl fmt::Display for BackendFlag {
-    /// As `PGPOOL SHOW backend` prints it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.disallow_to_failover {
-            "DISALLOW_TO_FAILOVER"
-        } else {
-            "ALLOW_TO_FAILOVER"
-        })?;
-        if self.always_primary {
-            f.write_str("|ALWAYS_PRIMARY")?;
-        }
-        Ok(())
-    }
 }
 
 /// One backend node (`backend_*N`). A node id below the highest configured one that the
@@ -177,6 +105,17 @@ pub struct HealthCheckParams {
     pub connect_timeout_ms: u64,
 }
 
+/// A warning about a configuration file, logged once it is loaded (as Pgpool-II does while
+/// reading it): `message` and `detail` in Pgpool-II's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub line: usize,
+    /// Only for a file written for this 4.x release or a later one.
+    pub(crate) since: u32,
+    pub message: String,
+    pub detail: String,
+}
+
 /// One row of `PGPOOL SHOW` output (columns item, value, description).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShowRow {
@@ -208,7 +147,7 @@ impl RawValues {
 }
 
 /// Health-check parameters that accept a node suffix, in `PGPOOL SHOW health_check` order.
-const HEALTH_CHECK_PARAMS: [&str; 8] = [
+pub(crate) const HEALTH_CHECK_PARAMS: [&str; 8] = [
     "health_check_period",
     "health_check_timeout",
     "health_check_user",
@@ -218,7 +157,7 @@ const HEALTH_CHECK_PARAMS: [&str; 8] = [
     "health_check_retry_delay",
     "connect_timeout",
 ];
-const BACKEND_PARAMS: [&str; 6] = [
+pub(crate) const BACKEND_PARAMS: [&str; 6] = [
     "backend_hostname",
     "backend_port",
     "backend_weight",
@@ -226,17 +165,14 @@ const BACKEND_PARAMS: [&str; 6] = [
     "backend_application_name",
     "backend_flag",
 ];
-const WATCHDOG_PARAMS: [&str; 3] = ["hostname", "wd_port", "pgpool_port"];
-const HEARTBEAT_PARAMS: [&str; 3] = ["heartbeat_hostname", "heartbeat_port", "heartbeat_device"];
+pub(crate) const WATCHDOG_PARAMS: [&str; 3] = ["hostname", "wd_port", "pgpool_port"];
+pub(crate) const HEARTBEAT_PARAMS: [&str; 3] =
+    ["heartbeat_hostname", "heartbeat_port", "heartbeat_device"];
 
 /// Find the definition of a plain (non-indexed) parameter, accepting old aliases.
 pub fn find_param(name: &str) -> Option<&'static ParamDef> {
     let lname = name.to_ascii_lowercase();
-    let canon = params::ALIASES
-        .iter()
-        .find(|(a, _)| *a == lname)
-        .map(|(_, c)| *c)
-        .unwrap_or(lname.as_str());
+    let canon = params::alias(name).map(|a| a.new).unwrap_or(lname.as_str());
     PARAMS
         .iter()
         .find(|d| d.name == canon && d.group == Group::None)
@@ -263,7 +199,7 @@ pub fn resolve_name(name: &str) -> Option<(&'static ParamDef, Option<usize>)> {
         .map(|d| (d, Some(idx)))
 }
 
-fn def(name: &str) -> &'static ParamDef {
+pub(crate) fn def(name: &str) -> &'static ParamDef {
     // Only called with names from this crate's constant lists, all of which are in the table.
     PARAMS.iter().find(|d| d.name == name).unwrap_or(&PARAMS[0])
 }
@@ -288,6 +224,19 @@ impl Config {
         cfg.config_file = file_name.to_path_buf();
         let assignments = lexer::tokenize(text).map_err(|(l, m)| err(l, m))?;
         for a in &assignments {
+            if let Some(al) = params::alias(&a.spelled) {
+                if let Some(since) = al.warns_since {
+                    cfg.notices.push(Notice {
+                        line: a.line,
+                        since,
+                        message: format!("{} is changed to {}", al.old, al.new),
+                        detail: format!(
+                            "if {} is specified, the value will be set to {}",
+                            al.old, al.new
+                        ),
+                    });
+                }
+            }
             let (d, idx) = resolve_name(&a.name).ok_or_else(|| {
                 err(
                     a.line,
@@ -316,8 +265,82 @@ impl Config {
                 }
             }
         }
+        // parameters set under their own name (an old name says nothing about newer releases)
+        let used: Vec<&'static str> = assignments
+            .iter()
+            .filter(|a| params::alias(&a.spelled).is_none())
+            .filter_map(|a| find_param(&a.name).map(|d| d.name))
+            .collect();
+        cfg.apply_release_defaults(text, used)
+            .map_err(|(l, m)| err(l, m))?;
+        let written_for = cfg.written_for;
+        cfg.notices.retain(|n| n.since <= written_for);
         cfg.build_groups().map_err(|(l, m)| err(l, m))?;
         Ok(cfg)
+    }
+
+    /// Decide which release the file was written for and fill in what that release implies
+    /// for the parameters it leaves out (see [`compat`]).
+    fn apply_release_defaults(
+        &mut self,
+        text: &str,
+        used: Vec<&'static str>,
+    ) -> Result<(), (usize, String)> {
+        self.written_for = compat::header_version(text).unwrap_or_else(|| compat::implied_by(used));
+        for name in compat::versioned_defaults() {
+            if self.raw.get(name).is_some() {
+                continue;
+            }
+            if let Some(text) = compat::old_default(name, self.written_for) {
+                let v = parse_value(def(name), text).map_err(|m| (0, m))?;
+                self.set_by_name(name, &v).map_err(|m| (0, m))?;
+            }
+        }
+        let by_time = "delay_threshold_by_time";
+        if compat::by_time_in_seconds(self.written_for) {
+            if let Some(raw) = self.raw.get(by_time) {
+                if !raw.trim().is_empty() && raw.trim().chars().all(|c| c.is_ascii_digit()) {
+                    let line = self.raw.line(by_time).unwrap_or(0);
+                    let ms = self.delay_threshold_by_time.saturating_mul(1000);
+                    let v = parse_value(def(by_time), &format!("{ms}")).map_err(|m| (line, m))?;
+                    self.set_by_name(by_time, &v).map_err(|m| (line, m))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The Pgpool-II release the file was written for, as (major, minor).
+    pub fn written_for(&self) -> (u32, u32) {
+        (4, self.written_for)
+    }
+
+    /// Warnings about the file (old parameter names), to be logged once it is loaded.
+    pub fn notices(&self) -> &[Notice] {
+        &self.notices
+    }
+
+    /// The limit a standby's replication delay is compared with (sr_check, load balancing):
+    /// `delay_threshold_by_time` in microseconds when it is set (the delay is then the
+    /// primary's replay_lag), else `delay_threshold` in bytes; 0 = no limit.
+    pub fn delay_limit(&self) -> u64 {
+        if self.delay_by_time() {
+            u64::try_from(self.delay_threshold_by_time)
+                .unwrap_or(0)
+                .saturating_mul(1000)
+        } else {
+            u64::try_from(self.delay_threshold).unwrap_or(0)
+        }
+    }
+
+    /// Whether replication delay is measured in time (`delay_threshold_by_time` > 0).
+    pub fn delay_by_time(&self) -> bool {
+        self.delay_threshold_by_time > 0
+    }
+
+    /// Default of `d` for the release this file was written for.
+    pub fn default_text(&self, d: &ParamDef) -> &'static str {
+        compat::old_default(d.name, self.written_for).unwrap_or(d.default)
     }
 
     fn node_value(&self, name: &str, i: usize) -> Option<&Value> {
@@ -433,7 +456,9 @@ impl Config {
     pub fn unsupported_in_use(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
         for d in PARAMS.iter().filter(|d| !d.implemented) {
-            let default = parse_value(d, d.default).ok().map(Value::normalized);
+            let default = parse_value(d, self.default_text(d))
+                .ok()
+                .map(Value::normalized);
             let differs = if d.group == Group::None {
                 self.get_by_name(d.name).map(Value::normalized) != default
             } else {
@@ -495,165 +520,6 @@ impl Config {
         &self.raw.ini
     }
 
-    fn plain_row(&self, d: &ParamDef) -> ShowRow {
-        let v = self
-            .get_by_name(d.name)
-            .unwrap_or_else(|| Value::Str(String::new()));
-        let value = match (&v, d.kind) {
-            // lists print as written in the file, like Pgpool-II
-            (Value::List(_), Kind::List(_)) => match self.raw.get(d.name) {
-                Some(r) if !d.hidden_value() => r.to_string(),
-                _ => format_value(d, &v, true),
-            },
-            _ => format_value(d, &v, !d.accepts_suffix()),
-        };
-        ShowRow {
-            item: d.display_name().to_string(),
-            value,
-            description: d.description.to_string(),
-        }
-    }
-
-    fn indexed_row(&self, name: &str, i: usize) -> ShowRow {
-        let d = def(name);
-        let value = if d.hidden_value() {
-            "*****".to_string()
-        } else if d.group == Group::Backend {
-            match self.backends.get(i) {
-                Some(b) => match name {
-                    "backend_hostname" => b.hostname.clone(),
-                    "backend_port" => b.port.to_string(),
-                    "backend_weight" => (b.weight as i64).to_string(),
-                    "backend_data_directory" => b.data_directory.clone(),
-                    "backend_application_name" => b.application_name.clone(),
-                    _ => b.flag.to_string(),
-                },
-                None => String::new(),
-            }
-        } else if d.group == Group::None {
-            format_value(d, &self.hc_value(name, Some(i)), false)
-        } else {
-            let v = self
-                .node_value(name, i)
-                .cloned()
-                .or_else(|| parse_value(d, d.default).ok())
-                .unwrap_or(Value::Str(String::new()));
-            match v {
-                Value::Real(r) => format_g(r),
-                v => format_value(d, &v, false),
-            }
-        };
-        ShowRow {
-            item: format!("{}{}", d.display_name(), i),
-            value,
-            description: d.description.to_string(),
-        }
-    }
-
-    fn group_rows(&self, group: &str) -> Vec<ShowRow> {
-        let mut rows = Vec::new();
-        match group {
-            "backend" => {
-                for i in 0..self.backends.len() {
-                    rows.extend(BACKEND_PARAMS.iter().map(|n| self.indexed_row(n, i)));
-                }
-            }
-            "watchdog" => {
-                for i in 0..self.watchdog_nodes.len() {
-                    rows.extend(WATCHDOG_PARAMS.iter().map(|n| self.indexed_row(n, i)));
-                }
-            }
-            "heartbeat" => {
-                for i in 0..self.heartbeats.len() {
-                    rows.extend(HEARTBEAT_PARAMS.iter().map(|n| self.indexed_row(n, i)));
-                }
-            }
-            _ => {
-                rows.extend(HEALTH_CHECK_PARAMS.iter().map(|n| self.plain_row(def(n))));
-                for i in 0..self.backends.len() {
-                    rows.extend(HEALTH_CHECK_PARAMS.iter().map(|n| self.indexed_row(n, i)));
-                }
-            }
-        }
-        rows
-    }
-
-    /// `PGPOOL SHOW name`: `name` is a parameter (`port`, `backend_port1`,
-    /// `health_check_period0`), a group (`backend`, `watchdog`, `heartbeat`, `health_check`) or
-    /// `all`. None when unknown (Pgpool-II answers `config variable "NAME" not found`). For a
-    /// single parameter Pgpool-II prints one column named after it holding `value`.
-    pub fn show(&self, name: &str) -> Option<Vec<ShowRow>> {
-        let lname = name.trim().to_ascii_lowercase();
-        match lname.as_str() {
-            "backend" | "watchdog" | "heartbeat" | "health_check" => {
-                return Some(self.group_rows(&lname))
-            }
-            "all" => {
-                let mut rows = Vec::new();
-                for g in ["backend", "watchdog", "heartbeat", "health_check"] {
-                    rows.extend(self.group_rows(g));
-                }
-                rows.extend(
-                    PARAMS
-                        .iter()
-                        .filter(|d| {
-                            d.group == Group::None
-                                && !d.accepts_suffix()
-                                && d.flags & params::HIDE_IN_ALL == 0
-                        })
-                        .map(|d| self.plain_row(d)),
-                );
-                return Some(rows);
-            }
-            _ => {}
-        }
-        let (d, idx) = resolve_name(&lname)?;
-        Some(vec![match idx {
-            None => self.plain_row(d),
-            Some(i) => self.indexed_row(d.name, i),
-        }])
-    }
-
-    /// `PGPOOL SET name = value`: only session-settable parameters.
-    pub fn set_session(&mut self, name: &str, value: &str) -> Result<(), String> {
-        let d =
-            find_param(name).ok_or_else(|| format!("config variable \"{}\" not found", name))?;
-        if d.context != Context::Session {
-            return Err(format!(
-                "invalid Context, value for parameter \"{}\" cannot be changed",
-                d.display_name()
-            ));
-        }
-        let v = parse_value(d, value)?;
-        self.set_by_name(d.name, &v)
-    }
-
-    /// `PGPOOL RESET name|ALL`: put session-settable parameters back to `base`'s values.
-    pub fn reset_session(&mut self, name: &str, base: &Config) -> Result<(), String> {
-        let targets: Vec<&ParamDef> = if name.eq_ignore_ascii_case("all") {
-            PARAMS
-                .iter()
-                .filter(|d| d.context == Context::Session && d.group == Group::None)
-                .collect()
-        } else {
-            let d = find_param(name)
-                .ok_or_else(|| format!("config variable \"{}\" not found", name))?;
-            if d.context != Context::Session {
-                return Err(format!(
-                    "invalid Context, value for parameter \"{}\" cannot be changed",
-                    d.display_name()
-                ));
-            }
-            vec![d]
-        };
-        for d in targets {
-            if let Some(v) = base.get_by_name(d.name) {
-                self.set_by_name(d.name, &v)?;
-            }
-        }
-        Ok(())
-    }
-
     /// Path of the pool_passwd file (`pool_passwd`, relative to pgpool.conf's directory), or
     /// None when the parameter is empty (pool_passwd disabled).
     pub fn pool_passwd_path(&self) -> Option<PathBuf> {
@@ -676,3 +542,5 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_releases;

@@ -1,6 +1,8 @@
-//! The static table of every pgpool.conf parameter pgpool-rs recognises (Pgpool-II 4.3's set):
-//! name, kind, default, reload context, the one-line description shown by `PGPOOL SHOW`, and
-//! whether pgpool-rs implements it yet. The `config_params!` macro turns the table into the
+//! The static table of every pgpool.conf parameter pgpool-rs recognises (those of Pgpool-II
+//! 4.3 to 4.7, with 4.7's defaults, ranges and contexts; older defaults that a configuration
+//! written for an older release implies are in [`crate::compat`]): name, kind, default,
+//! reload context, the one-line description shown by `PGPOOL SHOW`, and whether pgpool-rs
+//! implements it yet. The `config_params!` macro turns the table into the
 //! typed [`Config`] struct fields plus the by-name accessors the loader and `PGPOOL SHOW/SET` use.
 
 use crate::value::{FieldValue, Value};
@@ -62,6 +64,8 @@ pub const HIDE_IN_ALL: u32 = 2;
 /// Health-check style parameter: also accepted with a node suffix (`health_check_period1`),
 /// which overrides the global value for that node.
 pub const SUFFIX: u32 = 4;
+/// A file mode: `PGPOOL SHOW` prints it in octal with four digits (`0777`).
+pub const OCTAL: u32 = 8;
 
 /// One row of the parameter table.
 #[derive(Debug, Clone, Copy)]
@@ -79,13 +83,9 @@ pub struct ParamDef {
 }
 
 impl ParamDef {
-    /// Name as Pgpool-II spells it in `PGPOOL SHOW` (differs only for `delegate_IP`).
+    /// Name as Pgpool-II spells it in `PGPOOL SHOW` (since 4.4 always the canonical name).
     pub fn display_name(&self) -> &'static str {
-        if self.name == "delegate_ip" {
-            "delegate_IP"
-        } else {
-            self.name
-        }
+        self.name
     }
     pub fn hidden_value(&self) -> bool {
         self.flags & HIDE_VALUE != 0
@@ -95,11 +95,59 @@ impl ParamDef {
     }
 }
 
-/// Old names still accepted in pgpool.conf, mapped to the current one.
-pub const ALIASES: &[(&str, &str)] = &[
-    ("socket_dir", "unix_socket_directories"),
-    ("fail_over_on_backend_error", "failover_on_backend_error"),
+/// An old name still accepted in pgpool.conf (and by `PGPOOL SHOW`) for a renamed parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct Alias {
+    /// The old spelling (matched case-insensitively unless it differs from `new` only in case).
+    pub old: &'static str,
+    /// Canonical name of the parameter it sets.
+    pub new: &'static str,
+    /// From which 4.x release on Pgpool-II warns when the old name is used (`logdir is
+    /// changed to work_dir`); a file written for an older release gets no warning.
+    pub warns_since: Option<u32>,
+    /// Also listed by `PGPOOL SHOW ALL`, as the releases before the rename did.
+    pub in_show_all: bool,
+}
+
+/// Renamed parameters: `socket_dir` (4.3) is `unix_socket_directories` since 4.4,
+/// `delegate_IP` is `delegate_ip` since 4.4, `logdir` is `work_dir` since 4.7.
+pub const ALIASES: &[Alias] = &[
+    Alias {
+        old: "socket_dir",
+        new: "unix_socket_directories",
+        warns_since: None,
+        in_show_all: false,
+    },
+    Alias {
+        old: "fail_over_on_backend_error",
+        new: "failover_on_backend_error",
+        warns_since: Some(0),
+        in_show_all: false,
+    },
+    Alias {
+        old: "delegate_IP",
+        new: "delegate_ip",
+        warns_since: Some(4),
+        in_show_all: false,
+    },
+    Alias {
+        old: "logdir",
+        new: "work_dir",
+        warns_since: Some(7),
+        in_show_all: true,
+    },
 ];
+
+/// The alias `name` is, if any.
+pub fn alias(name: &str) -> Option<&'static Alias> {
+    ALIASES.iter().find(|a| {
+        if a.old.eq_ignore_ascii_case(a.new) {
+            name == a.old
+        } else {
+            name.eq_ignore_ascii_case(a.old)
+        }
+    })
+}
 
 pub const CLUSTERING_MODES: [&str; 6] = [
     "streaming_replication",
@@ -129,6 +177,9 @@ pub const DLBOW_OPTS: [&str; 5] = [
 ];
 pub const RELCACHE_TARGETS: [&str; 2] = ["primary", "load_balance_node"];
 pub const CHECK_TEMP_OPTS: [&str; 5] = ["catalog", "trace", "none", "on", "off"];
+pub const PROCESS_MANAGEMENT_MODES: [&str; 2] = ["static", "dynamic"];
+pub const PROCESS_MANAGEMENT_STRATEGIES: [&str; 3] = ["aggressive", "gentle", "lazy"];
+pub const BACKEND_MESSAGE_LOGGING: [&str; 3] = ["none", "terse", "verbose"];
 
 /// Index of `name` in [`PARAMS`]; panics on a name that is not in the table (only used with
 /// names taken from the table itself).
@@ -174,6 +225,10 @@ macro_rules! config_params {
             /// Effective raw text of every parameter set in the file (canonical name, with the
             /// node suffix for indexed ones), and where it came from.
             pub(crate) raw: crate::RawValues,
+            /// Pgpool-II 4.x minor version the file was written for (see [`crate::compat`]).
+            pub(crate) written_for: u32,
+            /// Warnings about the file (old parameter names), in file order.
+            pub(crate) notices: Vec<crate::Notice>,
         }
 
         impl Config {
@@ -190,6 +245,8 @@ macro_rules! config_params {
                     config_file: std::path::PathBuf::new(),
                     node_values: std::collections::BTreeMap::new(),
                     raw: crate::RawValues::default(),
+                    written_for: crate::compat::NEWEST,
+                    notices: Vec::new(),
                 }
             }
 
@@ -221,6 +278,7 @@ config_params! {
     wd_remove_shutdown_nodes: bool = [K::Bool, "off", Reload, false, 0, "Revoke the cluster membership of properly shutdown watchdog nodes."],
     log_connections: bool = [K::Bool, "off", Reload, true, 0, "Logs each successful connection."],
     log_disconnections: bool = [K::Bool, "off", Reload, true, 0, "Logs end of a session."],
+    log_pcp_processes: bool = [K::Bool, "off", Reload, true, 0, "Logs PCP process forks and a normal exit status to the log"],
     log_hostname: bool = [K::Bool, "off", Reload, true, 0, "Logs the host name in the connection logs."],
     enable_pool_hba: bool = [K::Bool, "off", Reload, true, 0, "Use pool_hba.conf for client authentication."],
     replication_mode: bool = [K::Bool, "off", Restart, false, 0, "Enables replication mode."],
@@ -252,16 +310,16 @@ config_params! {
     statement_level_load_balance: bool = [K::Bool, "off", Reload, true, 0, "Enables statement level load balancing"],
     auto_failback: bool = [K::Bool, "off", Reload, true, 0, "Enables nodes automatically reattach, when detached node continue streaming replication."],
     logging_collector: bool = [K::Bool, "off", Restart, false, 0, "Enable capturing of stderr into log files."],
-    log_truncate_on_rotation: bool = [K::Bool, "off", Restart, false, 0, "If on, an existing log file gets truncated on time based log rotation."],
+    log_truncate_on_rotation: bool = [K::Bool, "off", Reload, false, 0, "If on, an existing log file gets truncated on time based log rotation."],
     health_check_test: bool = [K::Bool, "off", Restart, false, 0, "If on, enable health check testing."],
     database_redirect_preference_list: String = [K::Str, "", Reload, true, 0, "redirect by database name."],
     app_name_redirect_preference_list: String = [K::Str, "", Reload, true, 0, "redirect by application name."],
-    // Pgpool-II 4.4; not in 4.3's PGPOOL SHOW ALL.
-    user_redirect_preference_list: String = [K::Str, "", Reload, true, HIDE_IN_ALL, "redirect by user name."],
+    user_redirect_preference_list: String = [K::Str, "", Reload, true, 0, "redirect by user name."],
     dml_adaptive_object_relationship_list: String = [K::Str, "", Reload, true, 0, "list of relationships between objects."],
     listen_addresses: String = [K::Str, "localhost", Restart, true, 0, "hostname or IP address on which pgpool will listen on."],
     pcp_listen_addresses: String = [K::Str, "localhost", Restart, true, 0, "hostname(s) or IP address(es) on which pcp will listen on."],
-    unix_socket_directories: Vec<String> = [K::List(","), "/tmp", Restart, true, 0, "The directory to create the UNIX domain socket for accepting pgpool-II client connections."],
+    unix_socket_directories: Vec<String> = [K::List(","), "/tmp", Restart, true, 0, "The directories to create the UNIX domain sockets for accepting pgpool-II client connections."],
+    unix_socket_group: String = [K::Str, "", Restart, true, 0, "The owning user of the sockets that always starts the server."],
     pcp_socket_dir: Vec<String> = [K::List(","), "/tmp", Restart, true, 0, "The directory to create the UNIX domain socket for accepting pgpool-II PCP connections."],
     wd_ipc_socket_dir: String = [K::Str, "/tmp", Restart, false, 0, "The directory to create the UNIX domain socket for accepting pgpool-II watchdog IPC connections."],
     log_destination: String = [K::Str, "stderr", Reload, true, 0, "destination of pgpool-II log"],
@@ -269,7 +327,7 @@ config_params! {
     pid_file_name: String = [K::Str, "/var/run/pgpool/pgpool.pid", Restart, true, 0, "Path to store pgpool-II pid file."],
     pool_passwd: String = [K::Str, "pool_passwd", Restart, true, HIDE_VALUE, "File name of pool_passwd for md5 authentication."],
     log_line_prefix: String = [K::Str, "%m: %a pid %p: ", Reload, true, 0, "printf-style string to output at beginning of each log line."],
-    sr_check_user: String = [K::Str, "nobody", Reload, true, 0, "The User name to perform streaming replication delay check."],
+    sr_check_user: String = [K::Str, "", Reload, true, 0, "The User name to perform streaming replication delay check."],
     sr_check_password: String = [K::Str, "", Reload, true, HIDE_VALUE, "The password for user to perform streaming replication delay check."],
     sr_check_database: String = [K::Str, "postgres", Reload, true, 0, "The database name to perform streaming replication delay check."],
     failback_command: String = [K::Str, "", Reload, true, 0, "Command to execute when backend node is attached."],
@@ -277,12 +335,14 @@ config_params! {
     failover_command: String = [K::Str, "", Reload, true, 0, "Command to execute when backend node is detached."],
     recovery_user: String = [K::Str, "", Reload, true, 0, "User name for online recovery."],
     recovery_password: String = [K::Str, "", Reload, true, HIDE_VALUE, "Password for online recovery."],
+    recovery_database: String = [K::Str, "postgres", Reload, true, 0, "The database name for online recovery."],
     recovery_1st_stage_command: String = [K::Str, "", Reload, true, 0, "Command to execute in first stage recovery."],
     recovery_2nd_stage_command: String = [K::Str, "", Reload, false, 0, "Command to execute in second stage recovery."],
     lobj_lock_table: String = [K::Str, "", Reload, false, 0, "Table name used for large object replication control."],
     wd_escalation_command: String = [K::Str, "", Reload, false, 0, "Command to execute when watchdog node becomes cluster leader node."],
     wd_de_escalation_command: String = [K::Str, "", Reload, false, 0, "Command to execute when watchdog node resigns from the cluster leader node."],
     trusted_servers: String = [K::Str, "", Restart, false, 0, "List of servers to verify connectivity."],
+    trusted_server_command: String = [K::Str, "ping -q -c3 %h", Reload, false, 0, "Command to excute when communicate with trusted server."],
     delegate_ip: String = [K::Str, "", Restart, false, 0, "Delegate IP address to be used when pgpool node become a watchdog cluster leader."],
     ping_path: String = [K::Str, "/bin", Restart, false, 0, "path to ping command."],
     if_cmd_path: String = [K::Str, "/sbin", Restart, false, 0, "Path to interface command."],
@@ -292,9 +352,11 @@ config_params! {
     arping_cmd: String = [K::Str, "/usr/bin/sudo /usr/sbin/arping -U $_IP_$ -w 1 -I eth0", Restart, false, 0, "arping command."],
     wd_lifecheck_query: String = [K::Str, "SELECT 1", Restart, false, 0, "SQL query to be used by watchdog lifecheck."],
     wd_lifecheck_dbname: String = [K::Str, "template1", Reload, false, 0, "Database name to be used for by watchdog lifecheck."],
-    wd_lifecheck_user: String = [K::Str, "nobody", Reload, false, 0, "User name to be used for by watchdog lifecheck."],
+    wd_lifecheck_user: String = [K::Str, "", Reload, false, 0, "User name to be used for by watchdog lifecheck."],
     wd_lifecheck_password: String = [K::Str, "", Reload, false, HIDE_VALUE, "Password for watchdog user in lifecheck."],
     wd_authkey: String = [K::Str, "", Reload, false, 0, "Authentication key to be used in watchdog communication."],
+    wd_listen_address: String = [K::Str, "", Restart, false, 0, "hostname(s) or IP address which watchdog will listen on."],
+    wd_heartbeat_listen_addresses: String = [K::Str, "", Restart, false, 0, "hostname(s) or IP address(es) which heartbeat will listen on."],
     ssl_cert: String = [K::Str, "", Restart, true, 0, "SSL public certificate file."],
     ssl_key: String = [K::Str, "", Restart, true, 0, "SSL private key file."],
     ssl_ca_cert: String = [K::Str, "", Restart, true, 0, "Single PEM format file containing CA root certificate(s)."],
@@ -306,9 +368,9 @@ config_params! {
     ssl_passphrase_command: String = [K::Str, "", Restart, true, 0, "Path to the Diffie-Hellman parameters contained file"],
     memqcache_oiddir: String = [K::Str, "/var/log/pgpool/oiddir", Restart, false, 0, "Temporary directory to record table oids."],
     memqcache_memcached_host: String = [K::Str, "localhost", Restart, false, 0, "Hostname or IP address of memcached."],
-    logdir: String = [K::Str, "/tmp", Restart, true, 0, "PgPool status file logging directory."],
-    log_directory: String = [K::Str, "/tmp/pgpool_logs", Restart, false, 0, "directory where log files are written."],
-    log_filename: String = [K::Str, "pgpool-%Y-%m-%d_%H%M%S.log", Restart, false, 0, "log file name pattern."],
+    work_dir: String = [K::Str, "/tmp", Restart, true, 0, "directory to create pgpool_status and lock files."],
+    log_directory: String = [K::Str, "/tmp/pgpool_logs", Reload, false, 0, "directory where log files are written."],
+    log_filename: String = [K::Str, "pgpool-%Y-%m-%d_%H%M%S.log", Reload, false, 0, "log file name pattern."],
     reset_query_list: Vec<String> = [K::List(";"), "ABORT;DISCARD ALL", Reload, true, 0, "list of commands sent to reset the backend connection when user session exits."],
     read_only_function_list: Vec<String> = [K::List(","), "", Reload, true, 0, "list of functions that does not writes to database."],
     write_function_list: Vec<String> = [K::List(","), "", Reload, true, 0, "list of functions that writes to database."],
@@ -317,6 +379,7 @@ config_params! {
     primary_routing_query_pattern_list: Vec<String> = [K::List(";"), "", Reload, true, 0, "list of query patterns that should be sent to primary node."],
     wd_monitoring_interfaces_list: Vec<String> = [K::List(","), "", Restart, false, 0, "List of network device names, to be monitored by the watchdog process for the network link state."],
     delay_threshold: i64 = [K::Int(0, I64MAX, U::Byte), "0", Reload, true, 0, "standby delay threshold in bytes."],
+    delay_threshold_by_time: i64 = [K::Int(0, I32MAX, U::Ms), "0", Reload, true, 0, "standby delay threshold by time."],
     relcache_expire: i64 = [K::Int(0, I64MAX, U::S), "0", Restart, false, 0, "Relation cache expiration time in seconds."],
     memqcache_total_size: i64 = [K::Int(0, I64MAX, U::Byte), "67108864", Restart, false, 0, "Total memory size in bytes for storing memory cache."],
     health_check_timeout: u64 = [K::Int(0, I32MAX, U::S), "20", Reload, true, SUFFIX, "Backend node health check timeout value in seconds."],
@@ -324,12 +387,19 @@ config_params! {
     health_check_max_retries: u32 = [K::Int(0, I32MAX, U::None), "0", Reload, true, SUFFIX, "The maximum number of times to retry a failed health check before giving up and initiating failover."],
     health_check_retry_delay: u64 = [K::Int(0, I32MAX, U::S), "1", Reload, true, SUFFIX, "The amount of time in seconds to wait between failed health check retries."],
     connect_timeout: u64 = [K::Int(0, I32MAX, U::Ms), "10000", Reload, true, SUFFIX, "Timeout in milliseconds before giving up connecting to backend."],
-    health_check_user: String = [K::Str, "nobody", Reload, true, SUFFIX, "User name for PostgreSQL backend health check."],
+    health_check_user: String = [K::Str, "", Reload, true, SUFFIX, "User name for PostgreSQL backend health check."],
     health_check_password: String = [K::Str, "", Reload, true, HIDE_VALUE | SUFFIX, "Password for PostgreSQL backend health check database user."],
     health_check_database: String = [K::Str, "postgres", Reload, true, SUFFIX, "The database name to be used to perform PostgreSQL backend health check."],
     port: u16 = [K::Int(1024, 65535, U::None), "9999", Restart, true, 0, "tcp/IP port number on which pgpool will listen on."],
     pcp_port: u16 = [K::Int(1024, 65535, U::None), "9898", Restart, true, 0, "tcp/IP port number on which pgpool PCP process will listen on."],
+    unix_socket_permissions: u32 = [K::Int(0, 0o777, U::None), "0777", Restart, true, OCTAL, "The access permissions of the Unix domain sockets."],
+    // Pgpool-II's range is 1024..65535 with 0 (not set) as the default; 0 is accepted here so
+    // that the sample's own `wd_listen_port = 0` loads.
+    wd_listen_port: u16 = [K::Int(0, 65535, U::None), "0", Restart, false, 0, "tcp/IP port number which watchdog will listen on."],
+    wd_heartbeat_listen_port: u16 = [K::Int(0, I32MAX, U::None), "0", Restart, false, 0, "tcp/IP port number which heartbeat will listen on."],
     num_init_children: u32 = [K::Int(1, I32MAX, U::None), "32", Restart, true, 0, "Number of children pre-forked for client connections."],
+    min_spare_children: u32 = [K::Int(1, I32MAX, U::None), "5", Reload, true, 0, "Minimum number of spare child processes."],
+    max_spare_children: u32 = [K::Int(1, I32MAX, U::None), "10", Reload, true, 0, "Maximum number of spare child processes."],
     reserved_connections: u32 = [K::Int(0, I32MAX, U::None), "0", Restart, true, 0, "Number of reserved connections."],
     listen_backlog_multiplier: u32 = [K::Int(1, I32MAX, U::None), "2", Restart, true, 0, "length of connection queue from frontend to pgpool-II"],
     child_life_time: u64 = [K::Int(0, I32MAX, U::S), "300", Restart, true, 0, "pgpool-II child process life time in seconds."],
@@ -356,20 +426,23 @@ config_params! {
     memqcache_maxcache: i64 = [K::Int(0, I32MAX, U::Byte), "409600", Restart, false, 0, "Maximum SELECT result size in bytes."],
     memqcache_cache_block_size: i64 = [K::Int(512, I32MAX, U::Byte), "1048576", Restart, false, 0, "Cache block size in bytes."],
     auto_failback_interval: i64 = [K::Int(0, I32MAX, U::S), "60", Reload, true, 0, "min interval of executing auto_failback in seconds"],
-    log_rotation_age: i64 = [K::Int(0, I32MAX, U::Min), "1440", Restart, false, 0, "Automatic rotation of logfiles will happen after that (minutes) time."],
-    log_rotation_size: i64 = [K::Int(0, I32MAX / 1024, U::Kb), "10240", Restart, false, 0, "Automatic rotation of logfiles will happen after that much (kilobytes) log output."],
-    log_file_mode: i64 = [K::Int(0, I32MAX, U::None), "0600", Restart, false, 0, "creation mode for log files."],
+    log_rotation_age: i64 = [K::Int(0, I32MAX, U::Min), "1440", Reload, false, 0, "Automatic rotation of logfiles will happen after that (minutes) time."],
+    log_rotation_size: i64 = [K::Int(0, I32MAX / 1024, U::Kb), "10240", Reload, false, 0, "Automatic rotation of logfiles will happen after that much (kilobytes) log output."],
+    log_file_mode: i64 = [K::Int(0, I32MAX, U::None), "0600", Reload, false, 0, "creation mode for log files."],
     backend_clustering_mode: ClusteringMode = [K::Enum(&CLUSTERING_MODES), "streaming_replication", Restart, true, 0, "backend clustering mode."],
     syslog_facility: String = [K::Enum(&SYSLOG_FACILITIES), "LOCAL0", Reload, false, 0, "syslog local facility."],
     log_error_verbosity: String = [K::Enum(&ERROR_VERBOSITIES), "default", Session, true, 0, "How much details about error should be emitted."],
     client_min_messages: String = [K::Enum(&MESSAGE_LEVELS), "notice", Session, true, 0, "Which messages should be sent to client."],
     log_min_messages: String = [K::Enum(&MESSAGE_LEVELS), "warning", Session, true, 0, "Which messages should be emitted to server log."],
+    log_backend_messages: String = [K::Enum(&BACKEND_MESSAGE_LOGGING), "none", Session, false, 0, "Logs any backend messages in the pgpool logs."],
     log_standby_delay: String = [K::Enum(&STANDBY_DELAY_OPTS), "if_over_threshold", Reload, false, 0, "When to log standby delay."],
     wd_lifecheck_method: String = [K::Enum(&LIFECHECK_METHODS), "heartbeat", Restart, false, 0, "method for watchdog lifecheck."],
     memqcache_method: String = [K::Enum(&MEMQCACHE_METHODS), "shmem", Restart, false, 0, "Cache store method. either shmem(shared memory) or Memcached. shmem by default."],
     disable_load_balance_on_write: String = [K::Enum(&DLBOW_OPTS), "transaction", Reload, true, 0, "Load balance behavior when write query is received."],
     relcache_query_target: String = [K::Enum(&RELCACHE_TARGETS), "primary", Reload, false, 0, "Target node to send relache queries."],
     check_temp_table: String = [K::Enum(&CHECK_TEMP_OPTS), "catalog", Reload, true, 0, "Enables temporary table check."],
+    process_management_mode: String = [K::Enum(&PROCESS_MANAGEMENT_MODES), "static", Reload, true, 0, "child process management mode."],
+    process_management_strategy: String = [K::Enum(&PROCESS_MANAGEMENT_STRATEGIES), "gentle", Reload, true, 0, "child process management strategy."],
   }
   indexed {
     backend_port = [K::Int(1024, 65535, U::None), "5432", Reload, true, 0, Backend, "port number of PostgreSQL backend."],

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
+pub(crate) fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, Path::new("/etc/pgpool.conf"))
 }
 
@@ -165,7 +165,7 @@ fn backends_and_health_check_overrides() {
     assert_eq!(c.health_check(2).period, 5);
 }
 
-fn rows(c: &Config, name: &str) -> Vec<(String, String, String)> {
+pub(crate) fn rows(c: &Config, name: &str) -> Vec<(String, String, String)> {
     c.show(name)
         .unwrap_or_else(|| panic!("{name}"))
         .into_iter()
@@ -235,7 +235,10 @@ fn show_matches_pgpool() {
     assert_eq!(rows(&c, "health_check_user2")[0].1, "other");
     assert!(c.show("nosuchparam").is_none());
     let all = rows(&c, "all");
-    assert!(all.iter().any(|r| r.0 == "delegate_IP"));
+    assert!(all.iter().any(|r| r.0 == "delegate_ip"));
+    assert!(all.iter().any(|r| r.0 == "work_dir"));
+    assert!(all.iter().any(|r| r.0 == "logdir"));
+    assert!(!all.iter().any(|r| r.0 == "delegate_IP"));
     assert!(!all.iter().any(|r| r.0 == "fail_over_on_backend_error"));
     assert_eq!(
         all.iter().filter(|r| r.0 == "health_check_period").count(),

@@ -1,10 +1,12 @@
 //! Typed parameter values: parsing a pgpool.conf value text according to its [`Kind`]
 //! (booleans, integers with optional time/memory units, reals, strings, lists, enums),
-//! converting to and from the typed [`Config`](crate::Config) fields, and formatting a value
-//! the way `PGPOOL SHOW` prints it.
+//! converting to and from the typed [`Config`](crate::Config) fields (with the two parameters
+//! that have a Rust type of their own, [`ClusteringMode`] and [`BackendFlag`]), and formatting
+//! a value the way `PGPOOL SHOW` prints it.
+
+use std::fmt;
 
 use crate::params::{Kind, ParamDef, Unit};
-use crate::ClusteringMode;
 
 /// A parsed parameter value.
 #[derive(Debug, Clone, PartialEq)]
@@ -361,6 +363,81 @@ pub fn format_g(r: f64) -> String {
         let s = format!("{:.6}", r);
         let s = s.trim_end_matches('0').trim_end_matches('.');
         s.to_string()
+    }
+}
+
+/// `backend_clustering_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusteringMode {
+    StreamingReplication,
+    NativeReplication,
+    LogicalReplication,
+    SnapshotIsolation,
+    Raw,
+    /// Accepted for old configurations (Slony-I replication).
+    Slony,
+}
+
+impl ClusteringMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClusteringMode::StreamingReplication => "streaming_replication",
+            ClusteringMode::NativeReplication => "native_replication",
+            ClusteringMode::LogicalReplication => "logical_replication",
+            ClusteringMode::SnapshotIsolation => "snapshot_isolation",
+            ClusteringMode::Raw => "raw",
+            ClusteringMode::Slony => "slony",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<ClusteringMode> {
+        [
+            ClusteringMode::StreamingReplication,
+            ClusteringMode::NativeReplication,
+            ClusteringMode::LogicalReplication,
+            ClusteringMode::SnapshotIsolation,
+            ClusteringMode::Raw,
+            ClusteringMode::Slony,
+        ]
+        .into_iter()
+        .find(|m| m.name().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+/// `backend_flagN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BackendFlag {
+    pub disallow_to_failover: bool,
+    pub always_primary: bool,
+}
+
+impl BackendFlag {
+    /// Parse `ALLOW_TO_FAILOVER | DISALLOW_TO_FAILOVER | ALWAYS_PRIMARY` joined with `|`.
+    pub fn parse(s: &str) -> Result<BackendFlag, String> {
+        let mut f = BackendFlag::default();
+        for part in s.split('|').map(str::trim).filter(|p| !p.is_empty()) {
+            match part.to_ascii_uppercase().as_str() {
+                "ALLOW_TO_FAILOVER" => f.disallow_to_failover = false,
+                "DISALLOW_TO_FAILOVER" => f.disallow_to_failover = true,
+                "ALWAYS_PRIMARY" => f.always_primary = true,
+                _ => return Err(format!("invalid backend flag \"{}\"", part)),
+            }
+        }
+        Ok(f)
+    }
+}
+
+impl fmt::Display for BackendFlag {
+    /// As `PGPOOL SHOW backend` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.disallow_to_failover {
+            "DISALLOW_TO_FAILOVER"
+        } else {
+            "ALLOW_TO_FAILOVER"
+        })?;
+        if self.always_primary {
+            f.write_str("|ALWAYS_PRIMARY")?;
+        }
+        Ok(())
     }
 }
 

@@ -79,7 +79,9 @@ pub struct NodeInfo {
     pub weight: f64,
     pub role: i64,
     pub pg_role: String,
-    pub delay: u64,
+    /// Replication delay as the server sent it: bytes, or seconds with six decimals when
+    /// it measures the delay in time (delay_threshold_by_time).
+    pub delay: String,
     pub replication_state: String,
     pub replication_sync_state: String,
     pub status_changed: i64,
@@ -285,7 +287,7 @@ impl Connection {
                 weight: s[6].trim().parse::<f64>().unwrap_or(0.0) / RAND_MAX,
                 role: frame::atoi(&s[7]),
                 pg_role: s[8].clone(),
-                delay: frame::atoi(&s[9]).max(0) as u64,
+                delay: s[9].trim().to_string(),
                 replication_state: s[10].clone(),
                 replication_sync_state: s[11].clone(),
                 status_changed: frame::atoi(&s[12]),

@@ -20,6 +20,8 @@ pub enum Command {
     Reload,
     Help,
     Version,
+    /// `--describe-config`: print every parameter pgpool-rs knows, then exit.
+    DescribeConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +58,7 @@ Common options:\n\
   -F, --pcp-file=PCP_CONFIG_FILE\n\
                       Path of pcp.conf (default: {DEFAULT_PCP})\n\
   -h, --help          Print this help\n\
+  --describe-config   Print every configuration parameter (tab-separated) and exit\n\
 \n\
 Start options:\n\
   -C, --clear-oidmaps Clear query cache oidmaps (accepted for compatibility)\n\
@@ -125,11 +128,15 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Optio
             }
             Short('h') | Long("help") => o.command = Command::Help,
             Short('v') | Long("version") => o.command = Command::Version,
+            Long("describe-config") => o.command = Command::DescribeConfig,
             Value(v) if verb.is_none() => verb = Some(v.string().map_err(err)?),
             other => return Err(other.unexpected().to_string()),
         }
     }
-    if matches!(o.command, Command::Help | Command::Version) {
+    if matches!(
+        o.command,
+        Command::Help | Command::Version | Command::DescribeConfig
+    ) {
         return Ok(o);
     }
     o.command = match verb.as_deref() {
@@ -169,6 +176,10 @@ mod tests {
             Command::Stop(ShutdownMode::Smart)
         );
         assert_eq!(parse(args("reload")).unwrap().command, Command::Reload);
+        assert_eq!(
+            parse(args("--describe-config")).unwrap().command,
+            Command::DescribeConfig
+        );
         assert!(parse(args("-m bogus stop")).is_err());
         assert!(parse(args("frobnicate")).is_err());
     }

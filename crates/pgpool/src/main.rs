@@ -15,6 +15,7 @@ mod pool_status;
 mod primary;
 mod recovery;
 mod report;
+mod spare;
 mod sr_check;
 mod status_file;
 mod supervisor;
@@ -97,6 +98,10 @@ fn main() {
         }
         Command::Version => {
             println!("{}", cli::version());
+            0
+        }
+        Command::DescribeConfig => {
+            print!("{}", config::describe_config());
             0
         }
         Command::Stop(mode) => stop(&opts, mode),

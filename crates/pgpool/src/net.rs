@@ -1,5 +1,6 @@
 //! Sockets: the listening endpoints (TCP addresses from listen_addresses and the Unix
-//! socket `.s.PGSQL.<port>` in each unix_socket_directories entry) and a stream type
+//! socket `.s.PGSQL.<port>` in each unix_socket_directories entry, owned by
+//! unix_socket_group and with unix_socket_permissions) and a stream type
 //! that is TCP, Unix or (clients that asked for SSL) TLS over TCP, used for clients and
 //! backends alike. A TLS stream can hold decrypted input and encrypted output that a
 //! poll on its socket does not show: relays ask [`Stream::has_buffered_input`] and
@@ -269,6 +270,58 @@ pub fn connect_backend(host: &str, port: u16, timeout: Duration) -> io::Result<S
     Err(last)
 }
 
+/// Group and mode given to the Unix sockets after they are bound (`unix_socket_group`,
+/// `unix_socket_permissions`; the PCP sockets keep the defaults, as in Pgpool-II).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixSocketMode {
+    /// Group name or numeric id; empty: the group the process creates files with.
+    pub group: String,
+    pub permissions: u32,
+}
+
+impl Default for UnixSocketMode {
+    fn default() -> UnixSocketMode {
+        UnixSocketMode {
+            group: String::new(),
+            permissions: 0o777,
+        }
+    }
+}
+
+impl UnixSocketMode {
+    /// Applies group and mode to the socket file at `path`.
+    fn apply(&self, path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let bind_error = |call: &str, e: io::Error| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "failed to bind a socket: \"{}\": system call {call} failed with error: \"{e}\"",
+                    path.display()
+                ),
+            )
+        };
+        if !self.group.is_empty() {
+            let gid = match self.group.parse::<u32>() {
+                Ok(id) => nix::unistd::Gid::from_raw(id),
+                Err(_) => match nix::unistd::Group::from_name(&self.group) {
+                    Ok(Some(g)) => g.gid,
+                    _ => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::NotFound,
+                            format!("unix_socket_group \"{}\" does not exist", self.group),
+                        ))
+                    }
+                },
+            };
+            nix::unistd::chown(path, None, Some(gid))
+                .map_err(|e| bind_error("chown", io::Error::from(e)))?;
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(self.permissions))
+            .map_err(|e| bind_error("chmod", e))
+    }
+}
+
 /// The sockets the main process listens on, inherited by every child.
 pub struct Listeners {
     pub tcp: Vec<TcpListener>,
@@ -282,6 +335,7 @@ impl Listeners {
         listen_addresses: &str,
         port: u16,
         socket_dirs: &[String],
+        mode: &UnixSocketMode,
         backlog: i32,
     ) -> io::Result<Listeners> {
         let mut tcp = Vec::new();
@@ -340,7 +394,10 @@ impl Listeners {
                     format!("could not bind to {}: {e}", path.display()),
                 )
             })?;
-            set_mode_777(&path);
+            if let Err(e) = mode.apply(&path) {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
             unix.push((l, path));
         }
         for l in &tcp {
@@ -357,11 +414,6 @@ impl Listeners {
             let _ = std::fs::remove_file(p);
         }
     }
-}
-
-fn set_mode_777(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777));
 }
 
 fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {

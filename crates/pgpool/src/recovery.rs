@@ -4,7 +4,8 @@
 //! 1. checks: the node exists, is down, is not the primary, no other recovery runs,
 //!    `recovery_1st_stage_command` is set;
 //! 2. connects to the primary (streaming mode) as `recovery_user` /
-//!    `recovery_password` (else the pool_passwd entry) to database template1;
+//!    `recovery_password` (else the pool_passwd entry) to `recovery_database` (4.7;
+//!    template1, the database of older releases, for a file written for them);
 //! 3. first stage: `SET statement_timeout` to `recovery_timeout`, then
 //!    `SELECT pgpool_recovery(script, node host, node data dir, primary port, node id,
 //!    node port, primary host)`: the pgpool_recovery extension (Debian package
@@ -30,8 +31,8 @@ use shmem::{RequestKind, Shmem, REQUEST_FROM_PCP};
 
 use crate::backend::{self, BackendConn, BackendError, MessageReader, NodeAddr, Secret};
 
-/// Database the recovery connection to the primary uses (Pgpool-II's choice).
-const RECOVERY_DATABASE: &str = "template1";
+/// Database the started node is probed in when it has no `postgres` database.
+const FALLBACK_DATABASE: &str = "template1";
 /// How often the node is probed while waiting for it to accept connections.
 const START_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long the failback may take when recovery_timeout is 0.
@@ -238,7 +239,7 @@ fn start_recovery(cfg: &Config, shm: &Shmem, node: usize) -> Result<(), Report> 
     let main = &cfg.backends[primary];
     let timeout = recovery_timeout(cfg);
 
-    let mut session = Session::open(cfg, primary, RECOVERY_DATABASE).map_err(|e| {
+    let mut session = Session::open(cfg, primary, &cfg.recovery_database).map_err(|e| {
         Report::error(
             format!("node recovery failed, unable to connect to main node: {primary} "),
             e.to_string(),
@@ -355,7 +356,7 @@ fn check_postmaster_started(
                 return Ok(());
             }
             Err(BackendError::Server(f, _)) if f.code == "3D000" && database == "postgres" => {
-                database = RECOVERY_DATABASE;
+                database = FALLBACK_DATABASE;
                 continue;
             }
             Err(e) => log::debug!("node {node} does not take connections yet: {e}"),

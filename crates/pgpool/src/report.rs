@@ -140,7 +140,9 @@ pub struct Node {
     pub weight: f64,
     pub role: Role,
     pub pg_role: &'static str,
+    /// Bytes, or microseconds when `delay_by_time`.
     pub delay: u64,
+    pub delay_by_time: bool,
     pub replication_state: String,
     pub replication_sync_state: String,
     pub last_status_change: i64,
@@ -151,6 +153,24 @@ fn streaming(cfg: &Config) -> bool {
         cfg.backend_clustering_mode,
         ClusteringMode::StreamingReplication | ClusteringMode::LogicalReplication
     )
+}
+
+impl Node {
+    /// The replication delay as Pgpool-II 4.4 shows it: bytes, or with
+    /// delay_threshold_by_time seconds with six decimals (`with_unit`: followed by
+    /// " second" / " seconds", as in SHOW POOL_NODES).
+    pub fn delay_text(&self, with_unit: bool) -> String {
+        if !self.delay_by_time {
+            return self.delay.to_string();
+        }
+        // Pgpool-II divides in single precision
+        let secs = format!("{:.6}", self.delay as f32 / 1_000_000.0);
+        match (with_unit, self.delay >= 2_000_000) {
+            (false, _) => secs,
+            (true, true) => format!("{secs} seconds"),
+            (true, false) => format!("{secs} second"),
+        }
+    }
 }
 
 /// Every configured node, in id order.
@@ -205,6 +225,8 @@ pub fn nodes(cfg: &Config, shm: &Shmem) -> Vec<Node> {
                 } else {
                     0
                 },
+                delay_by_time: role == Role::Standby
+                    && st.delay_by_time.load(Ordering::Relaxed) != 0,
                 replication_state: st.replication_state.get(),
                 replication_sync_state: st.replication_sync_state.get(),
                 last_status_change: st.last_status_change.load(Ordering::Relaxed),
@@ -402,6 +424,7 @@ pub fn pool_nodes(cfg: &Config, shm: &Shmem, session_node: Option<usize>) -> Vec
         .into_iter()
         .map(|n| {
             let st = shm.backend(n.id);
+            let delay = n.delay_text(true);
             vec![
                 n.id.to_string(),
                 n.hostname,
@@ -413,7 +436,7 @@ pub fn pool_nodes(cfg: &Config, shm: &Shmem, session_node: Option<usize>) -> Vec
                 n.pg_role.to_string(),
                 st.select_cnt.load(Ordering::Relaxed).to_string(),
                 (Some(n.id) == session_node).to_string(),
-                n.delay.to_string(),
+                delay,
                 n.replication_state,
                 n.replication_sync_state,
                 format_time(n.last_status_change),
@@ -526,5 +549,23 @@ mod tests {
         shm.backend(0).select_cnt.store(9, Ordering::Relaxed);
         let b = &backend_stats(&cfg, &shm)[0];
         assert_eq!(&b[5..7], ["9", "3"]);
+    }
+
+    #[test]
+    fn delay_in_bytes_or_seconds() {
+        let (cfg, shm) = setup();
+        let b = shm.backend(1);
+        b.replication_delay.store(123_456, Ordering::Release);
+        let node = |shm: &Shmem| nodes(&cfg, shm).remove(1);
+        assert_eq!(node(&shm).delay_text(true), "123456");
+        b.delay_by_time.store(1, Ordering::Release);
+        assert_eq!(node(&shm).delay_text(true), "0.123456 second");
+        assert_eq!(node(&shm).delay_text(false), "0.123456");
+        b.replication_delay.store(2_500_000, Ordering::Release);
+        assert_eq!(node(&shm).delay_text(true), "2.500000 seconds");
+        let rows = pool_nodes(&cfg, &shm, None);
+        assert_eq!(rows[1][10], "2.500000 seconds");
+        // the primary has no delay
+        assert_eq!(rows[0][10], "0");
     }
 }

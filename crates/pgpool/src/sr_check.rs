@@ -1,9 +1,10 @@
 //! The streaming-replication check worker: every sr_check_period it asks the primary
 //! for its WAL position and its pg_stat_replication rows, and each live standby for
 //! its replay position and whether it is in recovery. It stores each standby's delay
-//! in bytes and its replication state / sync state in shared memory (SHOW POOL_NODES,
-//! pcp_node_info, and the load balancer, which sends no reads to a standby delayed
-//! beyond delay_threshold). A standby that is not in recovery is a false primary: it
+//! (bytes of WAL, or with delay_threshold_by_time the primary's replay_lag for it in
+//! microseconds) and its replication state / sync state in shared memory (SHOW
+//! POOL_NODES, pcp_node_info, and the load balancer, which sends no reads to a standby
+//! delayed beyond delay_threshold / delay_threshold_by_time). A standby that is not in recovery is a false primary: it
 //! is reported, and detached when detach_false_primary is on. Connections are kept
 //! open between checks.
 
@@ -141,10 +142,16 @@ impl Worker<'_> {
         else {
             return;
         };
+        let by_time = self.cfg.delay_by_time();
         let repl = self
             .query(
                 p,
-                "SELECT application_name, state, sync_state FROM pg_stat_replication",
+                if by_time {
+                    "SELECT application_name, state, sync_state, \
+                     (EXTRACT(EPOCH FROM replay_lag) * 1000000)::BIGINT FROM pg_stat_replication"
+                } else {
+                    "SELECT application_name, state, sync_state FROM pg_stat_replication"
+                },
             )
             .unwrap_or_default();
         for node in 0..n {
@@ -188,12 +195,21 @@ impl Worker<'_> {
                 .flatten()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0.0);
-            let delay = (primary_lsn - replay).max(0.0) as u64;
-            st.replication_delay.store(delay, Ordering::Release);
             let app = &self.cfg.backends[node].application_name;
             let found = repl.iter().find(|r| {
                 !app.is_empty() && r.first().cloned().flatten().as_deref() == Some(app.as_str())
             });
+            let delay = if by_time {
+                // replay_lag in microseconds; NULL (nothing to replay lately) is none
+                found
+                    .and_then(|r| r.get(3).cloned().flatten())
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .map_or(0, |us| us.max(0) as u64)
+            } else {
+                (primary_lsn - replay).max(0.0) as u64
+            };
+            st.replication_delay.store(delay, Ordering::Release);
+            st.delay_by_time.store(u8::from(by_time), Ordering::Release);
             match found {
                 Some(r) => {
                     st.replication_state
@@ -206,11 +222,18 @@ impl Worker<'_> {
                     st.replication_sync_state.set("");
                 }
             }
-            let threshold = self.cfg.delay_threshold;
-            if threshold > 0 && delay > threshold as u64 {
-                log::info!(
-                    "sr_check: node {node} is {delay} bytes behind the primary (delay_threshold {threshold}): no reads until it catches up"
-                );
+            let threshold = self.cfg.delay_limit();
+            if threshold > 0 && delay > threshold {
+                if by_time {
+                    log::info!(
+                        "Replication of node: {node} is behind {:.6} second(s) from the primary server (node: {p})",
+                        delay as f32 / 1_000_000.0
+                    );
+                } else {
+                    log::info!(
+                        "Replication of node: {node} is behind {delay} bytes from the primary server (node: {p})"
+                    );
+                }
             }
         }
         self.shm

@@ -1,4 +1,4 @@
-//! `pgpool_status`: the node states (up/down/unused, one line per node) kept in logdir
+//! `pgpool_status`: the node states (up/down/unused, one line per node) kept in work_dir (logdir before Pgpool-II 4.7)
 //! across restarts, so a node that failed stays detached until it is attached again.
 //! `pgpool -D` ignores it.
 
@@ -6,8 +6,13 @@ use std::path::{Path, PathBuf};
 
 use shmem::BackendStatus;
 
-pub fn path(logdir: &str) -> PathBuf {
-    Path::new(if logdir.is_empty() { "/tmp" } else { logdir }).join("pgpool_status")
+pub fn path(work_dir: &str) -> PathBuf {
+    Path::new(if work_dir.is_empty() {
+        "/tmp"
+    } else {
+        work_dir
+    })
+    .join("pgpool_status")
 }
 
 /// Reads the saved states; `None` when there is no usable file.

@@ -1,5 +1,7 @@
 //! The main process: creates shared memory and the listening sockets, forks
-//! `num_init_children` children, re-forks any that exit, reloads on SIGHUP and shuts
+//! `num_init_children` children and re-forks any that exit (with
+//! `process_management_mode = dynamic` it keeps the spare count instead, see
+//! [`crate::spare`]), reloads on SIGHUP and shuts
 //! down in smart, fast or immediate mode on SIGTERM, SIGINT or SIGQUIT. It waits for
 //! signals with mio on its self-pipe.
 
@@ -67,6 +69,9 @@ struct Supervisor<'a> {
     shutdown: Option<Signal>,
     /// Frontend TLS (ssl = on), handed to every child.
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Dynamic process management: the spare-count keeper and its last cycle.
+    spares: crate::spare::Keeper,
+    last_spare_cycle: Instant,
 }
 
 impl Supervisor<'_> {
@@ -156,9 +161,22 @@ impl Supervisor<'_> {
         }
     }
 
+    fn dynamic(&self) -> bool {
+        self.cfg.process_management_mode == "dynamic"
+    }
+
+    /// One cycle of process management (see [`crate::spare::cycle`]).
+    fn manage_children(&mut self) {
+        for i in crate::spare::cycle(self.shm, &self.cfg, &mut self.spares) {
+            self.spawn_child(i);
+        }
+    }
+
     fn respawn(&mut self, proc: Proc) {
         match proc {
             Proc::SrCheck => self.spawn_sr_check(),
+            // dynamic mode: the next cycle forks what the spare count needs
+            Proc::Child(_) if self.dynamic() => {}
             Proc::Child(i) => self.spawn_child(i),
             Proc::HealthCheck(n) if self.configured(n) => self.spawn_health_check(n),
             Proc::HealthCheck(_) => {}
@@ -277,6 +295,7 @@ impl Supervisor<'_> {
                 return;
             }
         };
+        log_notices(&newer);
         for name in self.cfg.restart_required_changes(&newer) {
             log::warn!("parameter \"{name}\" changed but takes effect only after a restart");
         }
@@ -327,7 +346,7 @@ impl Supervisor<'_> {
         let states: Vec<BackendStatus> = (0..self.cfg.backends.len())
             .map(|i| self.shm.backend(i).status())
             .collect();
-        let p = status_file::path(&self.cfg.logdir);
+        let p = status_file::path(&self.cfg.work_dir);
         if let Err(e) = status_file::write(&p, &states) {
             log::warn!("could not write \"{}\": {e}", p.display());
         }
@@ -335,7 +354,7 @@ impl Supervisor<'_> {
 }
 
 fn init_backend_status(cfg: &Config, shm: &Shmem, discard: bool) {
-    let p = status_file::path(&cfg.logdir);
+    let p = status_file::path(&cfg.work_dir);
     let saved = if discard {
         let _ = std::fs::remove_file(&p);
         None
@@ -362,12 +381,27 @@ fn init_backend_status(cfg: &Config, shm: &Shmem, discard: bool) {
     }
 }
 
+/// Warnings about old parameter names, at start and on reload as Pgpool-II gives them.
+fn log_notices(cfg: &Config) {
+    for n in cfg.notices() {
+        // Pgpool-II's words; where it was found goes last.
+        log::warn!(
+            "{}\nDETAIL:  {} ({}:{})",
+            n.message,
+            n.detail,
+            cfg.config_file.display(),
+            n.line
+        );
+    }
+}
+
 /// Runs the server until shutdown; returns the exit code.
 pub fn run(cfg: Config, opts: &Options) -> i32 {
     // Before anything connects to a backend (primary detection included).
     crate::tls::init_backend(&cfg);
     crate::logging::set_process_kind(crate::logging::ProcessKind::Main);
     sys::ignore(&[Signal::SIGPIPE]);
+    log_notices(&cfg);
     for name in cfg.unsupported_in_use() {
         log::warn!("parameter \"{name}\" is set but not supported yet by pgpool-rs; it is ignored");
     }
@@ -408,6 +442,10 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         &cfg.listen_addresses,
         cfg.port,
         &cfg.unix_socket_directories,
+        &crate::net::UnixSocketMode {
+            group: cfg.unix_socket_group.clone(),
+            permissions: cfg.unix_socket_permissions,
+        },
         backlog,
     ) {
         Ok(l) => l,
@@ -447,6 +485,8 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         procs: HashMap::new(),
         shutdown: None,
         tls: None,
+        spares: crate::spare::Keeper::default(),
+        last_spare_cycle: Instant::now(),
     };
     sup.tls = match crate::tls::server_config(&sup.cfg) {
         Ok(t) => t,
@@ -455,7 +495,17 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
             None
         }
     };
-    for i in 0..layout.num_children {
+    let initial = if sup.dynamic() {
+        crate::spare::Keeper::initial(
+            &sup.cfg.process_management_strategy,
+            sup.cfg.min_spare_children as usize,
+            sup.cfg.max_spare_children as usize,
+            layout.num_children,
+        )
+    } else {
+        layout.num_children
+    };
+    for i in 0..initial {
         sup.spawn_child(i);
     }
     for node in 0..sup.cfg.backends.len() {
@@ -475,7 +525,7 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         env!("CARGO_PKG_VERSION"),
         sup.cfg.listen_addresses,
         sup.cfg.port,
-        layout.num_children
+        initial
     );
     let mut events = Events::with_capacity(4);
     let mut shutdown_started: Option<Instant> = None;
@@ -501,6 +551,10 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
             sup.handle_requests();
         }
         sup.reap();
+        if sup.shutdown.is_none() && sup.last_spare_cycle.elapsed() >= crate::spare::CYCLE {
+            sup.last_spare_cycle = Instant::now();
+            sup.manage_children();
+        }
         if let Some(sig) = sup.shutdown {
             let started = *shutdown_started.get_or_insert_with(Instant::now);
             if sup.procs.is_empty() {

@@ -71,9 +71,13 @@ pub struct BackendState {
     pub pg_role: AtomicU8,
     /// 1 when the last check reached the node (pg_status).
     pub pg_up: AtomicU8,
+    /// 1 when `replication_delay` is a time (microseconds, from the primary's replay_lag:
+    /// delay_threshold_by_time), 0 when it is bytes of WAL.
+    pub delay_by_time: AtomicU8,
     pub select_cnt: AtomicU64,
     pub last_status_change: AtomicI64,
-    /// Replication delay in bytes behind the primary (sr_check).
+    /// Replication delay behind the primary (sr_check): bytes, or microseconds when
+    /// `delay_by_time` is 1.
     pub replication_delay: AtomicU64,
     pub replication_state: ShmText<32>,
     pub replication_sync_state: ShmText<32>,
@@ -138,7 +142,13 @@ impl BackendState {
     /// A node id taken into use (or out of it) by a reload: the counters and facts of
     /// whatever node had the id before are forgotten.
     pub fn reset(&self, status: BackendStatus) {
-        for a in [&self.role, &self.pg_role, &self.pg_up, &self.admin_detached] {
+        for a in [
+            &self.role,
+            &self.pg_role,
+            &self.pg_up,
+            &self.delay_by_time,
+            &self.admin_detached,
+        ] {
             a.store(0, Ordering::Relaxed);
         }
         self.select_cnt.store(0, Ordering::Relaxed);

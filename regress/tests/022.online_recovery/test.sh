@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # 022.online_recovery: pcp_recovery_node brings a failed standby back as a
 # streaming standby that receives reads again. 3 nodes (pgpool_setup wires
-# recovery_1st_stage / pgpool_remote_start and the pgpool_recovery extension),
+# recovery_1st_stage / pgpool_remote_start and the pgpool_recovery extension; the
+# recovery_database is created from template1 after a first request failed without it),
 # health_check_period 1, max_retries 1; reads weighted to node 2 only. Node 2 is
 # stopped with `pg_ctl -m immediate` and detached; rows are written before and
 # while it is down; `pcp_recovery_node -n 2` rebuilds it from the primary
@@ -22,6 +23,7 @@ setup_cluster 3 s \
     'health_check_timeout = 5' \
     'connect_timeout = 1000' \
     'recovery_timeout = 60' \
+    "recovery_database = 'recdb'" \
     'backend_weight0 = 0' \
     'backend_weight1 = 0' \
     'backend_weight2 = 1'
@@ -67,6 +69,13 @@ psql_pgpool -q -c "insert into rec select g, 'while down' from generate_series(1
 # Reads still work (they go elsewhere while node 2 is down).
 assert_eq 200 "$(psql_pgpool -c 'select count(*) from rec')" "rows through pgpool while node 2 is down"
 
+# recovery_database (4.7): the recovery functions are called in that database; it does
+# not exist yet, so the request fails without touching node 2, ...
+out=$(recovery_node -n 2)
+assert_contains "$out" "unable to connect to main node" "recovery with a missing recovery_database"
+assert_contains "$out" '"recdb"' "recovery with a missing recovery_database"
+# ... and once it exists (a copy of template1: it has the extension), recovery works.
+psql_node 0 -d template1 -q -c 'create database recdb' || fail "create database recdb"
 log "pcp_recovery_node -n 2"
 t0=$(now_ms)
 out=$(recovery_node -n 2)

@@ -241,16 +241,17 @@ impl ChildContext<'_> {
         weighted_choice(&candidates)
     }
 
-    /// A standby further behind the primary than delay_threshold gets no reads.
+    /// A standby further behind the primary than delay_threshold (bytes) or
+    /// delay_threshold_by_time gets no reads.
     pub fn delayed(&self, node: usize) -> bool {
-        let t = self.cfg.delay_threshold;
+        let t = self.cfg.delay_limit();
         t > 0
             && self
                 .shm
                 .backend(node)
                 .replication_delay
                 .load(Ordering::Relaxed)
-                > t as u64
+                > t
     }
 
     /// reserved_connections: refuse when too few children are left free.

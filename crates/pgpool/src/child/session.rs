@@ -368,7 +368,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
     // the writes.
     let replicate = ctx.replicating();
     let mut others: Vec<usize> = Vec::new();
-    let lower_delay = ctx.cfg.prefer_lower_delay_standby && ctx.cfg.delay_threshold > 0;
+    let lower_delay = ctx.cfg.prefer_lower_delay_standby && ctx.cfg.delay_limit() > 0;
     if ((ctx.cfg.statement_level_load_balance || lower_delay) && ctx.load_balancing()) || replicate
     {
         for n in 0..ctx.cfg.backends.len() {
@@ -455,7 +455,8 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
                 } else {
                     Vec::new()
                 },
-                delay_threshold: ctx.cfg.delay_threshold.max(0) as u64,
+                // bytes, or microseconds with delay_threshold_by_time (as the delays)
+                delay_threshold: ctx.cfg.delay_limit(),
                 lower_delay_weights: if lower_delay {
                     wanted.iter().map(|&n| ctx.cfg.backends[n].weight).collect()
                 } else {

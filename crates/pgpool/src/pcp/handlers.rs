@@ -205,7 +205,8 @@ fn node_info(ctx: &Ctx, arg: &str) -> Result<Reply, Report> {
             .str(&format!("{:.6}", n.weight * RAND_MAX))
             .str(&(n.role as u8).to_string())
             .str(n.pg_role)
-            .str(&n.delay.to_string())
+            // 4.3's record has no "by time" flag: a time goes as seconds ("0.500000")
+            .str(&n.delay_text(false))
             .str(&n.replication_state)
             .str(&n.replication_sync_state)
             .str(&n.last_status_change.to_string());

@@ -1,6 +1,7 @@
 //! The PCP process: listens on `pcp_listen_addresses:pcp_port` and the Unix socket
 //! `<pcp_socket_dir>/.s.PGSQL.<pcp_port>` (bound here, removed at exit), forks one
-//! worker per connection ([`worker`]) and reaps them. SIGHUP re-reads pgpool.conf;
+//! worker per connection ([`worker`]) and reaps them, logging both with
+//! `log_pcp_processes` (a fatal or abnormal exit always). SIGHUP re-reads pgpool.conf;
 //! SIGTERM/SIGINT/SIGQUIT end the process (workers get the same signal).
 
 mod handlers;
@@ -45,6 +46,7 @@ pub fn run(setup: PcpSetup<'_>) -> ! {
         &cfg.pcp_listen_addresses,
         cfg.pcp_port,
         &cfg.pcp_socket_dir,
+        &crate::net::UnixSocketMode::default(),
         (cfg.listen_backlog_multiplier as i32).saturating_mul(16),
     ) {
         Ok(l) => l,
@@ -91,7 +93,7 @@ pub fn run(setup: PcpSetup<'_>) -> ! {
             crate::node_table::adopt(&mut cfg, setup.shm);
         }
         if sys::has(sigs, Signal::SIGCHLD) {
-            reap(&mut workers);
+            reap(&mut workers, cfg.log_pcp_processes);
         }
         for i in ready {
             let stream = if i < listeners.tcp.len() {
@@ -110,8 +112,12 @@ pub fn run(setup: PcpSetup<'_>) -> ! {
                     continue;
                 }
             };
+            let socket = stream.as_raw_fd();
             match sys::fork() {
                 Ok(Some(pid)) => {
+                    if cfg.log_pcp_processes {
+                        log::info!("forked new pcp worker, pid={pid} socket={socket}");
+                    }
                     workers.insert(pid.as_raw());
                     drop(stream);
                 }
@@ -143,15 +149,48 @@ pub fn run(setup: PcpSetup<'_>) -> ! {
     }
 }
 
-fn reap(workers: &mut HashSet<i32>) {
+/// Exit code of a worker that failed fatally (Pgpool-II's POOL_EXIT_FATAL).
+const EXIT_FATAL: i32 = 3;
+
+fn reap(workers: &mut HashSet<i32>, log_processes: bool) {
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(_) => break,
             Ok(st) => {
                 if let Some(pid) = st.pid() {
                     workers.remove(&pid.as_raw());
+                    log_exit(&st, log_processes);
                 }
             }
         }
+    }
+}
+
+/// Pgpool-II's messages about an ended worker; the status printed is the raw wait status.
+fn log_exit(st: &WaitStatus, log_processes: bool) {
+    match *st {
+        WaitStatus::Exited(pid, code) => {
+            if code == EXIT_FATAL {
+                log::info!("PCP worker process with pid: {pid} exit with FATAL ERROR.");
+            } else if log_processes {
+                log::info!("PCP process with pid: {pid} exit with SUCCESS.");
+            }
+            let status = code << 8;
+            if log_processes || status != 0 {
+                log::info!("PCP process with pid: {pid} exits with status {status}");
+            }
+        }
+        WaitStatus::Signaled(pid, sig, core) => {
+            let status = sig as i32 | if core { 0x80 } else { 0 };
+            if sig == Signal::SIGSEGV {
+                log::warn!("PCP process with pid: {pid} was terminated by segmentation fault");
+            } else if log_processes {
+                log::info!(
+                    "PCP process with pid: {pid} exits with status {status} by signal {}",
+                    sig as i32
+                );
+            }
+        }
+        _ => {}
     }
 }
