@@ -1,0 +1,513 @@
+//! The load-balancing relay: a session bound to the primary and one load-balance
+//! node. Client messages are grouped into batches (a simple Query, or extended-protocol
+//! messages up to Sync/Flush), each batch is routed as a whole, from the classification
+//! of its statements, to the primary, the load-balance node or both, and the answers
+//! are passed back in the order the client sent the batches. A named statement used on
+//! a node where it was not parsed is parsed there first (and the ParseComplete hidden),
+//! so prepared statements follow their executions wherever these go. Statements sent to
+//! both nodes are answered to the client from the primary; the other node's answers are
+//! read and dropped.
+
+use std::collections::{HashSet, VecDeque};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags};
+use protocol::message::parse_error_fields;
+use protocol::{build, scan_header};
+use rustc_hash::FxHashMap;
+use sql::{ClassifierCache, Route, Rules, StatementKind};
+
+use crate::backend::BackendConn;
+use crate::child::catalog::{bare, Catalog};
+use crate::child::dml_adaptive::{Relationships, WrittenObjects};
+use crate::child::local_ext;
+use crate::child::relay::{
+    aborted_answer, ends_failed_transaction, idle_timeout, prepare_poll, read_some, signalled_end,
+    LocalAnswer, LocalCommands, RelayEnd, READABLE,
+};
+use crate::child::replicate::{self, HiddenAnswers, Replicated, ReplicationNeeds};
+use crate::net::Stream;
+use crate::sys::Waker;
+
+mod dispatch;
+mod drain;
+mod input;
+mod policy;
+mod relay_loop;
+mod route;
+
+use dispatch::*;
+use drain::*;
+use input::*;
+use relay_loop::*;
+
+/// Index of the primary among the session's connections (the others are load-balance
+/// candidates: one, or with statement_level_load_balance every usable node).
+pub const PRIMARY: usize = 0;
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Where a batch goes (connection indexes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Primary,
+    /// The load-balance connection with this index (never the primary's).
+    Lb(usize),
+    /// Every connection of the session.
+    All,
+}
+
+impl Target {
+    fn includes(self, k: usize) -> bool {
+        match self {
+            Target::Primary => k == PRIMARY,
+            Target::Lb(j) => k == j,
+            Target::All => true,
+        }
+    }
+
+    /// The connection whose answers the client sees.
+    fn answering(self) -> usize {
+        match self {
+            Target::Lb(j) => j,
+            _ => PRIMARY,
+        }
+    }
+}
+
+/// What a node owes for one batch it was sent.
+#[derive(Debug, Default)]
+struct Expect {
+    /// Answers go to the client (else they are read and dropped).
+    forward: bool,
+    /// Answers to hide (of messages pgpool added).
+    hide: HiddenAnswers,
+    /// The batch ends with a ReadyForQuery (Query, Sync, FunctionCall); a Flush-ended
+    /// batch does not, and stays at the head until a later Sync's ReadyForQuery.
+    synced: bool,
+    /// pgpool's own query whose answer it reads.
+    capture: Capture,
+    /// NoticeResponses (notice_per_node_statement) the client sees before the answers.
+    notices: Vec<u8>,
+    /// The batch writes (a read must not overtake it on another node).
+    writes: bool,
+}
+
+/// pgpool's own queries on the main node, read by the relay.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Capture {
+    #[default]
+    None,
+    /// Its rows fill the child's [`Catalog`].
+    Catalog,
+    /// Native replication: the timestamp time functions are replaced by.
+    Now,
+}
+
+/// Native replication: where a write sent to every node stands. Nothing else is sent
+/// until it is done, so that each node sees the session's writes in the same order and
+/// locks are taken on the main node first and held there until every node has them.
+enum Replicating {
+    /// The main node has the batch; the others get it once it has answered.
+    Main {
+        bytes: Vec<u8>,
+        starts_tx: bool,
+        commit_after: bool,
+    },
+    /// The other nodes have it too.
+    Others { commit_after: bool },
+    /// pgpool's COMMIT of the transaction it wrapped the write in, on every node.
+    Commit,
+}
+
+/// Per-backend side of the relay.
+struct NodeIo {
+    out: Vec<u8>,
+    out_from: usize,
+    inbuf: Vec<u8>,
+    in_from: usize,
+    in_to: usize,
+    /// Body bytes of the message being passed (or dropped) still to come.
+    remaining: usize,
+    remaining_forward: bool,
+    queue: VecDeque<Expect>,
+    tx: u8,
+    /// Replayed Parses whose ParseComplete the batch being dispatched must hide.
+    batch_hide: u32,
+    /// Sent a BEGIN whose answer may still be on its way, or inside a transaction.
+    joined_tx: bool,
+}
+
+impl NodeIo {
+    fn new() -> Self {
+        NodeIo {
+            out: Vec::with_capacity(8192),
+            out_from: 0,
+            inbuf: vec![0; READ_CHUNK],
+            in_from: 0,
+            in_to: 0,
+            remaining: 0,
+            remaining_forward: false,
+            queue: VecDeque::new(),
+            tx: b'I',
+            batch_hide: 0,
+            joined_tx: false,
+        }
+    }
+
+    fn has_output(&self) -> bool {
+        self.out_from < self.out.len()
+    }
+}
+
+/// A statement prepared by the client (named or the unnamed one).
+struct Statement {
+    /// The Parse message as the client sent it, to replay on another node.
+    parse: Vec<u8>,
+    route: Route,
+    is_write: bool,
+    kind: StatementKind,
+    /// Executing it changes what routing knows (temp tables, DDL, dml_adaptive writes):
+    /// each Bind looks at its classification again.
+    has_effects: bool,
+    /// Connections (bit per index) where it is prepared.
+    on: u128,
+}
+
+impl Statement {
+    fn is_on(&self, k: usize) -> bool {
+        self.on & (1 << k) != 0
+    }
+
+    fn set_on(&mut self, k: usize, on: bool) {
+        if on {
+            self.on |= 1 << k;
+        } else {
+            self.on &= !(1 << k);
+        }
+    }
+}
+
+/// Settings of the load-balancing session.
+pub struct RoutedConfig<'a> {
+    pub rules: &'a Rules,
+    pub disable_load_balance_on_write: &'a str,
+    pub dml_relations: &'a Relationships,
+    pub database: &'a str,
+    pub check_temp_table: bool,
+    pub check_unlogged_table: bool,
+    pub log_statement: bool,
+    pub log_per_node_statement: bool,
+    pub notice_per_node_statement: bool,
+    /// Native replication: writes go to every connection of the session.
+    pub replicate: bool,
+    /// Native replication mode: writes go to the main node first, then to the others
+    /// (insert_lock and time functions made constant on the way).
+    pub main_first: bool,
+    pub insert_lock: bool,
+    pub client_idle_limit: u64,
+    /// Node id of each connection; index 0 is the primary.
+    pub node_ids: Vec<usize>,
+    /// statement_level_load_balance: backend_weight of each connection, to pick the
+    /// load-balance connection again for each statement outside transactions (empty: the
+    /// session keeps connection 1).
+    pub statement_weights: Vec<f64>,
+    /// delay_threshold in bytes (0 = off).
+    pub delay_threshold: u64,
+    /// prefer_lower_delay_standby: backend_weight of each connection; when the session's
+    /// load-balance node falls behind, reads outside transactions move to the least
+    /// delayed standby among them (empty: they go to the primary).
+    pub lower_delay_weights: Vec<f64>,
+}
+
+/// Per-session routing state.
+pub struct Router {
+    statements: FxHashMap<Vec<u8>, Statement>,
+    /// Index of the current load-balance connection.
+    lb: usize,
+    /// Portal name → node pair index it lives on (both: PRIMARY).
+    portals: FxHashMap<Vec<u8>, Target>,
+    /// SQL-level prepared statement (PREPARE name) → where it was prepared.
+    sql_prepared: FxHashMap<String, (Target, bool)>,
+    /// A write was sent in the current transaction.
+    write_in_tx: bool,
+    /// A write was sent in some explicit transaction of this session.
+    wrote_in_any_tx: bool,
+    /// A write was sent at all in this session.
+    wrote: bool,
+    /// The transaction asked for SERIALIZABLE: everything stays on the primary.
+    serializable_tx: bool,
+    /// An extended batch that was flushed but not yet synced keeps its target.
+    open: Option<Target>,
+    /// `open` ended with a Flush (not with an overflowing message).
+    open_flushed: bool,
+    /// Node of the last batch (COPY data follows it).
+    last: Target,
+    pub client_remaining: usize,
+    remaining_target: Target,
+    /// Temporary tables this session created (check_temp_table), bare names.
+    temp_tables: HashSet<String>,
+    /// dml_adaptive: what the current transaction wrote.
+    written: WrittenObjects,
+    /// DDL ran in the current transaction: other children's catalog facts go stale when
+    /// it ends.
+    ddl_in_tx: bool,
+    /// Batches wait for the answer to pgpool's catalog query.
+    catalog_wait: bool,
+    catalog_failed: bool,
+    /// The catalog's answer was just read: held batches go out without waiting for more.
+    catalog_arrived: bool,
+    /// The batch being routed contains a BEGIN.
+    batch_starts_tx: bool,
+    /// The batch being routed writes.
+    batch_writes: bool,
+    /// Session-state statements (SET, BEGIN, COMMIT …) of the batch being routed, for
+    /// the session's connections it does not go to.
+    batch_echo: Vec<String>,
+    /// Snapshot isolation: the batch being routed commits / takes a snapshot.
+    batch_commits: bool,
+    batch_takes_snapshot: bool,
+    /// Snapshot isolation: the current transaction took its snapshot; this child marks
+    /// a step until everything sent so far is answered.
+    snapshot_taken: bool,
+    snapshot_step_held: bool,
+    /// Native replication: the main node's timestamp for the current transaction (or
+    /// autocommit statement), and its query's progress.
+    now: Option<String>,
+    now_wait: bool,
+    now_failed: bool,
+    now_arrived: bool,
+    replicating: Option<Replicating>,
+}
+
+impl Router {
+    /// A router whose reads go to connection `lb` (0: the main node).
+    pub fn with_lb(lb: usize) -> Self {
+        Router {
+            lb,
+            ..Router::default()
+        }
+    }
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Router {
+            statements: FxHashMap::default(),
+            lb: 1,
+            portals: FxHashMap::default(),
+            sql_prepared: FxHashMap::default(),
+            write_in_tx: false,
+            wrote_in_any_tx: false,
+            wrote: false,
+            serializable_tx: false,
+            open: None,
+            open_flushed: false,
+            last: Target::Primary,
+            client_remaining: 0,
+            remaining_target: Target::Primary,
+            temp_tables: HashSet::new(),
+            written: WrittenObjects::default(),
+            ddl_in_tx: false,
+            catalog_wait: false,
+            catalog_failed: false,
+            catalog_arrived: false,
+            batch_starts_tx: false,
+            batch_writes: false,
+            batch_echo: Vec::new(),
+            batch_commits: false,
+            batch_takes_snapshot: false,
+            snapshot_taken: false,
+            snapshot_step_held: false,
+            now: None,
+            now_wait: false,
+            now_failed: false,
+            now_arrived: false,
+            replicating: None,
+        }
+    }
+}
+
+fn cstr(buf: &[u8]) -> (&[u8], &[u8]) {
+    match buf.iter().position(|&b| b == 0) {
+        Some(p) => (&buf[..p], &buf[p + 1..]),
+        None => (buf, &[]),
+    }
+}
+
+/// The outcome of scanning the client's bytes for one batch.
+enum Scan {
+    /// Not enough bytes for a complete batch yet.
+    Incomplete,
+    /// A batch `range` (client buffer offsets) ends at a boundary.
+    Batch { end: usize, kind: BatchEnd },
+    /// A local command (its Query body, or with `extended` the whole batch of
+    /// messages) at `start..end`.
+    Local {
+        start: usize,
+        end: usize,
+        extended: bool,
+    },
+    /// Terminate at `start`.
+    Terminate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchEnd {
+    /// Query, Sync or FunctionCall: one ReadyForQuery follows.
+    Synced,
+    /// Flush: answers without ReadyForQuery.
+    Flushed,
+    /// COPY data (or other messages) that follow the last batch.
+    Copy,
+    /// The buffer filled without a boundary: forward what is there.
+    Overflow,
+}
+
+pub struct Routed<'s> {
+    pub cfg: RoutedConfig<'s>,
+    pub cache: &'s mut ClassifierCache,
+    pub catalog: &'s mut Catalog,
+    pub router: &'s mut Router,
+    pub shm: &'s shmem::Shmem,
+    /// log_client_messages.
+    pub client_log: Option<crate::child::client_log::ClientLog>,
+    /// Snapshot isolation mode: this child's index (its step mark in shared memory).
+    pub snapshot_child: Option<usize>,
+}
+
+/// What one statement's route asks of its batch: the primary, or every node.
+fn note_route(route: Route, need_primary: &mut bool, need_all: &mut bool) {
+    match route {
+        Route::Primary => *need_primary = true,
+        Route::All => *need_all = true,
+        Route::LoadBalance => {}
+    }
+}
+
+/// Where one statement goes and what it is.
+struct StatementRoute {
+    route: Route,
+    is_write: bool,
+    kind: StatementKind,
+    has_effects: bool,
+    serializable_begin: bool,
+    starts_tx: bool,
+    /// PREPARE / EXECUTE / DEALLOCATE name.
+    prepared_name: Option<String>,
+    /// FETCH / MOVE / CLOSE name.
+    cursor_name: Option<String>,
+    session_statements: Option<String>,
+}
+
+impl StatementRoute {
+    fn plain_select() -> Self {
+        StatementRoute {
+            route: Route::LoadBalance,
+            is_write: false,
+            kind: StatementKind::Select,
+            has_effects: false,
+            serializable_begin: false,
+            starts_tx: false,
+            prepared_name: None,
+            cursor_name: None,
+            session_statements: None,
+        }
+    }
+}
+
+/// The query text of a Parse message (whole message, header included).
+fn statement_text(parse: &[u8]) -> &str {
+    let body = parse.get(5..).unwrap_or(&[]);
+    std::str::from_utf8(cstr(cstr(body).1).0).unwrap_or("")
+}
+
+/// Statements of a batch by kind, for SHOW POOL_NODES / POOL_BACKEND_STATS.
+#[derive(Default)]
+struct Counts {
+    select: u64,
+    insert: u64,
+    update: u64,
+    delete: u64,
+    ddl: u64,
+    other: u64,
+}
+
+impl Counts {
+    fn add(&mut self, kind: StatementKind) {
+        match kind {
+            StatementKind::Select => self.select += 1,
+            StatementKind::Insert => self.insert += 1,
+            StatementKind::Update => self.update += 1,
+            StatementKind::Delete => self.delete += 1,
+            StatementKind::Ddl => self.ddl += 1,
+            _ => self.other += 1,
+        }
+    }
+
+    fn record(&self, state: &shmem::BackendState) {
+        use crate::child::admin::count_kind;
+        use StatementKind as K;
+        count_kind(state, K::Select, self.select);
+        count_kind(state, K::Insert, self.insert);
+        count_kind(state, K::Update, self.update);
+        count_kind(state, K::Delete, self.delete);
+        count_kind(state, K::Ddl, self.ddl);
+        count_kind(state, K::Other, self.other);
+    }
+}
+
+/// The (tag, body) of each complete message in a buffer of whole messages.
+struct Messages<'a>(&'a [u8]);
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = (u8, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.0.len() < 5 {
+            return None;
+        }
+        let Ok(Some(h)) = scan_header(self.0) else {
+            return None;
+        };
+        let end = h.total_len().min(self.0.len());
+        let body = &self.0[5..end];
+        self.0 = &self.0[end..];
+        Some((h.tag, body))
+    }
+}
+
+/// Relays a session over the primary (`conns[0]`) and load-balance connections
+/// (`conns[1..]`, node ids in `routed.cfg.node_ids`). Sockets are left in blocking mode
+/// on return.
+pub fn relay(
+    client: &mut Stream,
+    mut conns: Vec<&mut BackendConn>,
+    initial: &[u8],
+    waker: &Waker,
+    local: &mut dyn LocalCommands,
+    routed: &mut Routed<'_>,
+    state: &mut RoutedState,
+) -> RelayEnd {
+    let _ = client.set_nonblocking(true);
+    for c in conns.iter_mut() {
+        let _ = c.stream.set_nonblocking(true);
+    }
+    let end = relay_loop(client, &mut conns, initial, waker, local, routed, state);
+    let _ = client.set_nonblocking(false);
+    for c in conns.iter_mut() {
+        let _ = c.stream.set_nonblocking(false);
+    }
+    end
+}
+
+/// What the session learnt, for the release decision.
+#[derive(Debug, Default)]
+pub struct RoutedState {
+    pub reusable: bool,
+    pub backend_fatal: bool,
+    pub backend_shutdown: bool,
+    pub failed_node: Option<usize>,
+}

@@ -1,0 +1,528 @@
+//! The relay's event loop: dispatch complete client batches, answer local commands in
+//! order, pass backend answers to the client in batch order, write, and wait on every
+//! socket at once.
+use super::*;
+
+pub(super) fn relay_loop(
+    client: &mut Stream,
+    backends: &mut [&mut BackendConn],
+    initial: &[u8],
+    waker: &Waker,
+    local: &mut dyn LocalCommands,
+    routed: &mut Routed<'_>,
+    state: &mut RoutedState,
+) -> RelayEnd {
+    let mut io: Vec<NodeIo> = backends.iter().map(|_| NodeIo::new()).collect();
+    // Client bytes: read buffer with [from..to) not yet dispatched.
+    let mut cbuf = vec![0u8; READ_CHUNK];
+    let mut cfrom = 0usize;
+    let mut cto = 0usize;
+    if !initial.is_empty() {
+        let n = initial.len().min(cbuf.len());
+        cbuf[..n].copy_from_slice(&initial[..n]);
+        cto = n;
+    }
+    // Order of batches whose answers the client sees: the answering node of each.
+    let mut order: VecDeque<usize> = VecDeque::new();
+    let mut to_client: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut to_client_from = 0usize;
+    // A local command waiting for its turn, and whether it is an extended batch.
+    let mut pending_local: Option<(Vec<u8>, LocalAnswer)> = None;
+    let mut terminated = false;
+    let node_ids = routed.cfg.node_ids.clone();
+    let mut bflags = vec![PollFlags::empty(); io.len()];
+    let mut bev = vec![PollFlags::empty(); io.len()];
+    let mut bready = vec![false; io.len()];
+    loop {
+        routed.end_snapshot_step(&io, order.is_empty());
+        // 1. Dispatch complete client batches (not while a local command waits).
+        // (Snapshot isolation: while a step is marked, its batch must be answered by every
+        // node before anything else goes out.)
+        while pending_local.is_none()
+            && !routed.router.catalog_wait
+            && !routed.router.now_wait
+            && routed.router.replicating.is_none()
+            && !routed.router.snapshot_step_held
+            && !terminated
+            && cfrom < cto
+        {
+            if routed.router.client_remaining > 0 {
+                // The tail of a message larger than the buffer.
+                let take = routed.router.client_remaining.min(cto - cfrom);
+                let t = routed.router.remaining_target;
+                for (k, n) in io.iter_mut().enumerate() {
+                    if t.includes(k) {
+                        n.out.extend_from_slice(&cbuf[cfrom..cfrom + take]);
+                    }
+                }
+                routed.router.client_remaining -= take;
+                cfrom += take;
+                continue;
+            }
+            let scan = match scan_client(&cbuf, cfrom, cto, local, routed.router.open.is_some()) {
+                Ok(s) => s,
+                Err(e) => return RelayEnd::ClientProtocol(e),
+            };
+            match scan {
+                Scan::Incomplete => break,
+                Scan::Terminate => {
+                    if let Some(l) = routed.client_log.as_mut() {
+                        l.one(b'X', &[]);
+                    }
+                    terminated = true;
+                    cfrom = cto;
+                }
+                Scan::Local {
+                    start,
+                    end,
+                    extended,
+                } => {
+                    let answer = if extended {
+                        LocalAnswer::Extended
+                    } else {
+                        LocalAnswer::Simple
+                    };
+                    pending_local = Some((cbuf[start..end].to_vec(), answer));
+                    cfrom = end;
+                }
+                // A failed transaction with nothing in flight (its state is certain): a
+                // lone Query that does not end it is refused here, as Pgpool-II does. The
+                // error may have come from any node of the session (a read that failed on
+                // a standby fails the whole transaction, as on one server).
+                Scan::Batch { end, .. }
+                    if cbuf[cfrom] == b'Q'
+                        && order.is_empty()
+                        && io.iter().all(|n| n.queue.is_empty())
+                        && io.iter().any(|n| n.tx == b'E')
+                        && scan_header(&cbuf[cfrom..end])
+                            .ok()
+                            .flatten()
+                            .is_some_and(|h| cfrom + h.total_len() == end)
+                        && !ends_failed_transaction(&cbuf[cfrom + 5..end]) =>
+                {
+                    pending_local = Some((cbuf[cfrom + 5..end].to_vec(), LocalAnswer::Aborted));
+                    cfrom = end;
+                }
+                Scan::Batch { end, kind } => {
+                    if cbuf[cfrom] == b'Q' && routed.router.open_flushed {
+                        // A Query after flushed extended messages: they end here (the
+                        // Query would end their implicit transaction anyway), so the
+                        // Query is routed on its own.
+                        close_flushed_batch(routed.router, &mut io);
+                    }
+                    let continuing = routed.router.open.is_some();
+                    if !continuing && kind != BatchEnd::Copy && routed.catalog_stale(&io) {
+                        // Routing needs the database's facts: ask, and hold the batch.
+                        routed.start_catalog_load(&mut io);
+                        break;
+                    }
+                    if !continuing
+                        && kind == BatchEnd::Synced
+                        && routed.timestamp_missing(&cbuf[cfrom..end])
+                    {
+                        routed.start_timestamp_fetch(&mut io);
+                        break;
+                    }
+                    let batch = &cbuf[cfrom..end];
+                    let mut hidden = HiddenAnswers::default();
+                    let mut main_only = false;
+                    if let Some(l) = routed.client_log.as_mut() {
+                        l.frames(batch);
+                    }
+                    // COPY data (also a CopyData larger than the buffer) follows its COPY.
+                    let copy_data = kind == BatchEnd::Copy
+                        || (kind == BatchEnd::Overflow
+                            && !continuing
+                            && matches!(batch.first(), Some(b'd' | b'c' | b'f')));
+                    let target = if copy_data {
+                        routed.router.last
+                    } else {
+                        let (t, counts) = routed.route_batch(batch, &io);
+                        counts.record(routed.shm.backend(node_ids[t.answering()]));
+                        t
+                    };
+                    routed.order_snapshot_step(&io);
+                    if routed.cfg.main_first
+                        && target == Target::All
+                        && kind == BatchEnd::Synced
+                        && !continuing
+                        && !routed.batch_mentions_copy(batch)
+                    {
+                        // Native replication: the main node first, the others once it
+                        // has answered.
+                        let in_tx = io[PRIMARY].tx != b'I';
+                        let (bytes, commit_after) = match routed.prepare_replicated(batch, in_tx) {
+                            Some(r) => {
+                                hidden = r.hidden;
+                                (r.bytes, r.commit_after)
+                            }
+                            None => (batch.to_vec(), false),
+                        };
+                        dispatch(routed.router, &bytes, target, &mut io, 0..1);
+                        routed.router.replicating = Some(Replicating::Main {
+                            bytes,
+                            starts_tx: routed.router.batch_starts_tx,
+                            commit_after,
+                        });
+                        main_only = true;
+                    } else {
+                        let all = 0..io.len();
+                        dispatch(routed.router, batch, target, &mut io, all);
+                        echo_session_statements(routed.router, target, &mut io);
+                    }
+                    if routed.router.batch_starts_tx {
+                        for (k, n) in io.iter_mut().enumerate() {
+                            n.joined_tx |= target.includes(k) && (k == PRIMARY || !main_only);
+                        }
+                    }
+                    let mut notices = Vec::new();
+                    if routed.cfg.log_statement
+                        || routed.cfg.log_per_node_statement
+                        || routed.cfg.notice_per_node_statement
+                    {
+                        log_statements(
+                            batch,
+                            target,
+                            &node_ids,
+                            backends,
+                            &routed.cfg,
+                            &mut notices,
+                        );
+                    }
+                    if kind == BatchEnd::Overflow {
+                        // Part of a message that does not fit: the rest follows it.
+                        let mut j = cfrom;
+                        while j + 5 <= end {
+                            match scan_header(&cbuf[j..end]) {
+                                Ok(Some(h)) if j + h.total_len() <= end => j += h.total_len(),
+                                Ok(Some(h)) => {
+                                    routed.router.client_remaining = j + h.total_len() - end;
+                                    routed.router.remaining_target = target;
+                                    break;
+                                }
+                                _ => break,
+                            }
+                        }
+                    }
+                    routed.router.last = target;
+                    let answering = target.answering();
+                    // Replayed Parses are hidden among the answers of the batch they
+                    // precede (the last one queued on that node).
+                    let add_hide = |io: &mut [NodeIo]| {
+                        for n in io.iter_mut() {
+                            if n.batch_hide > 0 {
+                                let h = n.batch_hide;
+                                if let Some(e) = n.queue.back_mut() {
+                                    e.hide.parse += h;
+                                }
+                            }
+                        }
+                    };
+                    // COPY data and the rest of an overflowing message join the batch
+                    // before them; a boundary of an open batch closes it; anything else
+                    // starts a batch (an overflowing one stays open, like a Flush).
+                    let joins = copy_data || (continuing && kind == BatchEnd::Overflow);
+                    if joins || continuing {
+                        add_hide(&mut io);
+                        if let Some(e) = io[answering].queue.back_mut() {
+                            e.notices.append(&mut notices);
+                        }
+                    }
+                    if joins {
+                        // Nothing more: answers come with the batch joined.
+                    } else if continuing {
+                        if kind == BatchEnd::Synced {
+                            for (k, n) in io.iter_mut().enumerate() {
+                                if target.includes(k) {
+                                    if let Some(e) = n.queue.back_mut() {
+                                        e.synced = true;
+                                    }
+                                }
+                            }
+                            routed.router.open = None;
+                        }
+                    } else {
+                        let synced = kind == BatchEnd::Synced;
+                        for (k, n) in io.iter_mut().enumerate() {
+                            if target.includes(k) && (k == PRIMARY || !main_only) {
+                                let mut hide = hidden;
+                                hide.parse += n.batch_hide;
+                                n.queue.push_back(Expect {
+                                    forward: k == answering,
+                                    writes: routed.router.batch_writes,
+                                    hide,
+                                    synced,
+                                    notices: if k == answering {
+                                        std::mem::take(&mut notices)
+                                    } else {
+                                        Vec::new()
+                                    },
+                                    ..Expect::default()
+                                });
+                            }
+                        }
+                        order.push_back(answering);
+                        routed.router.open = if synced { None } else { Some(target) };
+                        routed.router.open_flushed = kind == BatchEnd::Flushed;
+                    }
+                    cfrom = end;
+                }
+            }
+        }
+        if cfrom == cto {
+            cfrom = 0;
+            cto = 0;
+        } else if cfrom > 0 {
+            // Keep the partial message at the front so the buffer has room to read.
+            cbuf.copy_within(cfrom..cto, 0);
+            cto -= cfrom;
+            cfrom = 0;
+        }
+        // 2. Answer a local command once everything before it was answered.
+        if pending_local.is_some() && order.is_empty() && to_client_from >= to_client.len() {
+            if let Some((q, answer)) = pending_local.take() {
+                to_client.clear();
+                to_client_from = 0;
+                match answer {
+                    LocalAnswer::Extended => {
+                        local_ext::answer(&q, local, &mut to_client, io[PRIMARY].tx)
+                    }
+                    LocalAnswer::Aborted => aborted_answer(&q, &mut to_client),
+                    LocalAnswer::Simple => {
+                        local.answer(&q, &mut to_client);
+                        build::ready_for_query(&mut to_client, io[PRIMARY].tx);
+                    }
+                }
+            }
+        }
+        // 3. Backend answers → client, in batch order.
+        for (k, &id) in node_ids.iter().enumerate() {
+            if let Err(e) = drain_node(
+                k,
+                &mut io,
+                &mut order,
+                &mut to_client,
+                backends,
+                state,
+                routed,
+            ) {
+                state.failed_node = Some(id);
+                return RelayEnd::BackendFailed(format!("node {id}: {e}"));
+            }
+        }
+        let replicated = advance_replication(routed.router, &mut io, &mut order);
+        // 4. Writes.
+        for (k, n) in io.iter_mut().enumerate() {
+            if n.has_output() {
+                let NodeIo { out, out_from, .. } = n;
+                if let Err(e) = write_some(&mut backends[k].stream, out, out_from) {
+                    state.failed_node = Some(node_ids[k]);
+                    return RelayEnd::BackendFailed(format!(
+                        "unable to forward message to backend node {}: {e}",
+                        node_ids[k]
+                    ));
+                }
+            }
+        }
+        if to_client_from < to_client.len() {
+            if let Err(e) = write_some(client, &mut to_client, &mut to_client_from) {
+                state.reusable = false;
+                return RelayEnd::ClientError(e);
+            }
+        }
+        let idle = order.is_empty()
+            && io
+                .iter()
+                .all(|n| n.queue.is_empty() && !n.has_output() && n.remaining == 0)
+            && routed.router.client_remaining == 0
+            && routed.router.open.is_none()
+            && routed.router.replicating.is_none();
+        if terminated {
+            // Nobody reads answers any more.
+            to_client.clear();
+            to_client_from = 0;
+        }
+        // Native replication: the other nodes finish what they were sent first (closing a
+        // socket with unread answers resets it, and the node would drop the writes still
+        // queued behind them).
+        if terminated && !io.iter().any(NodeIo::has_output) && (idle || !routed.cfg.replicate) {
+            state.reusable = idle && !state.backend_fatal;
+            return RelayEnd::ClientClosed;
+        }
+        let arrived = std::mem::take(&mut routed.router.catalog_arrived)
+            | std::mem::take(&mut routed.router.now_arrived)
+            | replicated;
+        if arrived && cfrom < cto {
+            // The batches held for the catalog's (or timestamp's) answer can be routed now.
+            continue;
+        }
+        if routed.router.snapshot_step_held && cfrom < cto {
+            // Held batches go out as soon as the marked step is answered everywhere.
+            routed.end_snapshot_step(&io, order.is_empty());
+            if !routed.router.snapshot_step_held {
+                continue;
+            }
+        }
+        // 5. Wait.
+        let client_readable = !terminated && pending_local.is_none() && cto < cbuf.len();
+        let mut cflags = PollFlags::empty();
+        if client_readable {
+            cflags |= PollFlags::POLLIN;
+        }
+        if to_client_from < to_client.len() {
+            cflags |= PollFlags::POLLOUT;
+        }
+        let want_read = |k: usize, io: &[NodeIo], order: &VecDeque<usize>| -> bool {
+            match io[k].queue.front() {
+                Some(e) if !e.forward => true,
+                Some(_) => order.front() == Some(&k),
+                // Unsolicited messages (NOTIFY, notices) while idle.
+                None => true,
+            }
+        };
+        for (k, f) in bflags.iter_mut().enumerate() {
+            *f = PollFlags::empty();
+            if to_client_from >= to_client.len() && want_read(k, &io, &order) {
+                *f |= PollFlags::POLLIN;
+            }
+            if io[k].has_output() {
+                *f |= PollFlags::POLLOUT;
+            }
+        }
+        let client_ready = match prepare_poll(client, &mut cflags) {
+            Ok(r) => r,
+            Err(e) => return RelayEnd::ClientError(e),
+        };
+        let mut ready = client_ready;
+        for (k, b) in backends.iter_mut().enumerate() {
+            match prepare_poll(&mut b.stream, &mut bflags[k]) {
+                Ok(r) => {
+                    bready[k] = r;
+                    ready |= r;
+                }
+                Err(e) => {
+                    state.failed_node = Some(node_ids[k]);
+                    return RelayEnd::BackendFailed(format!(
+                        "unable to write to backend node {}: {e}",
+                        node_ids[k]
+                    ));
+                }
+            }
+        }
+        let timeout = if ready {
+            nix::poll::PollTimeout::ZERO
+        } else {
+            idle_timeout(routed.cfg.client_idle_limit, idle)
+        };
+        let cev = match poll_session(client, cflags, backends, &bflags, waker, timeout, &mut bev) {
+            Ok(None) if !ready => return RelayEnd::IdleTimeout,
+            Ok(None) => PollFlags::empty(),
+            Ok(Some(ev)) => ev,
+            Err(e) => return RelayEnd::BackendFailed(format!("poll failed: {e}")),
+        };
+        let cev = if client_ready {
+            cev | PollFlags::POLLIN
+        } else {
+            cev
+        };
+        for (e, r) in bev.iter_mut().zip(&bready) {
+            if *r {
+                *e |= PollFlags::POLLIN;
+            }
+        }
+        if let Some(end) = signalled_end(local) {
+            return end;
+        }
+        if client_readable && cev.intersects(READABLE) {
+            match read_some(client, &mut cbuf[cto..]) {
+                Ok(Some(0)) => {
+                    terminated = true;
+                }
+                Ok(Some(n)) => cto += n,
+                Ok(None) => {}
+                Err(e) => return RelayEnd::ClientError(e),
+            }
+        }
+        for k in 0..io.len() {
+            if bflags[k].contains(PollFlags::POLLIN) && bev[k].intersects(READABLE) {
+                let n = &mut io[k];
+                if n.in_from > 0 {
+                    n.inbuf.copy_within(n.in_from..n.in_to, 0);
+                    n.in_to -= n.in_from;
+                    n.in_from = 0;
+                }
+                if n.in_to == n.inbuf.len() {
+                    n.inbuf.resize(n.inbuf.len() * 2, 0);
+                }
+                match read_some(&mut backends[k].stream, &mut n.inbuf[n.in_to..]) {
+                    Ok(Some(0)) => {
+                        state.failed_node = Some(node_ids[k]);
+                        return RelayEnd::BackendFailed(format!(
+                            "backend node {} closed the connection",
+                            node_ids[k]
+                        ));
+                    }
+                    Ok(Some(r)) => n.in_to += r,
+                    Ok(None) => {}
+                    Err(e) => {
+                        state.failed_node = Some(node_ids[k]);
+                        return RelayEnd::BackendFailed(format!(
+                            "unable to read data from backend node {}: {e}",
+                            node_ids[k]
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Waits for the client, the session's backends (`bflags`, events into `bev`) or the
+/// waker; the client's events, or None on timeout. Two backends (the usual session) poll
+/// from an array, more from a vector.
+pub(super) fn poll_session(
+    client: &Stream,
+    cflags: PollFlags,
+    backends: &[&mut BackendConn],
+    bflags: &[PollFlags],
+    waker: &Waker,
+    timeout: nix::poll::PollTimeout,
+    bev: &mut [PollFlags],
+) -> nix::Result<Option<PollFlags>> {
+    fn finish(fds: &[PollFd<'_>], waker: &Waker, bev: &mut [PollFlags]) -> PollFlags {
+        let ev = |f: &PollFd<'_>| f.revents().unwrap_or(PollFlags::empty());
+        if fds.last().is_some_and(|f| !ev(f).is_empty()) {
+            waker.drain();
+        }
+        for (k, e) in bev.iter_mut().enumerate() {
+            *e = ev(&fds[k + 1]);
+        }
+        ev(&fds[0])
+    }
+    let n = if let [p, s] = backends {
+        let mut fds = [
+            PollFd::new(client.as_fd(), cflags),
+            PollFd::new(p.stream.as_fd(), bflags[0]),
+            PollFd::new(s.stream.as_fd(), bflags[1]),
+            PollFd::new(waker.fd(), PollFlags::POLLIN),
+        ];
+        let n = match poll(&mut fds, timeout) {
+            Err(Errno::EINTR) => 1,
+            r => r?,
+        };
+        (n, finish(&fds, waker, bev))
+    } else {
+        let mut fds = Vec::with_capacity(backends.len() + 2);
+        fds.push(PollFd::new(client.as_fd(), cflags));
+        for (b, f) in backends.iter().zip(bflags) {
+            fds.push(PollFd::new(b.stream.as_fd(), *f));
+        }
+        fds.push(PollFd::new(waker.fd(), PollFlags::POLLIN));
+        let n = match poll(&mut fds, timeout) {
+            Err(Errno::EINTR) => 1,
+            r => r?,
+        };
+        (n, finish(&fds, waker, bev))
+    };
+    Ok((n.0 != 0).then_some(n.1))
+}

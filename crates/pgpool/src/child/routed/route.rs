@@ -1,0 +1,278 @@
+//! Routing of one batch: the target of a batch of client messages from what its
+//! statements, portals and prepared statements need, and what the batch leaves behind
+//! (statements, portals, session statements to repeat elsewhere).
+use super::*;
+
+impl Routed<'_> {
+    /// Decides the target of the batch `buf` (complete messages) and records the
+    /// statements and portals it creates.
+    pub(super) fn route_batch(&mut self, buf: &[u8], io: &[NodeIo]) -> (Target, Counts) {
+        let mut counts = Counts::default();
+        self.router.batch_starts_tx = false;
+        self.router.batch_writes = false;
+        self.router.batch_echo.clear();
+        self.router.batch_commits = false;
+        self.router.batch_takes_snapshot = false;
+        // A batch continuing a flushed one goes where that one went, but what it does
+        // (writes, portals, prepared statements) is recorded all the same.
+        let open = self.router.open;
+        // In a transaction, or a BEGIN is on its way (pipelined).
+        let mut in_tx = io[PRIMARY].tx != b'I' || io[PRIMARY].joined_tx;
+        let mut need_primary = false;
+        let mut need_both = false;
+        // A portal of an earlier batch lives on this load-balance connection.
+        let mut need_lb: Option<usize> = None;
+        let mut unnamed_bound = false;
+        let mut bound: Vec<&[u8]> = Vec::new();
+        // Native replication: a write goes to every node, whatever else the batch holds.
+        let mut need_replicated = false;
+        // SQL-level statements this batch PREPAREs: they live where it runs.
+        let mut prepared_here: Vec<(String, bool)> = Vec::new();
+        // pg_terminate_backend() of a backend on this connection.
+        let mut forced: Option<usize> = None;
+        let mut i = 0;
+        while i + 5 <= buf.len() {
+            let Ok(Some(h)) = scan_header(&buf[i..]) else {
+                break;
+            };
+            let body = &buf[i + 5..(i + h.total_len()).min(buf.len())];
+            match h.tag {
+                b'Q' => {
+                    crate::sys::set_title_command(cstr(body).0);
+                    let text = std::str::from_utf8(cstr(body).0).unwrap_or("");
+                    if let Some(node) = crate::child::terminate_request(self.shm, text.as_bytes()) {
+                        // Sent to the node the victim lives on, when it is in this session.
+                        forced = self.cfg.node_ids.iter().position(|&n| n == node);
+                    }
+                    let StatementRoute {
+                        route,
+                        is_write,
+                        kind,
+                        serializable_begin,
+                        starts_tx,
+                        prepared_name,
+                        cursor_name,
+                        session_statements,
+                        ..
+                    } = self.statement_route(text, in_tx, true);
+                    self.router.batch_echo.extend(session_statements);
+                    let (pin, is_write) = self.sql_prepared_pin(
+                        kind,
+                        prepared_name,
+                        is_write,
+                        Some(&mut prepared_here),
+                    );
+                    let mut pinned = pin.is_some();
+                    match pin {
+                        Some(Target::Lb(j)) => need_lb = Some(j),
+                        Some(Target::All) => need_both = true,
+                        Some(Target::Primary) => need_primary = true,
+                        None => {}
+                    }
+                    // FETCH / MOVE / CLOSE of a protocol portal: where the portal lives.
+                    if let Some(t) = cursor_name.and_then(|n| self.router.portals.get(n.as_bytes()))
+                    {
+                        match *t {
+                            Target::Lb(j) => need_lb = Some(j),
+                            Target::All => need_both = true,
+                            Target::Primary => need_primary = true,
+                        }
+                        pinned = true;
+                    }
+                    self.router.batch_starts_tx |= starts_tx;
+                    let was_in_tx = in_tx;
+                    in_tx |= starts_tx;
+                    if serializable_begin {
+                        self.router.serializable_tx = true;
+                    }
+                    need_replicated |= self.cfg.replicate && route == Route::Primary && is_write;
+                    if !pinned {
+                        note_route(route, &mut need_primary, &mut need_both);
+                    }
+                    self.note_write(is_write, was_in_tx || starts_tx);
+                    counts.add(kind);
+                    self.note_snapshot_kind(kind);
+                }
+                b'P' => {
+                    let (name, rest) = cstr(body);
+                    let (query, _) = cstr(rest);
+                    let text = std::str::from_utf8(query).unwrap_or("");
+                    let StatementRoute {
+                        route,
+                        is_write,
+                        kind,
+                        has_effects,
+                        prepared_name,
+                        ..
+                    } = self.statement_route(text, in_tx, false);
+                    // Parsing EXECUTE p needs p: where the PREPARE went.
+                    let (pin, _) = self.sql_prepared_pin(kind, prepared_name, is_write, None);
+                    match pin {
+                        Some(Target::Lb(j)) => need_lb = Some(j),
+                        Some(Target::All) => need_both = true,
+                        Some(Target::Primary) => need_primary = true,
+                        None => note_route(route, &mut need_primary, &mut need_both),
+                    }
+                    let parse = &buf[i..i + h.total_len()];
+                    // The unnamed statement is parsed again batch after batch: reuse its
+                    // entry and buffer rather than allocate per query.
+                    match self.router.statements.get_mut(name) {
+                        Some(st) => {
+                            st.parse.clear();
+                            st.parse.extend_from_slice(parse);
+                            st.route = route;
+                            st.is_write = is_write;
+                            st.kind = kind;
+                            st.has_effects = has_effects;
+                            st.on = 0;
+                        }
+                        None => {
+                            let st = Statement {
+                                parse: parse.to_vec(),
+                                route,
+                                is_write,
+                                kind,
+                                has_effects,
+                                on: 0,
+                            };
+                            self.router.statements.insert(name.to_vec(), st);
+                        }
+                    }
+                }
+                b'B' => {
+                    let (portal, rest) = cstr(body);
+                    if portal.is_empty() {
+                        unnamed_bound = true;
+                    } else {
+                        bound.push(portal);
+                    }
+                    let (stmt, _) = cstr(rest);
+                    let looked_again = self.router.statements.get(stmt).and_then(|st| {
+                        let again = st.has_effects
+                            || (self.cfg.check_temp_table && !self.router.temp_tables.is_empty())
+                            || (self.dml_adaptive() && in_tx && !self.router.written.is_empty());
+                        again.then(|| statement_text(&st.parse).to_string())
+                    });
+                    let known = match looked_again {
+                        Some(text) => {
+                            let r = self.statement_route(&text, in_tx, true);
+                            Some((r.route, r.is_write, r.kind, r.prepared_name))
+                        }
+                        None => self
+                            .router
+                            .statements
+                            .get(stmt)
+                            .map(|st| (st.route, st.is_write, st.kind, None)),
+                    };
+                    if let Some((route, w, k, prepared_name)) = known {
+                        let (pin, w) =
+                            self.sql_prepared_pin(k, prepared_name, w, Some(&mut prepared_here));
+                        if route == Route::All
+                            && matches!(
+                                k,
+                                StatementKind::Set
+                                    | StatementKind::Transaction(_)
+                                    | StatementKind::Discard
+                            )
+                        {
+                            let text = self
+                                .router
+                                .statements
+                                .get(stmt)
+                                .map(|st| statement_text(&st.parse).to_string());
+                            self.router.batch_echo.extend(text);
+                        }
+                        let begins = k == StatementKind::Transaction(sql::TransactionKind::Begin);
+                        self.router.batch_starts_tx |= begins;
+                        in_tx |= begins;
+                        need_replicated |= self.cfg.replicate && route == Route::Primary && w;
+                        match pin {
+                            Some(Target::Lb(j)) => need_lb = Some(j),
+                            Some(Target::All) => need_both = true,
+                            Some(Target::Primary) => need_primary = true,
+                            None => note_route(route, &mut need_primary, &mut need_both),
+                        }
+                        self.note_write(w, in_tx);
+                        counts.add(k);
+                        self.note_snapshot_kind(k);
+                    } else {
+                        need_primary = true;
+                    }
+                }
+                b'E' | b'D' | b'C' => {
+                    let (kind, name) = if h.tag == b'E' {
+                        (b'P', cstr(body).0)
+                    } else {
+                        (
+                            body.first().copied().unwrap_or(b'S'),
+                            cstr(body.get(1..).unwrap_or(&[])).0,
+                        )
+                    };
+                    // A portal bound in this batch runs where the batch goes; only
+                    // portals of earlier batches pin the target.
+                    let bound_here = if name.is_empty() {
+                        unnamed_bound
+                    } else {
+                        bound.contains(&name)
+                    };
+                    if kind == b'P' && !bound_here {
+                        match self.router.portals.get(name) {
+                            Some(Target::Lb(j)) => need_lb = Some(*j),
+                            Some(_) => need_primary = true,
+                            None => {}
+                        }
+                    }
+                }
+                b'F' => need_primary = true,
+                _ => {}
+            }
+            i += h.total_len();
+        }
+        let target = if let Some(t) = open {
+            t
+        } else if let Some(k) = forced {
+            if k == PRIMARY {
+                Target::Primary
+            } else {
+                Target::Lb(k)
+            }
+        } else if need_replicated {
+            Target::All
+        } else if need_primary || (need_lb.is_some() && need_both) {
+            Target::Primary
+        } else if need_both {
+            Target::All
+        } else if let Some(j) = need_lb {
+            Target::Lb(j)
+        } else {
+            let lb = self.pick_lb(io);
+            if lb != PRIMARY && self.lb_allowed(io, lb) {
+                Target::Lb(lb)
+            } else {
+                Target::Primary
+            }
+        };
+        for (name, is_write) in prepared_here {
+            self.router.sql_prepared.insert(name, (target, is_write));
+        }
+        // Portals created by this batch live where it runs.
+        let mut i = 0;
+        while i + 5 <= buf.len() {
+            let Ok(Some(h)) = scan_header(&buf[i..]) else {
+                break;
+            };
+            if h.tag == b'B' {
+                let body = &buf[i + 5..(i + h.total_len()).min(buf.len())];
+                let (portal, _) = cstr(body);
+                match self.router.portals.get_mut(portal) {
+                    Some(t) => *t = target,
+                    None => {
+                        self.router.portals.insert(portal.to_vec(), target);
+                    }
+                }
+            }
+            i += h.total_len();
+        }
+        (target, counts)
+    }
+}
