@@ -329,6 +329,18 @@ pub struct Listeners {
 }
 
 impl Listeners {
+    /// Closes the listening sockets in a forked process that serves no clients on them
+    /// (the objects stay, unused): a process that outlives pgpool's main process must not
+    /// keep its port bound.
+    pub fn close_fds(&self) {
+        for l in &self.tcp {
+            let _ = nix::unistd::close(l.as_raw_fd());
+        }
+        for (l, _) in &self.unix {
+            let _ = nix::unistd::close(l.as_raw_fd());
+        }
+    }
+
     /// Binds `listen_addresses` ('*' = all IPv4 and IPv6, '' = none, else a comma list
     /// of host names/addresses) and the Unix sockets.
     pub fn bind(

@@ -122,12 +122,16 @@ impl Supervisor<'_> {
             Ok(Some(pid)) => {
                 self.procs.insert(pid.as_raw(), Proc::HealthCheck(node));
             }
-            Ok(None) => crate::health_check::run(crate::health_check::HealthCheckSetup {
-                node,
-                cfg: self.cfg.clone(),
-                shm: self.shm,
-                passwd_secret: secret,
-            }),
+            Ok(None) => {
+                // It serves no clients: the client ports must close with the main process.
+                self.listeners.close_fds();
+                crate::health_check::run(crate::health_check::HealthCheckSetup {
+                    node,
+                    cfg: self.cfg.clone(),
+                    shm: self.shm,
+                    passwd_secret: secret,
+                })
+            }
             Err(e) => log::error!("fork of health check process {node} failed: {e}"),
         }
     }
@@ -137,11 +141,15 @@ impl Supervisor<'_> {
             Ok(Some(pid)) => {
                 self.procs.insert(pid.as_raw(), Proc::Pcp);
             }
-            Ok(None) => crate::pcp::run(crate::pcp::PcpSetup {
-                cfg: self.cfg.clone(),
-                pcp_conf: self.opts.pcp_file.clone(),
-                shm: self.shm,
-            }),
+            Ok(None) => {
+                // It serves no clients: the client ports must close with the main process.
+                self.listeners.close_fds();
+                crate::pcp::run(crate::pcp::PcpSetup {
+                    cfg: self.cfg.clone(),
+                    pcp_conf: self.opts.pcp_file.clone(),
+                    shm: self.shm,
+                })
+            }
             Err(e) => log::error!("fork of PCP process failed: {e}"),
         }
     }
@@ -152,11 +160,15 @@ impl Supervisor<'_> {
             Ok(Some(pid)) => {
                 self.procs.insert(pid.as_raw(), Proc::SrCheck);
             }
-            Ok(None) => crate::sr_check::run(crate::sr_check::SrCheckSetup {
-                cfg: self.cfg.clone(),
-                shm: self.shm,
-                secret,
-            }),
+            Ok(None) => {
+                // It serves no clients: the client ports must close with the main process.
+                self.listeners.close_fds();
+                crate::sr_check::run(crate::sr_check::SrCheckSetup {
+                    cfg: self.cfg.clone(),
+                    shm: self.shm,
+                    secret,
+                })
+            }
             Err(e) => log::error!("fork of sr_check worker failed: {e}"),
         }
     }

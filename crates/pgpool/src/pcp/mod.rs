@@ -125,12 +125,7 @@ pub fn run(setup: PcpSetup<'_>) -> ! {
                     sys::set_title("pgpool: PCP: processing a request");
                     // The worker keeps only its connection; it never returns to this
                     // loop, so the listener objects are not used again.
-                    for l in &listeners.tcp {
-                        let _ = nix::unistd::close(l.as_raw_fd());
-                    }
-                    for (l, _) in &listeners.unix {
-                        let _ = nix::unistd::close(l.as_raw_fd());
-                    }
+                    listeners.close_fds();
                     sys::reset(&[
                         Signal::SIGTERM,
                         Signal::SIGINT,
