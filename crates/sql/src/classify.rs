@@ -144,6 +144,8 @@ pub struct Classification {
     /// The SQL-level prepared statement a PREPARE creates, or an EXECUTE or DEALLOCATE
     /// names (None for DEALLOCATE ALL): EXECUTE and DEALLOCATE go where PREPARE went.
     pub prepared_name: Option<String>,
+    /// PREPARE: the kind of the statement it prepares (an EXECUTE counts as that).
+    pub prepared_kind: Option<StatementKind>,
     /// The cursor (or protocol portal) a FETCH, MOVE or CLOSE names: it runs where that
     /// portal lives.
     pub cursor_name: Option<String>,
@@ -201,6 +203,7 @@ impl Classification {
             changes_catalog_facts: false,
             catalog: None,
             prepared_name: None,
+            prepared_kind: None,
             cursor_name: None,
             session_statements: None,
             insert_targets: Vec::new(),
@@ -513,6 +516,7 @@ fn classify_stmt(node: &NodeEnum, facts: &TextFacts) -> Classification {
             let mut c = Classification::new(inner.route, K::Prepare);
             c.is_write = inner.is_write;
             c.prepared_name = Some(s.name.clone());
+            c.prepared_kind = Some(inner.kind);
             c
         }
         // Pgpool-II: "temporary decision", the relay sends it where its PREPARE went.

@@ -4,6 +4,8 @@
 # - SQL-level PREPARE / EXECUTE / DEALLOCATE: EXECUTE and DEALLOCATE run on the node the
 #   PREPARE ran on (a read on a standby, a write on the primary), for many sessions in
 #   a row, with no "does not exist" error; DEALLOCATE ALL reaches every node of the session;
+#   EXECUTE counts (SHOW POOL_BACKEND_STATS) as the statement it runs;
+# - "BEGIN; SELECT 1;" as one query opens the transaction everywhere (SAVEPOINT works);
 # - a query in a failed transaction is refused with 25P02 and "DETAIL: statement: ...",
 #   ROLLBACK TO SAVEPOINT and ROLLBACK still work;
 # - log_client_messages writes "<Kind> message from frontend." with the DETAIL lines;
@@ -53,6 +55,31 @@ case "$(node_of 'deallocate all')" in
     "0 1 " | "0 2 ") log "ok: DEALLOCATE ALL on the primary and the session's standby" ;;
     *) fail "DEALLOCATE ALL ran on: $(node_of 'deallocate all')" ;;
 esac
+
+# EXECUTE counts as the statement it runs (SHOW POOL_BACKEND_STATS): a read on the
+# session's standby, an INSERT on the primary.
+stats() { psql_pgpool -c 'show pool_backend_stats' | awk -F'|' -v c="$1" '{print $1 ":" $c}' | tr '\n' ' '; }
+cnt() { echo "$1" | tr ' ' '\n' | awk -F: -v n="$2" '$1 == n {print $2}'; }
+sel0=$(stats 6); ins0=$(stats 7)
+psql_pgpool -q -c 'prepare ps as select count(*) from pe' -c 'execute ps' -c 'execute ps' -c 'execute ps' \
+    -c 'prepare pi as insert into pe values (9)' -c 'execute pi' -c 'deallocate all' >/dev/null \
+    || fail "prepared read and insert"
+sel1=$(stats 6); ins1=$(stats 7)
+standby_reads=$(( $(cnt "$sel1" 1) + $(cnt "$sel1" 2) - $(cnt "$sel0" 1) - $(cnt "$sel0" 2) ))
+assert_eq 3 "$standby_reads" "EXECUTE of a read counted as select_cnt on the standbys"
+assert_eq 1 "$(( $(cnt "$ins1" 0) - $(cnt "$ins0" 0) ))" "EXECUTE of an INSERT counted as insert_cnt on the primary"
+psql_pgpool -q -c 'delete from pe where id = 9' || fail "cleanup"
+
+# Pgpool-II 4.5's multi-statement BEGIN: "BEGIN; SELECT 1;" opens the transaction on every
+# node of the session, so a SAVEPOINT and a read after it work, and COMMIT leaves no
+# standby idle in transaction.
+out=$(psql_pgpool -c 'BEGIN; SELECT 1;' -c 'SAVEPOINT a' -c 'select count(*) from pe' \
+    -c 'ROLLBACK TO a' -c 'COMMIT' 2>&1) || fail "BEGIN; SELECT 1; then a savepoint: $out"
+assert_eq "$(printf 'BEGIN\n1\nSAVEPOINT\n1\nROLLBACK\nCOMMIT')" "$out" "answers after BEGIN; SELECT 1;"
+for n in 1 2; do
+    assert_eq 0 "$(psql_node "$n" -c "select count(*) from pg_stat_activity where state like 'idle in transaction%'")" \
+        "sessions idle in transaction on node $n"
+done
 
 # A failed transaction (psql going on after errors).
 psql_on() { "$PGBIN/psql" -X -At -h 127.0.0.1 -p "$PGPOOL_PORT" -U "$PGSUPERUSER" -d test "$@"; }

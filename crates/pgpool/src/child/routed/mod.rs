@@ -230,7 +230,7 @@ pub struct Router {
     /// Portal name → node pair index it lives on (both: PRIMARY).
     portals: FxHashMap<Vec<u8>, Target>,
     /// SQL-level prepared statement (PREPARE name) → where it was prepared.
-    sql_prepared: FxHashMap<String, (Target, bool)>,
+    sql_prepared: FxHashMap<String, PreparedSql>,
     /// A write was sent in the current transaction.
     write_in_tx: bool,
     /// A write was sent in some explicit transaction of this session.
@@ -378,6 +378,25 @@ pub struct Routed<'s> {
     pub snapshot_child: Option<usize>,
 }
 
+/// A SQL-level prepared statement of the session (also what a batch PREPAREs).
+#[derive(Debug, Clone, Copy)]
+struct PreparedSql {
+    /// Where it was prepared (filled in once the batch is routed).
+    target: Target,
+    is_write: bool,
+    /// The kind of the statement prepared: its EXECUTE counts as one.
+    kind: StatementKind,
+}
+
+/// What a SQL-level PREPARE / EXECUTE / DEALLOCATE asks of its batch.
+struct PreparedUse {
+    /// Where it must run (EXECUTE / DEALLOCATE of a known name).
+    pin: Option<Target>,
+    is_write: bool,
+    /// The kind the statement counts as in the backend statistics.
+    counts_as: StatementKind,
+}
+
 /// What one statement's route asks of its batch: the primary, or every node.
 fn note_route(route: Route, need_primary: &mut bool, need_all: &mut bool) {
     match route {
@@ -397,6 +416,7 @@ struct StatementRoute {
     starts_tx: bool,
     /// PREPARE / EXECUTE / DEALLOCATE name.
     prepared_name: Option<String>,
+    prepared_kind: Option<StatementKind>,
     /// FETCH / MOVE / CLOSE name.
     cursor_name: Option<String>,
     session_statements: Option<String>,
@@ -412,6 +432,7 @@ impl StatementRoute {
             serializable_begin: false,
             starts_tx: false,
             prepared_name: None,
+            prepared_kind: None,
             cursor_name: None,
             session_statements: None,
         }

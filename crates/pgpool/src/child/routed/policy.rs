@@ -316,44 +316,49 @@ impl Routed<'_> {
     }
 
     /// SQL-level PREPARE / EXECUTE / DEALLOCATE, as Pgpool-II: a PREPARE lives where its
-    /// batch runs (noted in `prepared_here`); EXECUTE and DEALLOCATE go there (the pin),
-    /// and EXECUTE writes when the prepared statement does. An unknown name is left to
-    /// the usual route (it errs on the primary). Returns the pin and whether it writes.
-    /// Without `prepared_here` the statement is only parsed: nothing changes.
-    pub(super) fn sql_prepared_pin(
+    /// batch runs (noted in `prepared_here`); EXECUTE and DEALLOCATE go there, and
+    /// EXECUTE writes (and counts) as the prepared statement does. An unknown name is left
+    /// to the usual route (it errs on the primary). Without `prepared_here` the statement
+    /// is only parsed: nothing changes.
+    pub(super) fn sql_prepared_use(
         &mut self,
-        kind: StatementKind,
-        name: Option<String>,
-        is_write: bool,
-        prepared_here: Option<&mut Vec<(String, bool)>>,
-    ) -> (Option<Target>, bool) {
+        r: &StatementRoute,
+        prepared_here: Option<&mut Vec<(String, PreparedSql)>>,
+    ) -> PreparedUse {
         let prepared = &mut self.router.sql_prepared;
         let runs = prepared_here.is_some();
-        match (kind, name) {
+        let mut u = PreparedUse {
+            pin: None,
+            is_write: r.is_write,
+            counts_as: r.kind,
+        };
+        match (r.kind, &r.prepared_name) {
             (StatementKind::Prepare, Some(name)) => {
                 if let Some(here) = prepared_here {
-                    here.push((name, is_write));
+                    let p = PreparedSql {
+                        target: Target::Primary,
+                        is_write: r.is_write,
+                        kind: r.prepared_kind.unwrap_or(StatementKind::Other),
+                    };
+                    here.push((name.clone(), p));
                 }
-                (None, is_write)
             }
             (StatementKind::Execute | StatementKind::Deallocate, Some(name)) => {
-                let found = prepared.get(&name).copied();
-                if kind == StatementKind::Deallocate && runs {
-                    prepared.remove(&name);
+                if let Some(p) = prepared.get(name).copied() {
+                    u.pin = Some(p.target);
+                    u.is_write = p.is_write && r.kind == StatementKind::Execute;
+                    if r.kind == StatementKind::Execute {
+                        u.counts_as = p.kind;
+                    }
                 }
-                match found {
-                    Some((t, w)) => (Some(t), w && kind == StatementKind::Execute),
-                    None => (None, is_write),
+                if r.kind == StatementKind::Deallocate && runs {
+                    prepared.remove(name);
                 }
             }
-            (StatementKind::Deallocate | StatementKind::Discard, None) => {
-                if runs {
-                    prepared.clear();
-                }
-                (None, is_write)
-            }
-            _ => (None, is_write),
+            (StatementKind::Deallocate | StatementKind::Discard, None) if runs => prepared.clear(),
+            _ => {}
         }
+        u
     }
 
     /// Where one statement text may run, with what the session and the catalog know;
@@ -447,6 +452,7 @@ impl Routed<'_> {
             serializable_begin: c.starts_transaction && c.serializable,
             starts_tx: c.starts_transaction,
             prepared_name: c.prepared_name.clone(),
+            prepared_kind: c.prepared_kind,
             cursor_name: c.cursor_name.clone(),
             session_statements: c.session_statements.clone(),
         }

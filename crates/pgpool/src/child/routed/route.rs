@@ -27,7 +27,7 @@ impl Routed<'_> {
         // Native replication: a write goes to every node, whatever else the batch holds.
         let mut need_replicated = false;
         // SQL-level statements this batch PREPAREs: they live where it runs.
-        let mut prepared_here: Vec<(String, bool)> = Vec::new();
+        let mut prepared_here: Vec<(String, PreparedSql)> = Vec::new();
         // pg_terminate_backend() of a backend on this connection.
         let mut forced: Option<usize> = None;
         let mut i = 0;
@@ -44,26 +44,21 @@ impl Routed<'_> {
                         // Sent to the node the victim lives on, when it is in this session.
                         forced = self.cfg.node_ids.iter().position(|&n| n == node);
                     }
+                    let r = self.statement_route(text, in_tx, true);
+                    let used = self.sql_prepared_use(&r, Some(&mut prepared_here));
                     let StatementRoute {
                         route,
-                        is_write,
                         kind,
                         serializable_begin,
                         starts_tx,
-                        prepared_name,
                         cursor_name,
                         session_statements,
                         ..
-                    } = self.statement_route(text, in_tx, true);
+                    } = r;
                     self.router.batch_echo.extend(session_statements);
-                    let (pin, is_write) = self.sql_prepared_pin(
-                        kind,
-                        prepared_name,
-                        is_write,
-                        Some(&mut prepared_here),
-                    );
-                    let mut pinned = pin.is_some();
-                    match pin {
+                    let is_write = used.is_write;
+                    let mut pinned = used.pin.is_some();
+                    match used.pin {
                         Some(Target::Lb(j)) => need_lb = Some(j),
                         Some(Target::All) => need_both = true,
                         Some(Target::Primary) => need_primary = true,
@@ -80,7 +75,6 @@ impl Routed<'_> {
                         pinned = true;
                     }
                     self.router.batch_starts_tx |= starts_tx;
-                    let was_in_tx = in_tx;
                     in_tx |= starts_tx;
                     if serializable_begin {
                         self.router.serializable_tx = true;
@@ -89,24 +83,24 @@ impl Routed<'_> {
                     if !pinned {
                         note_route(route, &mut need_primary, &mut need_both);
                     }
-                    self.note_write(is_write, was_in_tx || starts_tx);
-                    counts.add(kind);
+                    self.note_write(is_write, in_tx);
+                    counts.add(used.counts_as);
                     self.note_snapshot_kind(kind);
                 }
                 b'P' => {
                     let (name, rest) = cstr(body);
                     let (query, _) = cstr(rest);
                     let text = std::str::from_utf8(query).unwrap_or("");
+                    let r = self.statement_route(text, in_tx, false);
+                    // Parsing EXECUTE p needs p: where the PREPARE went.
+                    let pin = self.sql_prepared_use(&r, None).pin;
                     let StatementRoute {
                         route,
                         is_write,
                         kind,
                         has_effects,
-                        prepared_name,
                         ..
-                    } = self.statement_route(text, in_tx, false);
-                    // Parsing EXECUTE p needs p: where the PREPARE went.
-                    let (pin, _) = self.sql_prepared_pin(kind, prepared_name, is_write, None);
+                    } = r;
                     match pin {
                         Some(Target::Lb(j)) => need_lb = Some(j),
                         Some(Target::All) => need_both = true,
@@ -156,17 +150,16 @@ impl Routed<'_> {
                     let known = match looked_again {
                         Some(text) => {
                             let r = self.statement_route(&text, in_tx, true);
-                            Some((r.route, r.is_write, r.kind, r.prepared_name))
+                            let used = self.sql_prepared_use(&r, Some(&mut prepared_here));
+                            Some((r.route, used.is_write, r.kind, used.pin, used.counts_as))
                         }
                         None => self
                             .router
                             .statements
                             .get(stmt)
-                            .map(|st| (st.route, st.is_write, st.kind, None)),
+                            .map(|st| (st.route, st.is_write, st.kind, None, st.kind)),
                     };
-                    if let Some((route, w, k, prepared_name)) = known {
-                        let (pin, w) =
-                            self.sql_prepared_pin(k, prepared_name, w, Some(&mut prepared_here));
+                    if let Some((route, w, k, pin, counts_as)) = known {
                         if route == Route::All
                             && matches!(
                                 k,
@@ -193,7 +186,7 @@ impl Routed<'_> {
                             None => note_route(route, &mut need_primary, &mut need_both),
                         }
                         self.note_write(w, in_tx);
-                        counts.add(k);
+                        counts.add(counts_as);
                         self.note_snapshot_kind(k);
                     } else {
                         need_primary = true;
@@ -252,8 +245,10 @@ impl Routed<'_> {
                 Target::Primary
             }
         };
-        for (name, is_write) in prepared_here {
-            self.router.sql_prepared.insert(name, (target, is_write));
+        for (name, p) in prepared_here {
+            self.router
+                .sql_prepared
+                .insert(name, PreparedSql { target, ..p });
         }
         // Portals created by this batch live where it runs.
         let mut i = 0;
