@@ -17,6 +17,7 @@ mod replicate;
 mod routed;
 mod scanner;
 mod session;
+mod session_conns;
 
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
