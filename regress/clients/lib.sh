@@ -14,7 +14,7 @@
 #   clients_compare LABEL  run all drivers direct and through pgpool, compare
 #
 # Knobs (environment):
-#   CLIENTS_DRIVERS        drivers to run (default: psycopg asyncpg node jdbc)
+#   CLIENTS_DRIVERS        drivers to run (default: psycopg asyncpg node jdbc rust)
 #   CLIENTS_PGPOOL_RUNS    runs through pgpool per driver (default 3)
 #   CLIENTS_DIRECT_RUNS    runs direct per driver (default 2: the second checks the
 #                          scenarios themselves are deterministic)
@@ -23,7 +23,7 @@
 #   CLIENTS_PROGRAM_TIMEOUT  seconds one program run may take (default 120)
 
 CLIENTS_DIR=$REPO_DIR/regress/clients
-: "${CLIENTS_DRIVERS:=psycopg asyncpg node jdbc}"
+: "${CLIENTS_DRIVERS:=psycopg asyncpg node jdbc rust}"
 : "${CLIENTS_PGPOOL_RUNS:=3}"
 : "${CLIENTS_DIRECT_RUNS:=2}"
 : "${CLIENT_SCENARIO_TIMEOUT:=20}"
@@ -44,6 +44,7 @@ clients_cmd() {
         asyncpg) echo "$CLIENTS_DIR/.venv/bin/python $CLIENTS_DIR/python/asyncpg_suite.py" ;;
         node) echo "node $CLIENTS_DIR/node/suite.js" ;;
         jdbc) echo "java -Xss4m -cp $CLIENTS_DIR/jdbc/build:/usr/share/java/postgresql.jar Suite" ;;
+        rust) echo "$CLIENTS_DIR/rust/target/debug/tokio-postgres-suite" ;;
         *) fail "unknown driver $1" ;;
     esac
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # regress/clients/setup.sh - install/build what the driver suites need.
 #
-#   bash regress/clients/setup.sh [psycopg] [asyncpg] [node] [jdbc]   (default: all)
+#   bash regress/clients/setup.sh [psycopg] [asyncpg] [node] [jdbc] [rust]   (default: all)
 #
 # - psycopg, asyncpg: a venv in regress/clients/.venv (gitignored) with
 #   psycopg[binary] and asyncpg from PyPI (latest; CLIENTS_PIP_UPGRADE=1 upgrades
@@ -10,10 +10,12 @@
 # - jdbc: javac of jdbc/Suite.java against Debian's /usr/share/java/postgresql.jar
 #   into jdbc/build (packages: default-jdk-headless libpostgresql-jdbc-java,
 #   installed by scripts/check_deps test)
+# - rust: cargo build (debug, --locked) of the standalone project rust/ (not
+#   part of the root workspace) into rust/target: tokio-postgres from crates.io
 # Prints one "version: ..." line per driver.
 set -euo pipefail
 DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-[ $# -eq 0 ] && set -- psycopg asyncpg node jdbc
+[ $# -eq 0 ] && set -- psycopg asyncpg node jdbc rust
 want() { local d; for d in "${drivers[@]}"; do [ "$d" = "$1" ] && return 0; done; return 1; }
 drivers=("$@")
 
@@ -45,4 +47,11 @@ if want jdbc; then
         javac -encoding UTF-8 -d "$DIR/jdbc/build" -cp "$jar" "$DIR/jdbc/Suite.java"
     fi
     echo "version: pgjdbc $(java -cp "$jar" org.postgresql.util.PGJDBCMain 2>/dev/null | grep -o '[0-9][0-9.]*' | head -n 1) ($(readlink -f "$jar" | xargs basename); java $(java -version 2>&1 | head -n 1 | grep -o '"[^"]*"' | tr -d '"'))"
+fi
+
+if want rust; then
+    command -v cargo >/dev/null || { echo "setup.sh: cargo is missing" >&2; exit 1; }
+    # its own target dir whatever the environment says: lib.sh runs rust/target/debug/
+    (cd "$DIR/rust" && CARGO_TARGET_DIR="$DIR/rust/target" cargo build --quiet --locked)
+    echo "version: tokio-postgres $(awk '/^name = "tokio-postgres"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$DIR/rust/Cargo.lock") ($(rustc --version | cut -d' ' -f1-2))"
 fi
