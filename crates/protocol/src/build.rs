@@ -143,9 +143,14 @@ pub fn sasl_initial_response(buf: &mut Vec<u8>, mechanism: &str, data: &[u8]) {
 
 /// NegotiateProtocolVersion: the newest minor version supported and the protocol
 /// options (`_pq_.*`) that were not recognised.
-pub fn negotiate_protocol_version(buf: &mut Vec<u8>, newest_minor: u32, unknown: &[&str]) {
+/// NegotiateProtocolVersion: the newest version the server speaks of the major version
+/// the client asked for, sent as PostgreSQL sends it (the whole version number, major in
+/// the high 16 bits: libpq 18 takes anything below 3.0 for a downgrade and gives up), and
+/// the protocol options it does not know.
+pub fn negotiate_protocol_version(buf: &mut Vec<u8>, newest: (u16, u16), unknown: &[&str]) {
     let s = begin(buf, b'v');
-    buf.extend_from_slice(&newest_minor.to_be_bytes());
+    let version = (u32::from(newest.0) << 16) | u32::from(newest.1);
+    buf.extend_from_slice(&version.to_be_bytes());
     buf.extend_from_slice(&(unknown.len() as u32).to_be_bytes());
     for o in unknown {
         put_cstr(buf, o.as_bytes());
@@ -195,6 +200,16 @@ pub fn command_complete(buf: &mut Vec<u8>, tag: &str) {
 mod tests {
     use super::*;
     use crate::message::{parse_error_fields, scan_header};
+
+    #[test]
+    fn negotiate_protocol_version_carries_the_whole_version() {
+        let mut b = Vec::new();
+        negotiate_protocol_version(&mut b, (3, 0), &["_pq_.x"]);
+        assert_eq!(b[0], b'v');
+        assert_eq!(&b[5..9], &196608u32.to_be_bytes());
+        assert_eq!(&b[9..13], &1u32.to_be_bytes());
+        assert_eq!(&b[13..], b"_pq_.x\0");
+    }
 
     #[test]
     fn error_round_trip() {

@@ -69,6 +69,17 @@ def fresh(conn, name, cols="id int primary key, v text"):
 
 
 @scenario
+def protocol_32():
+    # libpq 18 asking for protocol 3.2 (4.7's protocol) is told "3.0" and goes on.
+    try:
+        with connect(max_protocol_version="3.2") as c:
+            out("protocol", c.info.pgconn.protocol_version)
+            q(c, "SELECT 1")
+    except psycopg.Error as e:  # noqa: BLE001
+        out("EXC", str(e).split(":")[-1].strip())
+
+
+@scenario
 def sql_prepare():
     with connect() as c:
         t = fresh(c, "sql_prepare")

@@ -275,7 +275,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         .collect();
     if s.minor > 0 || !unknown_options.is_empty() {
         let mut out = Vec::new();
-        build::negotiate_protocol_version(&mut out, 0, &unknown_options);
+        build::negotiate_protocol_version(&mut out, (3, 0), &unknown_options);
         if let Err(e) = stream.write_all(&out) {
             return Err(format!("could not send NegotiateProtocolVersion: {e}"));
         }
