@@ -11,7 +11,7 @@ use config::Config;
 use protocol::build;
 use shmem::Shmem;
 
-use crate::child::relay::LocalCommands;
+use crate::child::relay_shared::LocalCommands;
 use crate::report;
 
 /// Per-session view used to answer local commands.

@@ -10,7 +10,7 @@
 
 use protocol::build;
 
-use crate::child::relay::LocalCommands;
+use crate::child::relay_shared::LocalCommands;
 
 /// What [`scan`] found at the start of a batch.
 #[derive(Debug, PartialEq, Eq)]

@@ -13,6 +13,7 @@ mod local_ext;
 mod pool;
 mod redirect;
 mod relay;
+mod relay_shared;
 mod replicate;
 mod routed;
 mod scanner;

@@ -5,21 +5,25 @@
 //! side whose output is not yet drained is not read from, so a slow reader applies
 //! back-pressure instead of growing memory, and neither side can deadlock the other.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::ops::Range;
 use std::os::fd::AsFd;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::Signal;
 
 use protocol::message::parse_error_fields;
 
 use crate::backend::BackendConn;
 use crate::child::local_ext;
+use crate::child::relay_shared::{
+    aborted_answer, ends_failed_transaction, idle_timeout, log_statement, log_statement_text,
+    prepare_poll, read_some, signalled_end, statement_notice, LocalAnswer, LocalCommands, RelayEnd,
+    READABLE,
+};
 use crate::child::scanner::Scanner;
 use crate::net::Stream;
-use crate::sys::{self, Waker};
+use crate::sys::Waker;
 
 const CLIENT_BUF: usize = 64 * 1024;
 const BACKEND_BUF: usize = 128 * 1024;
@@ -126,24 +130,6 @@ impl SessionState {
     }
 }
 
-#[derive(Debug)]
-pub enum RelayEnd {
-    /// The client sent Terminate or closed its socket.
-    ClientClosed,
-    /// Reading from or writing to the client failed.
-    ClientError(io::Error),
-    /// The client sent bytes that are not a valid message stream.
-    ClientProtocol(String),
-    /// The backend closed, failed or sent an invalid stream.
-    BackendFailed(String),
-    /// client_idle_limit expired.
-    IdleTimeout,
-    /// A fast or immediate shutdown was requested.
-    Shutdown,
-    /// The session's backend node was detached by a failover.
-    NodeDetached,
-}
-
 /// Bytes waiting to be written from a buffer.
 #[derive(Default, Clone, Copy)]
 struct Pending {
@@ -172,123 +158,8 @@ fn write_some(stream: &mut Stream, buf: &[u8], p: &mut Pending) -> io::Result<()
     Ok(())
 }
 
-pub(crate) fn read_some(stream: &mut Stream, buf: &mut [u8]) -> io::Result<Option<usize>> {
-    loop {
-        match stream.read(buf) {
-            Ok(n) => return Ok(Some(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 fn is_extended(tag: u8) -> bool {
     matches!(tag, b'P' | b'B' | b'E' | b'D' | b'C' | b'H')
-}
-
-/// Answers the statements pgpool handles itself (SHOW POOL_*, PGPOOL ...): given the
-/// text of a simple Query, appends the complete reply (without ReadyForQuery) to the
-/// buffer and returns true; returns false for statements meant for the backend.
-/// What kind of answer pgpool gives itself in place of a backend's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LocalAnswer {
-    /// A local command (SHOW POOL_*, PGPOOL ...) as a simple query.
-    Simple,
-    /// A batch of local commands in the extended protocol.
-    Extended,
-    /// A query in a transaction that already failed: refused as Pgpool-II does, with the
-    /// statement in a DETAIL line.
-    Aborted,
-}
-
-/// Does `query` (a simple Query body) end a failed transaction (COMMIT, END, ROLLBACK
-/// [TO], ABORT, PREPARE TRANSACTION)? Anything else is refused while it is failed.
-pub fn ends_failed_transaction(query: &[u8]) -> bool {
-    let q = String::from_utf8_lossy(crate::child::admin::skip_noise(query));
-    let mut words = q
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .filter(|w| !w.is_empty());
-    match words.next() {
-        Some(w) if w.eq_ignore_ascii_case("prepare") => words
-            .next()
-            .is_some_and(|t| t.eq_ignore_ascii_case("transaction")),
-        Some(w) => ["commit", "end", "rollback", "abort"]
-            .iter()
-            .any(|k| w.eq_ignore_ascii_case(k)),
-        None => false,
-    }
-}
-
-#[cfg(test)]
-#[test]
-fn failed_transaction_enders() {
-    for q in [
-        "ROLLBACK",
-        " -- x\nrollback to s1",
-        "END;",
-        "commit",
-        "abort",
-        "PREPARE TRANSACTION 'x'",
-    ] {
-        assert!(ends_failed_transaction(q.as_bytes()), "{q}");
-    }
-    for q in [
-        "SELECT 1",
-        "/* commit */ select 1",
-        "PREPARE p AS SELECT 1",
-        "begin",
-        "",
-    ] {
-        assert!(!ends_failed_transaction(q.as_bytes()), "{q}");
-    }
-}
-
-/// The refusal of a query in a failed transaction: ErrorResponse and ReadyForQuery 'E'.
-pub fn aborted_answer(query: &[u8], out: &mut Vec<u8>) {
-    let end = query.iter().position(|&b| b == 0).unwrap_or(query.len());
-    let text = String::from_utf8_lossy(&query[..end]);
-    protocol::build::error_with_detail(
-        out,
-        "ERROR",
-        "25P02",
-        "current transaction is aborted, commands ignored until end of transaction block",
-        Some(&format!("statement: {text}")),
-    );
-    protocol::build::ready_for_query(out, b'E');
-}
-
-pub trait LocalCommands {
-    fn is_local(&self, query: &[u8]) -> bool;
-    fn answer(&mut self, query: &[u8], out: &mut Vec<u8>);
-    /// Counts one statement sent to the session's node (SHOW POOL_NODES select_cnt,
-    /// SHOW POOL_BACKEND_STATS).
-    fn count_statement(&self, kind: sql::StatementKind) {
-        let _ = kind;
-    }
-
-    /// A simple query about to be sent (pg_terminate_backend() is noted).
-    fn note_query(&self, query: &[u8]) {
-        let _ = query;
-    }
-
-    /// True when the node this session uses was detached (failover).
-    fn node_detached(&self) -> bool {
-        false
-    }
-    /// Whether the command returns rows (so Describe answers a RowDescription).
-    fn returns_rows(&self, _query: &[u8]) -> bool {
-        false
-    }
-    /// Statements prepared by a locally answered Parse (extended protocol).
-    fn has_local_statements(&self) -> bool {
-        false
-    }
-    fn local_statement(&self, _name: &[u8]) -> Option<&[u8]> {
-        None
-    }
-    fn remember_statement(&mut self, _name: &[u8], _query: &[u8]) {}
-    fn forget_statement(&mut self, _name: &[u8]) {}
 }
 
 /// What the walk over client bytes found.
@@ -493,73 +364,6 @@ fn scan_backend(
             },
         )
         .map_err(|e| e.to_string())
-}
-
-/// The log line Pgpool-II writes with log_per_node_statement (scripts grep it).
-pub fn log_statement(node: usize, pid: u32, text: &[u8]) {
-    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-    log::info!(
-        "DB node id: {node} backend pid: {pid} statement: {}",
-        String::from_utf8_lossy(&text[..end])
-    );
-}
-
-/// The log line of log_statement.
-pub fn log_statement_text(text: &[u8]) {
-    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-    log::info!("statement: {}", String::from_utf8_lossy(&text[..end]));
-}
-
-/// The NoticeResponse of notice_per_node_statement (no backend pid: it is meant for
-/// tests, and pids differ from run to run).
-pub fn statement_notice(out: &mut Vec<u8>, node: usize, text: &[u8]) {
-    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-    let message = format!(
-        "DB node id: {node} statement: {}",
-        String::from_utf8_lossy(&text[..end])
-    );
-    protocol::build::notice_or_error(out, b'N', "NOTICE", "00000", &message);
-}
-
-/// Poll results after which a read will not block (data, end of file or an error).
-pub(crate) const READABLE: PollFlags = PollFlags::POLLIN
-    .union(PollFlags::POLLHUP)
-    .union(PollFlags::POLLERR);
-
-/// TLS bookkeeping before a relay's poll (client or backend stream): writes what the
-/// TLS layer holds, wants POLLOUT while some stays, and says whether the stream must be
-/// read without waiting (decrypted bytes are buffered, which its socket does not show).
-pub(crate) fn prepare_poll(stream: &mut Stream, flags: &mut PollFlags) -> io::Result<bool> {
-    if !stream.is_tls() {
-        return Ok(false);
-    }
-    stream.flush_pending()?;
-    if stream.has_pending_output() {
-        *flags |= PollFlags::POLLOUT;
-    }
-    Ok(flags.contains(PollFlags::POLLIN) && stream.has_buffered_input())
-}
-
-/// How long a relay waits: client_idle_limit while the session is idle, else forever.
-pub(crate) fn idle_timeout(client_idle_limit: u64, idle: bool) -> PollTimeout {
-    if client_idle_limit == 0 || !idle {
-        return PollTimeout::NONE;
-    }
-    PollTimeout::try_from(client_idle_limit.saturating_mul(1000).min(i32::MAX as u64) as i32)
-        .unwrap_or(PollTimeout::NONE)
-}
-
-/// Signals that end a relayed session: fast/immediate shutdown, or a failover that
-/// detached the session's node.
-pub(crate) fn signalled_end(local: &dyn LocalCommands) -> Option<RelayEnd> {
-    let pending = sys::peek_pending();
-    if sys::has(pending, Signal::SIGINT) || sys::has(pending, Signal::SIGQUIT) {
-        return Some(RelayEnd::Shutdown);
-    }
-    if sys::has(pending, Signal::SIGUSR1) && local.node_detached() {
-        return Some(RelayEnd::NodeDetached);
-    }
-    None
 }
 
 /// Relays until the session ends. `initial` holds client bytes already read during
@@ -835,129 +639,5 @@ fn relay_loop(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use protocol::build;
-
-    struct NoLocal;
-    impl LocalCommands for NoLocal {
-        fn is_local(&self, q: &[u8]) -> bool {
-            q.starts_with(b"LOCAL")
-        }
-        fn answer(&mut self, _: &[u8], _: &mut Vec<u8>) {}
-    }
-
-    fn walk(st: &mut SessionState, buf: &[u8]) -> (ClientStep, usize) {
-        walk_client(st, buf, 0, buf.len(), &mut NoLocal).unwrap()
-    }
-
-    #[test]
-    fn counts_requests_and_holds_back_partial_query() {
-        let mut b = Vec::new();
-        build::query(&mut b, "select 1");
-        let first = b.len();
-        build::query(&mut b, "select 2");
-        let mut st = SessionState::default();
-        // The second query is cut: only the first goes out.
-        let (step, next) = walk(&mut st, &b[..b.len() - 3]);
-        assert!(matches!(step, ClientStep::Forward { forward } if forward == (0..first)));
-        assert_eq!(next, first);
-        assert_eq!(st.outstanding, 1);
-    }
-
-    #[test]
-    fn extended_messages_need_sync() {
-        let mut b = Vec::new();
-        let s = build::begin(&mut b, b'P');
-        b.extend_from_slice(b"\0select 1\0\0\0");
-        build::finish(&mut b, s);
-        let mut st = SessionState::default();
-        walk(&mut st, &b);
-        assert!(st.unsynced && !st.backend_reusable());
-        let mut sync = Vec::new();
-        let s = build::begin(&mut sync, b'S');
-        build::finish(&mut sync, s);
-        walk(&mut st, &sync);
-        assert!(!st.unsynced);
-        assert_eq!(st.outstanding, 1);
-    }
-
-    #[test]
-    fn local_command_and_terminate() {
-        let mut b = Vec::new();
-        build::query(&mut b, "select 1");
-        let q1 = b.len();
-        build::query(&mut b, "LOCAL thing");
-        let q2 = b.len();
-        build::terminate(&mut b);
-        let mut st = SessionState::default();
-        let (step, next) = walk(&mut st, &b);
-        match step {
-            ClientStep::Local {
-                forward,
-                query,
-                resume,
-                ..
-            } => {
-                assert_eq!(forward, 0..q1);
-                assert_eq!(query, q1 + 5..q2);
-                assert_eq!(resume, q2);
-            }
-            _ => panic!("expected a local command"),
-        }
-        assert_eq!(next, q2);
-        let (step, _) = walk_client(&mut st, &b, q2, b.len(), &mut NoLocal).unwrap();
-        assert!(matches!(step, ClientStep::Terminate { forward } if forward == (q2..q2)));
-    }
-
-    #[test]
-    fn extended_local_batch_is_taken_whole() {
-        let mut b = Vec::new();
-        build::query(&mut b, "select 1");
-        let q1 = b.len();
-        for (tag, body) in [
-            (b'P', &b"\0LOCAL x\0\0\0"[..]),
-            (b'B', &b"\0\0\0\0\0\0\0\0"[..]),
-            (b'E', &b"\0\0\0\0\0"[..]),
-        ] {
-            let s = build::begin(&mut b, tag);
-            b.extend_from_slice(body);
-            build::finish(&mut b, s);
-        }
-        let before_sync = b.len();
-        let s = build::begin(&mut b, b'S');
-        build::finish(&mut b, s);
-        let mut st = SessionState::default();
-        // Without its Sync the batch is held back after the forwarded query.
-        let (step, next) = walk(&mut st, &b[..before_sync]);
-        assert!(matches!(step, ClientStep::Forward { forward } if forward == (0..q1)));
-        assert_eq!(next, q1);
-        let mut st = SessionState::default();
-        let (step, next) = walk(&mut st, &b);
-        match step {
-            ClientStep::Local {
-                forward,
-                query,
-                answer,
-                ..
-            } => {
-                assert_eq!(forward, 0..q1);
-                assert_eq!(query, q1..b.len());
-                assert_eq!(answer, LocalAnswer::Extended);
-            }
-            _ => panic!("expected a local batch"),
-        }
-        assert_eq!(next, b.len());
-        assert_eq!(
-            st.outstanding, 1,
-            "only the forwarded query owes a ReadyForQuery"
-        );
-        assert!(!st.unsynced);
-    }
-
-    #[test]
-    fn absurd_length_is_a_protocol_error() {
-        let mut st = SessionState::default();
-        assert!(walk_client(&mut st, b"Q\x7f\xff\xff\xffab", 0, 7, &mut NoLocal).is_err());
-    }
-}
+#[path = "relay_tests.rs"]
+mod tests;

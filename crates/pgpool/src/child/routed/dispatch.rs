@@ -195,15 +195,15 @@ pub(super) fn log_statements(
         };
         if let Some(t) = text {
             if cfg.log_statement {
-                crate::child::relay::log_statement_text(t);
+                crate::child::relay_shared::log_statement_text(t);
             }
             for k in 0..node_ids.len() {
                 if target.includes(k) {
                     if cfg.log_per_node_statement {
-                        crate::child::relay::log_statement(node_ids[k], backends[k].pid, t);
+                        crate::child::relay_shared::log_statement(node_ids[k], backends[k].pid, t);
                     }
                     if cfg.notice_per_node_statement {
-                        crate::child::relay::statement_notice(notices, node_ids[k], t);
+                        crate::child::relay_shared::statement_notice(notices, node_ids[k], t);
                     }
                 }
             }

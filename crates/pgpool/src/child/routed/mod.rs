@@ -23,7 +23,7 @@ use crate::backend::BackendConn;
 use crate::child::catalog::{bare, Catalog};
 use crate::child::dml_adaptive::{Relationships, WrittenObjects};
 use crate::child::local_ext;
-use crate::child::relay::{
+use crate::child::relay_shared::{
     aborted_answer, ends_failed_transaction, idle_timeout, prepare_poll, read_some, signalled_end,
     LocalAnswer, LocalCommands, RelayEnd, READABLE,
 };
