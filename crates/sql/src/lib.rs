@@ -9,6 +9,7 @@ mod cache;
 mod classify;
 mod quick;
 mod rules;
+mod statement;
 mod timestamp;
 
 pub use cache::ClassifierCache;
