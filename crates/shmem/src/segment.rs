@@ -274,6 +274,24 @@ pub struct BackendConnInfo {
     /// Set by the child that forwards a pg_terminate_backend() of this connection's
     /// backend: its FATAL ends one session, it says nothing about the node.
     pub terminating: AtomicU8,
+    /// The session has requests on this connection not yet answered (see
+    /// [`BackendConnInfo::set_busy`]).
+    busy: AtomicU8,
+}
+
+impl BackendConnInfo {
+    /// Kept by the relay: a CancelRequest is forwarded to the connections that are
+    /// running something, so that a late cancel does not hit the next statement of an
+    /// idle one.
+    pub fn set_busy(&self, busy: bool) {
+        if self.is_busy() != busy {
+            self.busy.store(u8::from(busy), Ordering::Release);
+        }
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire) != 0
+    }
 }
 
 /// One pooled backend connection set of a child.

@@ -20,11 +20,18 @@ pub fn forward(ctx: &ChildContext<'_>, pid: u32, key: u32) {
     if slot < 0 {
         return;
     }
-    for (node, b) in ctx.cfg.backends.iter().enumerate() {
-        let conn = ctx.shm.conn(target, slot as usize, node);
-        if conn.connected.load(Ordering::Acquire) == 0 {
+    let conns: Vec<_> = (0..ctx.cfg.backends.len())
+        .map(|node| (node, ctx.shm.conn(target, slot as usize, node)))
+        .filter(|(_, c)| c.connected.load(Ordering::Acquire) != 0)
+        .collect();
+    // Only the connections running something (a late cancel would hit an idle one's next
+    // statement); all of them when none is marked (the single-connection relay).
+    let any_busy = conns.iter().any(|(_, c)| c.is_busy());
+    for (node, conn) in conns {
+        if any_busy && !conn.is_busy() {
             continue;
         }
+        let b = &ctx.cfg.backends[node];
         let bpid = conn.pid.load(Ordering::Relaxed);
         let bkey = conn.key.load(Ordering::Relaxed);
         log::info!("forwarding cancel request to backend node {node} pid {bpid} (client of pgpool child {pid})");

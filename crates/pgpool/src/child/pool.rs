@@ -157,6 +157,7 @@ impl ConnectionPool {
                     }
                     c.pid.store(b.pid, Ordering::Relaxed);
                     c.key.store(b.key, Ordering::Relaxed);
+                    c.set_busy(false);
                     c.connected.store(1, Ordering::Release);
                 }
                 None => {

@@ -452,6 +452,10 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
                 insert_lock: ctx.cfg.insert_lock,
                 client_idle_limit: ctx.cfg.client_idle_limit,
                 node_ids: wanted.clone(),
+                conn_info: wanted
+                    .iter()
+                    .map(|&n| ctx.shm.conn(ctx.index, slot, n))
+                    .collect(),
                 statement_weights: if ctx.cfg.statement_level_load_balance {
                     wanted.iter().map(|&n| ctx.cfg.backends[n].weight).collect()
                 } else {

@@ -21,7 +21,9 @@ use bytes::Bytes;
 use futures_util::{future::join_all, pin_mut, SinkExt, StreamExt};
 use md5::{Digest, Md5};
 use tokio_postgres::types::{FromSql, ToSql, Type};
-use tokio_postgres::{AsyncMessage, Client, Error, NoTls, Notification, Row, SimpleQueryMessage, Statement};
+use tokio_postgres::{
+    AsyncMessage, Client, Error, NoTls, Notification, Row, SimpleQueryMessage, Statement,
+};
 
 type Res = Result<(), Error>;
 type Scenario = fn() -> Pin<Box<dyn Future<Output = Res>>>;
@@ -34,7 +36,10 @@ fn out(s: &str) {
 }
 
 fn md5hex(data: impl AsRef<[u8]>) -> String {
-    Md5::digest(data.as_ref()).iter().map(|b| format!("{b:02x}")).collect()
+    Md5::digest(data.as_ref())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn hex(data: &[u8]) -> String {
@@ -48,7 +53,11 @@ fn normalize(msg: &str) -> String {
     let b = msg.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'"' && i + 2 < b.len() && (b[i + 1] == b's' || b[i + 1] == b'p') && b[i + 2].is_ascii_digit() {
+        if b[i] == b'"'
+            && i + 2 < b.len()
+            && (b[i + 1] == b's' || b[i + 1] == b'p')
+            && b[i + 2].is_ascii_digit()
+        {
             let mut j = i + 2;
             while j < b.len() && b[j].is_ascii_digit() {
                 j += 1;
@@ -94,7 +103,11 @@ impl<'a> FromSql<'a> for Raw {
 }
 
 fn fmt_bytes(b: &[u8]) -> String {
-    format!("bytes[{}]:{}", b.len(), if b.len() <= 32 { hex(b) } else { md5hex(b) })
+    format!(
+        "bytes[{}]:{}",
+        b.len(),
+        if b.len() <= 32 { hex(b) } else { md5hex(b) }
+    )
 }
 
 fn fmt_str(s: &str) -> String {
@@ -123,7 +136,13 @@ fn fmt_opt<T>(v: &Option<T>, f: impl Fn(&T) -> String) -> String {
 }
 
 fn fmt_arr<T>(v: &[Option<T>], f: impl Fn(&T) -> String) -> String {
-    format!("[{}]", v.iter().map(|x| fmt_opt(x, &f)).collect::<Vec<_>>().join(","))
+    format!(
+        "[{}]",
+        v.iter()
+            .map(|x| fmt_opt(x, &f))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
 }
 
 /// The canonical text of column `i` of a row (binary format results).
@@ -161,7 +180,15 @@ fn fmt_col(row: &Row, i: usize) -> String {
         get!(f64, |v| format!("f64:{v:?}"))
     } else if *ty == Type::BOOL {
         get!(bool, |v| (if *v { "t" } else { "f" }).to_string())
-    } else if [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME, Type::UNKNOWN].contains(ty) {
+    } else if [
+        Type::TEXT,
+        Type::VARCHAR,
+        Type::BPCHAR,
+        Type::NAME,
+        Type::UNKNOWN,
+    ]
+    .contains(ty)
+    {
         get!(String, |v| fmt_str(v))
     } else if *ty == Type::BYTEA {
         get!(Vec<u8>, |v| fmt_bytes(v))
@@ -188,13 +215,22 @@ fn fmt_col(row: &Row, i: usize) -> String {
 
 fn fmt_raw(row: &Row, i: usize) -> String {
     match row.try_get::<_, Option<Raw>>(i) {
-        Ok(v) => fmt_opt(&v, |v| format!("raw:{}:{}", row.columns()[i].type_().name(), fmt_bytes(&v.0))),
+        Ok(v) => fmt_opt(&v, |v| {
+            format!(
+                "raw:{}:{}",
+                row.columns()[i].type_().name(),
+                fmt_bytes(&v.0)
+            )
+        }),
         Err(e) => format!("decode-error:{e}"),
     }
 }
 
 fn fmt_row(row: &Row) -> String {
-    (0..row.len()).map(|i| fmt_col(row, i)).collect::<Vec<_>>().join("|")
+    (0..row.len())
+        .map(|i| fmt_col(row, i))
+        .collect::<Vec<_>>()
+        .join("|")
 }
 
 fn fmt_rows(rows: &[Row]) -> String {
@@ -217,15 +253,18 @@ impl std::ops::Deref for Conn {
 }
 
 fn env(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
 fn config() -> tokio_postgres::Config {
     let mut cfg = tokio_postgres::Config::new();
-    cfg.host(&env("CLIENT_HOST", "127.0.0.1"))
+    cfg.host(env("CLIENT_HOST", "127.0.0.1"))
         .port(env("CLIENT_PORT", "5432").parse().expect("CLIENT_PORT"))
-        .user(&env("CLIENT_USER", "postgres"))
-        .dbname(&env("CLIENT_DB", "test"));
+        .user(env("CLIENT_USER", "postgres"))
+        .dbname(env("CLIENT_DB", "test"));
     cfg
 }
 
@@ -248,7 +287,11 @@ async fn connect() -> Result<Conn, Error> {
             }
         }
     });
-    Ok(Conn { client, notes, task })
+    Ok(Conn {
+        client,
+        notes,
+        task,
+    })
 }
 
 impl Conn {
@@ -294,7 +337,9 @@ fn show_simple(msgs: &[SimpleQueryMessage]) {
     for m in msgs {
         match m {
             SimpleQueryMessage::Row(r) => {
-                let vals: Vec<String> = (0..r.len()).map(|i| r.get(i).map(fmt_str).unwrap_or_else(|| "NULL".into())).collect();
+                let vals: Vec<String> = (0..r.len())
+                    .map(|i| r.get(i).map(fmt_str).unwrap_or_else(|| "NULL".into()))
+                    .collect();
                 out(&format!("  {}", vals.join("|")));
             }
             SimpleQueryMessage::CommandComplete(n) => out(&format!("  complete {n}")),
@@ -341,7 +386,10 @@ fn tbl(name: &str) -> String {
 
 async fn fresh(c: &Client, name: &str, cols: &str) -> Result<String, Error> {
     let t = tbl(name);
-    c.batch_execute(&format!("DROP TABLE IF EXISTS {t}; CREATE TABLE {t} ({cols})")).await?;
+    c.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {t}; CREATE TABLE {t} ({cols})"
+    ))
+    .await?;
     Ok(t)
 }
 
@@ -367,11 +415,16 @@ fn o_query<'a>(f: impl Future<Output = Result<Vec<Row>, Error>> + 'a) -> Outcome
     })
 }
 
-fn o_simple<'a>(f: impl Future<Output = Result<Vec<SimpleQueryMessage>, Error>> + 'a) -> Outcome<'a> {
+fn o_simple<'a>(
+    f: impl Future<Output = Result<Vec<SimpleQueryMessage>, Error>> + 'a,
+) -> Outcome<'a> {
     Box::pin(async move {
         match f.await {
             Ok(msgs) => {
-                let n = msgs.iter().filter(|m| matches!(m, SimpleQueryMessage::CommandComplete(_))).count();
+                let n = msgs
+                    .iter()
+                    .filter(|m| matches!(m, SimpleQueryMessage::CommandComplete(_)))
+                    .count();
                 format!("simple ok, {n} complete")
             }
             Err(e) => format!("error\n{}", fmt_err(&e)),
@@ -397,21 +450,39 @@ async fn settle(futs: Vec<Outcome<'_>>) {
 async fn sql_prepare() -> Res {
     let c = connect().await?;
     let t = fresh(&c, "sql_prepare", COLS).await?;
-    c.batch_execute(&format!("INSERT INTO {t} VALUES (1, 'one'), (2, 'two')")).await?;
-    sq(&c, &format!("PREPARE p(int) AS SELECT v FROM {t} WHERE id = $1")).await;
+    c.batch_execute(&format!("INSERT INTO {t} VALUES (1, 'one'), (2, 'two')"))
+        .await?;
+    sq(
+        &c,
+        &format!("PREPARE p(int) AS SELECT v FROM {t} WHERE id = $1"),
+    )
+    .await;
     sq(&c, "EXECUTE p(1)").await;
     sq(&c, "EXECUTE p(2)").await;
     // EXECUTE through the extended protocol (Parse of "EXECUTE p(1)")
     q(&c, "EXECUTE p(1)", &[]).await;
     sq(&c, "DEALLOCATE p").await;
-    sq(&c, &format!("PREPARE p(int) AS SELECT v || '!' FROM {t} WHERE id = $1")).await;
+    sq(
+        &c,
+        &format!("PREPARE p(int) AS SELECT v || '!' FROM {t} WHERE id = $1"),
+    )
+    .await;
     sq(&c, "EXECUTE p(2)").await;
     sq(&c, "DEALLOCATE p").await;
     sq(&c, "EXECUTE p(2)").await;
     // a write PREPARE: listed in pg_prepared_statements
-    sq(&c, &format!("PREPARE w(int) AS INSERT INTO {t} VALUES ($1, 'w')")).await;
+    sq(
+        &c,
+        &format!("PREPARE w(int) AS INSERT INTO {t} VALUES ($1, 'w')"),
+    )
+    .await;
     sq(&c, "EXECUTE w(3)").await;
-    q(&c, "SELECT name, statement FROM pg_prepared_statements WHERE name IN ('p', 'w') ORDER BY name", &[]).await;
+    q(
+        &c,
+        "SELECT name, statement FROM pg_prepared_statements WHERE name IN ('p', 'w') ORDER BY name",
+        &[],
+    )
+    .await;
     sq(&c, "DEALLOCATE w").await;
     q(&c, &format!("SELECT count(*) FROM {t}"), &[]).await;
     c.batch_execute(&format!("DROP TABLE {t}")).await?;
@@ -421,7 +492,11 @@ async fn sql_prepare() -> Res {
 
 async fn multi_set_show() -> Res {
     let c = connect().await?;
-    sq(&c, "SET work_mem='8MB'; SHOW work_mem; SET work_mem='9MB'; SHOW work_mem").await;
+    sq(
+        &c,
+        "SET work_mem='8MB'; SHOW work_mem; SET work_mem='9MB'; SHOW work_mem",
+    )
+    .await;
     sq(&c, "SHOW work_mem").await;
     q(&c, "SELECT current_setting('work_mem')", &[]).await;
     q(&c, "SHOW work_mem", &[]).await;
@@ -437,8 +512,16 @@ async fn batch_execute_error() -> Res {
     // one implicit transaction: the error undoes the whole batch
     be(&c, &format!("INSERT INTO {t} VALUES (1, 'a'); INSERT INTO {t} VALUES (1, 'dup'); INSERT INTO {t} VALUES (2, 'b')")).await;
     q(&c, &format!("SELECT count(*) FROM {t}"), &[]).await;
-    be(&c, &format!("INSERT INTO {t} VALUES (1, 'a'); INSERT INTO {t} VALUES (2, 'b')")).await;
-    sq(&c, &format!("SELECT id FROM {t} ORDER BY id; SELECT 1/0; SELECT 'never'")).await;
+    be(
+        &c,
+        &format!("INSERT INTO {t} VALUES (1, 'a'); INSERT INTO {t} VALUES (2, 'b')"),
+    )
+    .await;
+    sq(
+        &c,
+        &format!("SELECT id FROM {t} ORDER BY id; SELECT 1/0; SELECT 'never'"),
+    )
+    .await;
     q(&c, &format!("SELECT count(*) FROM {t}"), &[]).await;
     c.batch_execute(&format!("DROP TABLE {t}")).await?;
     c.close().await;
@@ -454,7 +537,12 @@ async fn read_your_writes() -> Res {
     }
     let tx = c.client.transaction().await?;
     q(tx.client(), &format!("SELECT count(*) FROM {t}"), &[]).await;
-    ex(tx.client(), &format!("INSERT INTO {t} VALUES ($1, 'tx')"), &[&100i32]).await;
+    ex(
+        tx.client(),
+        &format!("INSERT INTO {t} VALUES ($1, 'tx')"),
+        &[&100i32],
+    )
+    .await;
     q(tx.client(), &format!("SELECT count(*) FROM {t}"), &[]).await;
     tx.commit().await?;
     q(&c, &format!("SELECT count(*) FROM {t}"), &[]).await;
@@ -467,7 +555,9 @@ async fn read_your_writes() -> Res {
 async fn pipelined_autocommit() -> Res {
     let c = connect().await?;
     let t = fresh(&c, "pipe_ac", COLS).await?;
-    let ins = c.prepare(&format!("INSERT INTO {t} VALUES ($1, 'p')")).await?;
+    let ins = c
+        .prepare(&format!("INSERT INTO {t} VALUES ($1, 'p')"))
+        .await?;
     let count = c.prepare(&format!("SELECT count(*) FROM {t}")).await?;
     let ids: Vec<i32> = (1..=50).collect();
     let mut futs: Vec<Outcome> = ids.iter().map(|i| exec_one(&c, &ins, i)).collect();
@@ -483,7 +573,13 @@ async fn pipelined_autocommit() -> Res {
     let s2 = format!("INSERT INTO {t} VALUES (2, 'dup')");
     let s3 = format!("INSERT INTO {t} VALUES (201, 'b')");
     let s4 = format!("SELECT count(*) FROM {t}");
-    settle(vec![o_exec(c.execute(&s1, &[])), o_exec(c.execute(&s2, &[])), o_exec(c.execute(&s3, &[])), o_query(c.query(&s4, &[]))]).await;
+    settle(vec![
+        o_exec(c.execute(&s1, &[])),
+        o_exec(c.execute(&s2, &[])),
+        o_exec(c.execute(&s3, &[])),
+        o_query(c.query(&s4, &[])),
+    ])
+    .await;
     q(&c, &format!("SELECT count(*), max(id) FROM {t}"), &[]).await;
     drop((ins, count));
     c.batch_execute(&format!("DROP TABLE {t}")).await?;
@@ -494,7 +590,9 @@ async fn pipelined_autocommit() -> Res {
 async fn pipelined_transaction() -> Res {
     let mut c = connect().await?;
     let t = fresh(&c, "pipe_tx", COLS).await?;
-    let ins = c.prepare(&format!("INSERT INTO {t} VALUES ($1, 'p')")).await?;
+    let ins = c
+        .prepare(&format!("INSERT INTO {t} VALUES ($1, 'p')"))
+        .await?;
     let count = c.prepare(&format!("SELECT count(*) FROM {t}")).await?;
     {
         let tx = c.client.transaction().await?;
@@ -548,24 +646,49 @@ async fn savepoints() -> Res {
     let t = fresh(&c, "savepoints", COLS).await?;
     {
         let mut tx = c.client.transaction().await?;
-        ex(tx.client(), &format!("INSERT INTO {t} VALUES (1, 'a')"), &[]).await;
+        ex(
+            tx.client(),
+            &format!("INSERT INTO {t} VALUES (1, 'a')"),
+            &[],
+        )
+        .await;
         {
             let sp = tx.savepoint("s1").await?;
-            ex(sp.client(), &format!("INSERT INTO {t} VALUES (2, 'b')"), &[]).await;
-            ex(sp.client(), &format!("INSERT INTO {t} VALUES (1, 'dup')"), &[]).await;
+            ex(
+                sp.client(),
+                &format!("INSERT INTO {t} VALUES (2, 'b')"),
+                &[],
+            )
+            .await;
+            ex(
+                sp.client(),
+                &format!("INSERT INTO {t} VALUES (1, 'dup')"),
+                &[],
+            )
+            .await;
             q(sp.client(), &format!("SELECT count(*) FROM {t}"), &[]).await;
             sp.rollback().await?;
         }
         q(tx.client(), &format!("SELECT count(*) FROM {t}"), &[]).await;
         {
             let sp = tx.savepoint("s2").await?;
-            ex(sp.client(), &format!("INSERT INTO {t} VALUES (3, 'c')"), &[]).await;
+            ex(
+                sp.client(),
+                &format!("INSERT INTO {t} VALUES (3, 'c')"),
+                &[],
+            )
+            .await;
             sp.commit().await?; // RELEASE
         }
         {
             // dropped without commit: ROLLBACK TO
             let mut sp = tx.transaction().await?;
-            ex(sp.client(), &format!("INSERT INTO {t} VALUES (4, 'd')"), &[]).await;
+            ex(
+                sp.client(),
+                &format!("INSERT INTO {t} VALUES (4, 'd')"),
+                &[],
+            )
+            .await;
             let _ = &mut sp;
         }
         q(tx.client(), &format!("SELECT id FROM {t} ORDER BY id"), &[]).await;
@@ -581,8 +704,13 @@ async fn savepoints() -> Res {
 async fn prepared_reuse() -> Res {
     let c = connect().await?;
     let t = fresh(&c, "prep_reuse", COLS).await?;
-    c.batch_execute(&format!("INSERT INTO {t} SELECT i, 'v' || i FROM generate_series(1, 100) i")).await?;
-    let st = c.prepare(&format!("SELECT v FROM {t} WHERE id = $1")).await?;
+    c.batch_execute(&format!(
+        "INSERT INTO {t} SELECT i, 'v' || i FROM generate_series(1, 100) i"
+    ))
+    .await?;
+    let st = c
+        .prepare(&format!("SELECT v FROM {t} WHERE id = $1"))
+        .await?;
     let mut total = 0;
     for i in 1..=50i32 {
         let v: String = c.query_one(&st, &[&i]).await?.get(0);
@@ -591,17 +719,24 @@ async fn prepared_reuse() -> Res {
     out(&format!("  50 executions, total length {total}"));
     sq(&c, "DISCARD ALL").await;
     match c.query_one(&st, &[&1i32]).await {
-        Ok(r) => out(&format!("  old statement after DISCARD ALL {}", fmt_row(&r))),
+        Ok(r) => out(&format!(
+            "  old statement after DISCARD ALL {}",
+            fmt_row(&r)
+        )),
         Err(e) => err(&e),
     }
-    let st = c.prepare(&format!("SELECT v FROM {t} WHERE id = $1")).await?;
+    let st = c
+        .prepare(&format!("SELECT v FROM {t} WHERE id = $1"))
+        .await?;
     let mut total = 0;
     for i in 1..=10i32 {
         let v: String = c.query_one(&st, &[&i]).await?.get(0);
         total += v.len();
     }
     out(&format!("  new statement, total length {total}"));
-    let ins = c.prepare_typed(&format!("INSERT INTO {t} VALUES ($1, 'w')"), &[Type::INT4]).await?;
+    let ins = c
+        .prepare_typed(&format!("INSERT INTO {t} VALUES ($1, 'w')"), &[Type::INT4])
+        .await?;
     for i in 0..5i32 {
         match c.execute(&ins, &[&(1000 + i)]).await {
             Ok(n) => out(&format!("  inserted {n}")),
@@ -629,27 +764,67 @@ async fn types_binary() -> Res {
         ("float4", "$1::float4", Box::new(0.25f32)),
         ("float8", "$1::float8", Box::new(1.5e300f64)),
         ("float8 nan", "$1::float8", Box::new(f64::NAN)),
-        ("numeric", "$1::text::numeric", Box::new("12345678901234567890.123456789")),
-        ("numeric text", "$1::text::numeric::text", Box::new("-0.000123")),
+        (
+            "numeric",
+            "$1::text::numeric",
+            Box::new("12345678901234567890.123456789"),
+        ),
+        (
+            "numeric text",
+            "$1::text::numeric::text",
+            Box::new("-0.000123"),
+        ),
         ("text", "$1::text", Box::new("plain 'quoted' \\ text")),
         ("varchar", "$1::varchar", Box::new("v".to_string())),
         ("bytea", "$1::bytea", Box::new(vec![0u8, 1, 2, 0xfe, 0xff])),
         ("bool", "$1::bool", Box::new(true)),
         ("oid", "$1::oid", Box::new(4_000_000_000u32)),
         ("char", "$1::\"char\"", Box::new(65i8)),
-        ("timestamptz", "$1::timestamptz", Box::new(ts(981_173_106, 0))),
+        (
+            "timestamptz",
+            "$1::timestamptz",
+            Box::new(ts(981_173_106, 0)),
+        ),
         ("timestamp", "$1::timestamp", Box::new(ts(981_173_106, 789))),
-        ("timestamptz 1900", "$1::timestamptz", Box::new(UNIX_EPOCH - Duration::from_secs(2_208_988_800))),
+        (
+            "timestamptz 1900",
+            "$1::timestamptz",
+            Box::new(UNIX_EPOCH - Duration::from_secs(2_208_988_800)),
+        ),
         ("date", "$1::text::date", Box::new("2024-02-29")),
-        ("interval", "$1::text::interval", Box::new("3 days 00:00:07.000005")),
-        ("uuid", "$1::text::uuid", Box::new("12345678-1234-5678-1234-567812345678")),
-        ("jsonb", "$1::text::jsonb", Box::new(r#"{"a": [1, 2, {"b": null}]}"#)),
-        ("inet", "$1::inet", Box::new("192.0.2.1".parse::<std::net::IpAddr>().unwrap())),
+        (
+            "interval",
+            "$1::text::interval",
+            Box::new("3 days 00:00:07.000005"),
+        ),
+        (
+            "uuid",
+            "$1::text::uuid",
+            Box::new("12345678-1234-5678-1234-567812345678"),
+        ),
+        (
+            "jsonb",
+            "$1::text::jsonb",
+            Box::new(r#"{"a": [1, 2, {"b": null}]}"#),
+        ),
+        (
+            "inet",
+            "$1::inet",
+            Box::new("192.0.2.1".parse::<std::net::IpAddr>().unwrap()),
+        ),
         ("int4[]", "$1::int4[]", Box::new(vec![1i32, 2, 3])),
-        ("int8[]", "$1::int8[]", Box::new(vec![Some(1i64), None, Some(-3)])),
+        (
+            "int8[]",
+            "$1::int8[]",
+            Box::new(vec![Some(1i64), None, Some(-3)]),
+        ),
         ("float8[]", "$1::float8[]", Box::new(vec![0.5f64, -1e-300])),
         ("bool[]", "$1::bool[]", Box::new(vec![true, false])),
-        ("text[]", "$1::text[]", Box::new(vec![Some("a".to_string()), Some("b c".to_string()), None])),
+        (
+            "text[]",
+            "$1::text[]",
+            Box::new(vec![Some("a".to_string()), Some("b c".to_string()), None]),
+        ),
         ("bytea[]", "$1::bytea[]", Box::new(vec![vec![1u8], vec![]])),
         ("int4[][]", "$1::text::int4[]", Box::new("{{1,2},{3,4}}")),
         ("null int4", "$1::int4", Box::new(None::<i32>)),
@@ -669,7 +844,14 @@ async fn types_binary() -> Res {
     // a type mismatch caught by tokio-postgres before sending (no round trip)
     match c.query_one("SELECT $1::int8", &[&1i32]).await {
         Ok(r) => out(&format!("  mismatch {}", fmt_row(&r))),
-        Err(e) => out(&format!("  mismatch {}", if e.as_db_error().is_some() { fmt_err(&e) } else { "client-side error".into() })),
+        Err(e) => out(&format!(
+            "  mismatch {}",
+            if e.as_db_error().is_some() {
+                fmt_err(&e)
+            } else {
+                "client-side error".into()
+            }
+        )),
     }
     c.close().await;
     Ok(())
@@ -681,12 +863,24 @@ async fn query_typed() -> Res {
     let t = fresh(&c, "qtyped", COLS).await?;
     for i in 1..=3i32 {
         let v = format!("t{i}");
-        match c.query_typed(&format!("INSERT INTO {t} VALUES ($1, $2) RETURNING id, v"), &[(&i, Type::INT4), (&v, Type::TEXT)]).await {
+        match c
+            .query_typed(
+                &format!("INSERT INTO {t} VALUES ($1, $2) RETURNING id, v"),
+                &[(&i, Type::INT4), (&v, Type::TEXT)],
+            )
+            .await
+        {
             Ok(rows) => out(&format!("  {}", fmt_rows(&rows))),
             Err(e) => err(&e),
         }
     }
-    match c.query_typed(&format!("SELECT id, v FROM {t} WHERE id >= $1 ORDER BY id"), &[(&2i64, Type::INT8)]).await {
+    match c
+        .query_typed(
+            &format!("SELECT id, v FROM {t} WHERE id >= $1 ORDER BY id"),
+            &[(&2i64, Type::INT8)],
+        )
+        .await
+    {
         Ok(rows) => out(&format!("  {}", fmt_rows(&rows))),
         Err(e) => err(&e),
     }
@@ -699,7 +893,13 @@ async fn query_typed() -> Res {
     let sql = format!("INSERT INTO {t} VALUES ($1, 'p')");
     let futs: Vec<Outcome> = ids
         .iter()
-        .map(|i| -> Outcome { let (c, sql) = (&c.client, &sql); o_query(async move { c.query_typed(sql, &[(i as &(dyn ToSql + Sync), Type::INT4)]).await }) })
+        .map(|i| -> Outcome {
+            let (c, sql) = (&c.client, &sql);
+            o_query(async move {
+                c.query_typed(sql, &[(i as &(dyn ToSql + Sync), Type::INT4)])
+                    .await
+            })
+        })
         .collect();
     settle(futs).await;
     q(&c, &format!("SELECT count(*) FROM {t}"), &[]).await;
@@ -852,7 +1052,11 @@ async fn copy_out_stream(c: &Client, sql: &str) {
             }
         }
     }
-    out(&format!("  chunks {chunks} bytes {} {}", data.len(), md5hex(&data)));
+    out(&format!(
+        "  chunks {chunks} bytes {} {}",
+        data.len(),
+        md5hex(&data)
+    ));
 }
 
 async fn copy_out() -> Res {
@@ -864,9 +1068,19 @@ async fn copy_out() -> Res {
     .await?;
     copy_out_stream(&c, &format!("COPY {t} TO STDOUT")).await;
     copy_out_stream(&c, &format!("COPY (SELECT * FROM {t} WHERE id <= 500 ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)")).await;
-    copy_out_stream(&c, &format!("COPY (SELECT id, v FROM {t} ORDER BY id LIMIT 100) TO STDOUT WITH (FORMAT binary)")).await;
+    copy_out_stream(
+        &c,
+        &format!(
+            "COPY (SELECT id, v FROM {t} ORDER BY id LIMIT 100) TO STDOUT WITH (FORMAT binary)"
+        ),
+    )
+    .await;
     // an error in the middle of the stream
-    copy_out_stream(&c, "COPY (SELECT 1 / (500 - i) FROM generate_series(1, 1000) i) TO STDOUT").await;
+    copy_out_stream(
+        &c,
+        "COPY (SELECT 1 / (500 - i) FROM generate_series(1, 1000) i) TO STDOUT",
+    )
+    .await;
     copy_out_stream(&c, "COPY cl_rust_no_such_table TO STDOUT").await;
     q(&c, "SELECT 'after' AS x", &[]).await;
     c.batch_execute(&format!("DROP TABLE {t}")).await?;
@@ -879,7 +1093,11 @@ async fn cursor_sql() -> Res {
     {
         let tx = c.client.transaction().await?;
         let cl = tx.client();
-        be(cl, "DECLARE cur CURSOR FOR SELECT i FROM generate_series(1, 10) i").await;
+        be(
+            cl,
+            "DECLARE cur CURSOR FOR SELECT i FROM generate_series(1, 10) i",
+        )
+        .await;
         q(cl, "FETCH 3 FROM cur", &[]).await;
         sq(cl, "MOVE 2 IN cur").await;
         q(cl, "FETCH 2 FROM cur", &[]).await;
@@ -893,7 +1111,11 @@ async fn cursor_sql() -> Res {
     }
     {
         let tx = c.client.transaction().await?;
-        be(tx.client(), "DECLARE hc CURSOR WITH HOLD FOR SELECT i FROM generate_series(1, 5) i").await;
+        be(
+            tx.client(),
+            "DECLARE hc CURSOR WITH HOLD FOR SELECT i FROM generate_series(1, 5) i",
+        )
+        .await;
         tx.commit().await?;
     }
     q(&c, "FETCH ALL FROM hc", &[]).await;
@@ -906,10 +1128,15 @@ async fn cursor_sql() -> Res {
 async fn cursor_portal() -> Res {
     let mut c = connect().await?;
     let t = fresh(&c, "portal", COLS).await?;
-    c.batch_execute(&format!("INSERT INTO {t} SELECT i, 'v' || i FROM generate_series(1, 1000) i")).await?;
+    c.batch_execute(&format!(
+        "INSERT INTO {t} SELECT i, 'v' || i FROM generate_series(1, 1000) i"
+    ))
+    .await?;
     {
         let tx = c.client.transaction().await?;
-        let st = tx.prepare(&format!("SELECT id FROM {t} WHERE id <= $1 ORDER BY id")).await?;
+        let st = tx
+            .prepare(&format!("SELECT id FROM {t} WHERE id <= $1 ORDER BY id"))
+            .await?;
         let p = tx.bind(&st, &[&1000i32]).await?;
         let (mut sizes, mut sum) = (Vec::new(), 0i64);
         loop {
@@ -930,7 +1157,9 @@ async fn cursor_portal() -> Res {
             out(&format!("  a {} b {}", fmt_rows(&ra), fmt_rows(&rb)));
         }
         // an unprepared statement bound as a portal, and an error while fetching
-        let e = tx.bind("SELECT 10 / (3 - i) FROM generate_series(1, 5) i", &[]).await?;
+        let e = tx
+            .bind("SELECT 10 / (3 - i) FROM generate_series(1, 5) i", &[])
+            .await?;
         for _ in 0..3 {
             match tx.query_portal(&e, 1).await {
                 Ok(rows) => out(&format!("  e {}", fmt_rows(&rows))),
@@ -969,15 +1198,31 @@ async fn listen_notify() -> Res {
     let me = pid_after(&mut c, "LISTEN cl_rust_ch").await?;
     sq(&c, "NOTIFY cl_rust_ch, 'from me'").await;
     let them = pid_after(&mut other, "NOTIFY cl_rust_ch, 'from other'").await?;
-    q(&c, "SELECT pg_notify('cl_rust_ch', 'from me via function')", &[]).await;
+    q(
+        &c,
+        "SELECT pg_notify('cl_rust_ch', 'from me via function')",
+        &[],
+    )
+    .await;
     for _ in 0..60 {
         if c.notes.lock().unwrap().len() >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut got: Vec<(String, String, i32)> =
-        c.notes.lock().unwrap().iter().map(|n| (n.payload().to_string(), n.channel().to_string(), n.process_id())).collect();
+    let mut got: Vec<(String, String, i32)> = c
+        .notes
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n.payload().to_string(),
+                n.channel().to_string(),
+                n.process_id(),
+            )
+        })
+        .collect();
     if got.len() != 3 {
         out(&format!("  got {} notifications", got.len()));
     }
@@ -1020,7 +1265,12 @@ async fn cancel_and_timeout() -> Res {
     tokio::time::sleep(Duration::from_millis(200)).await;
     q(&c, "SELECT 2 AS two", &[]).await;
     // a query future dropped by a client-side timeout: the server still runs it
-    match tokio::time::timeout(Duration::from_millis(300), c.query("SELECT pg_sleep(1)", &[])).await {
+    match tokio::time::timeout(
+        Duration::from_millis(300),
+        c.query("SELECT pg_sleep(1)", &[]),
+    )
+    .await
+    {
         Ok(Ok(_)) => out("  finished"),
         Ok(Err(e)) => err(&e),
         Err(_) => out("  client-side timeout, future dropped"),
@@ -1037,7 +1287,12 @@ async fn cancel_and_timeout() -> Res {
 async fn temp_table() -> Res {
     let c = connect().await?;
     sq(&c, "CREATE TEMP TABLE cl_rust_tmp (id int, v text)").await;
-    ex(&c, "INSERT INTO cl_rust_tmp VALUES ($1, $2), (2, 'b')", &[&1i32, &"a"]).await;
+    ex(
+        &c,
+        "INSERT INTO cl_rust_tmp VALUES ($1, $2), (2, 'b')",
+        &[&1i32, &"a"],
+    )
+    .await;
     sq(&c, "SELECT count(*) FROM cl_rust_tmp").await;
     q(&c, "SELECT v FROM cl_rust_tmp WHERE id = $1", &[&2i32]).await;
     sq(&c, "DROP TABLE cl_rust_tmp").await;
@@ -1052,15 +1307,29 @@ async fn big_value_and_result() -> Res {
     let big = "0123456789abcdef".repeat(10 * 1024 * 1024 / 16);
     ex(&c, &format!("INSERT INTO {t} VALUES (1, $1)"), &[&big]).await;
     q(&c, &format!("SELECT length(v), md5(v) FROM {t}"), &[]).await;
-    let v: String = c.query_one(&format!("SELECT v FROM {t}"), &[]).await?.get(0);
-    out(&format!("  fetched {} {}", v.len(), md5hex(&v) == md5hex(&big)));
-    let rows = c.query("SELECT i, md5(i::text) FROM generate_series(1, 100000) i", &[]).await?;
+    let v: String = c
+        .query_one(&format!("SELECT v FROM {t}"), &[])
+        .await?
+        .get(0);
+    out(&format!(
+        "  fetched {} {}",
+        v.len(),
+        md5hex(&v) == md5hex(&big)
+    ));
+    let rows = c
+        .query(
+            "SELECT i, md5(i::text) FROM generate_series(1, 100000) i",
+            &[],
+        )
+        .await?;
     let mut all = String::new();
     for r in &rows {
         all.push_str(&format!("{} {}\n", r.get::<_, i32>(0), r.get::<_, &str>(1)));
     }
     out(&format!("  rows {} {}", rows.len(), md5hex(&all)));
-    let msgs = c.simple_query("SELECT i, md5(i::text) FROM generate_series(1, 100000) i").await?;
+    let msgs = c
+        .simple_query("SELECT i, md5(i::text) FROM generate_series(1, 100000) i")
+        .await?;
     let mut all = String::new();
     let mut n = 0;
     for m in &msgs {
@@ -1078,9 +1347,18 @@ async fn big_value_and_result() -> Res {
 async fn unicode() -> Res {
     let c = connect().await?;
     let s = "héllo wörld 日本語 🐘 ñ";
-    q(&c, "SELECT $1::text, length($1::text), octet_length($1::text)", &[&s]).await;
+    q(
+        &c,
+        "SELECT $1::text, length($1::text), octet_length($1::text)",
+        &[&s],
+    )
+    .await;
     let r = c.query_one("SELECT 1 AS \"çolümn 名\"", &[]).await?;
-    out(&format!("  column {} {}", r.columns()[0].name(), fmt_row(&r)));
+    out(&format!(
+        "  column {} {}",
+        r.columns()[0].name(),
+        fmt_row(&r)
+    ));
     sq(&c, "SELECT 'ünï 🐘' AS \"名前\", length('ünï 🐘')").await;
     q(&c, "SELECT 'ab' || $1 || 'cd'", &[&"\u{0}"]).await;
     c.close().await;
@@ -1092,13 +1370,25 @@ async fn large_objects() -> Res {
     let data: Vec<u8> = (0..(1 << 20)).map(|i| (i % 256) as u8).collect();
     let oid: u32 = {
         let tx = c.client.transaction().await?;
-        let oid: u32 = tx.query_one("SELECT lo_from_bytea(0, $1)", &[&data]).await?.get(0);
-        q(tx.client(), "SELECT length(lo_get($1)), md5(lo_get($1))", &[&oid]).await;
+        let oid: u32 = tx
+            .query_one("SELECT lo_from_bytea(0, $1)", &[&data])
+            .await?
+            .get(0);
+        q(
+            tx.client(),
+            "SELECT length(lo_get($1)), md5(lo_get($1))",
+            &[&oid],
+        )
+        .await;
         tx.commit().await?;
         oid
     };
     let got: Vec<u8> = c.query_one("SELECT lo_get($1)", &[&oid]).await?.get(0);
-    out(&format!("  read back {} {}", got.len(), md5hex(&got) == md5hex(&data)));
+    out(&format!(
+        "  read back {} {}",
+        got.len(),
+        md5hex(&got) == md5hex(&data)
+    ));
     q(&c, "SELECT lo_unlink($1)", &[&oid]).await;
     let _ = &mut c;
     c.close().await;
@@ -1131,7 +1421,9 @@ fn driver_version() -> &'static str {
 fn watchdog(secs: f64) -> std::sync::mpsc::Sender<()> {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs_f64(secs)) {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            rx.recv_timeout(Duration::from_secs_f64(secs))
+        {
             out(&format!("!! HUNG: no answer within {secs}s"));
             let _ = std::io::stdout().flush();
             std::process::exit(3);

@@ -210,6 +210,8 @@ pub struct RoutedConfig<'a> {
     pub client_idle_limit: u64,
     /// Node id of each connection; index 0 is the primary.
     pub node_ids: Vec<usize>,
+    /// Each connection's entry in shared memory (busy flags for cancel forwarding).
+    pub conn_info: Vec<&'a shmem::BackendConnInfo>,
     /// statement_level_load_balance: backend_weight of each connection, to pick the
     /// load-balance connection again for each statement outside transactions (empty: the
     /// session keeps connection 1).
@@ -243,6 +245,11 @@ pub struct Router {
     open: Option<Target>,
     /// `open` ended with a Flush (not with an overflowing message).
     open_flushed: bool,
+    /// The last batch was extended messages ending with a Sync (if it started a COPY IN,
+    /// the server ignores that Sync)...
+    last_extended_synced: bool,
+    /// ...and COPY data followed it: the client's next lone Sync belongs to that batch.
+    copy_sync_owed: bool,
     /// Node of the last batch (COPY data follows it).
     last: Target,
     pub client_remaining: usize,
@@ -305,6 +312,8 @@ impl Default for Router {
             serializable_tx: false,
             open: None,
             open_flushed: false,
+            last_extended_synced: false,
+            copy_sync_owed: false,
             last: Target::Primary,
             client_remaining: 0,
             remaining_target: Target::Primary,

@@ -130,10 +130,21 @@ pub(super) fn relay_loop(
                         l.frames(batch);
                     }
                     // COPY data (also a CopyData larger than the buffer) follows its COPY.
+                    let copy_tag = matches!(batch.first(), Some(b'd' | b'c' | b'f'));
+                    if copy_tag && routed.router.last_extended_synced {
+                        // The server ignored that batch's Sync (it came in COPY IN mode):
+                        // the batch ends with the ReadyForQuery of the next Sync.
+                        routed.router.copy_sync_owed = true;
+                    }
+                    let owed_sync = kind == BatchEnd::Synced
+                        && routed.router.copy_sync_owed
+                        && batch == b"S\0\0\0\x04";
+                    if owed_sync {
+                        routed.router.copy_sync_owed = false;
+                    }
                     let copy_data = kind == BatchEnd::Copy
-                        || (kind == BatchEnd::Overflow
-                            && !continuing
-                            && matches!(batch.first(), Some(b'd' | b'c' | b'f')));
+                        || owed_sync
+                        || (kind == BatchEnd::Overflow && !continuing && copy_tag);
                     let target = if copy_data {
                         routed.router.last
                     } else {
@@ -143,6 +154,7 @@ pub(super) fn relay_loop(
                     };
                     routed.order_snapshot_step(&io);
                     if routed.cfg.main_first
+                        && !copy_data
                         && target == Target::All
                         && kind == BatchEnd::Synced
                         && !continuing
@@ -262,6 +274,8 @@ pub(super) fn relay_loop(
                             }
                         }
                         order.push_back(answering);
+                        routed.router.last_extended_synced =
+                            synced && !matches!(batch.first(), Some(b'Q' | b'F'));
                         routed.router.open = if synced { None } else { Some(target) };
                         routed.router.open_flushed = kind == BatchEnd::Flushed;
                     }
@@ -295,22 +309,35 @@ pub(super) fn relay_loop(
                 }
             }
         }
-        // 3. Backend answers → client, in batch order.
-        for (k, &id) in node_ids.iter().enumerate() {
-            if let Err(e) = drain_node(
-                k,
-                &mut io,
-                &mut order,
-                &mut to_client,
-                backends,
-                state,
-                routed,
-            ) {
-                state.failed_node = Some(id);
-                return RelayEnd::BackendFailed(format!("node {id}: {e}"));
+        // 3. Backend answers → client, in batch order. A batch answered by one node can
+        // let another node's answers, already read and waiting their turn, go: drain
+        // again until nothing moves (no socket event would come for bytes already read).
+        loop {
+            let pending = order.len();
+            for (k, &id) in node_ids.iter().enumerate() {
+                if let Err(e) = drain_node(
+                    k,
+                    &mut io,
+                    &mut order,
+                    &mut to_client,
+                    backends,
+                    state,
+                    routed,
+                ) {
+                    state.failed_node = Some(id);
+                    return RelayEnd::BackendFailed(format!("node {id}: {e}"));
+                }
+            }
+            if order.len() == pending {
+                break;
             }
         }
         let replicated = advance_replication(routed.router, &mut io, &mut order);
+        // Before anything is written: busy from before a request goes out, idle before
+        // the client can see the last answer.
+        for (n, info) in io.iter().zip(&routed.cfg.conn_info) {
+            info.set_busy(!n.queue.is_empty());
+        }
         // 4. Writes.
         for (k, n) in io.iter_mut().enumerate() {
             if n.has_output() {

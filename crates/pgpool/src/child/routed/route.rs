@@ -58,20 +58,13 @@ impl Routed<'_> {
                     self.router.batch_echo.extend(session_statements);
                     let is_write = used.is_write;
                     let mut pinned = used.pin.is_some();
-                    match used.pin {
-                        Some(Target::Lb(j)) => need_lb = Some(j),
-                        Some(Target::All) => need_both = true,
-                        Some(Target::Primary) => need_primary = true,
-                        None => {}
+                    if let Some(t) = used.pin {
+                        pin_to(t, &mut need_lb, &mut need_both, &mut need_primary);
                     }
                     // FETCH / MOVE / CLOSE of a protocol portal: where the portal lives.
                     if let Some(t) = cursor_name.and_then(|n| self.router.portals.get(n.as_bytes()))
                     {
-                        match *t {
-                            Target::Lb(j) => need_lb = Some(j),
-                            Target::All => need_both = true,
-                            Target::Primary => need_primary = true,
-                        }
+                        pin_to(*t, &mut need_lb, &mut need_both, &mut need_primary);
                         pinned = true;
                     }
                     self.router.batch_starts_tx |= starts_tx;
@@ -102,9 +95,7 @@ impl Routed<'_> {
                         ..
                     } = r;
                     match pin {
-                        Some(Target::Lb(j)) => need_lb = Some(j),
-                        Some(Target::All) => need_both = true,
-                        Some(Target::Primary) => need_primary = true,
+                        Some(t) => pin_to(t, &mut need_lb, &mut need_both, &mut need_primary),
                         None => note_route(route, &mut need_primary, &mut need_both),
                     }
                     let parse = &buf[i..i + h.total_len()];
@@ -180,9 +171,7 @@ impl Routed<'_> {
                         in_tx |= begins;
                         need_replicated |= self.cfg.replicate && route == Route::Primary && w;
                         match pin {
-                            Some(Target::Lb(j)) => need_lb = Some(j),
-                            Some(Target::All) => need_both = true,
-                            Some(Target::Primary) => need_primary = true,
+                            Some(t) => pin_to(t, &mut need_lb, &mut need_both, &mut need_primary),
                             None => note_route(route, &mut need_primary, &mut need_both),
                         }
                         self.note_write(w, in_tx);
@@ -269,5 +258,15 @@ impl Routed<'_> {
             i += h.total_len();
         }
         (target, counts)
+    }
+}
+
+/// A statement that must run where something of the session lives (a prepared statement,
+/// a portal): what that asks of its batch.
+fn pin_to(t: Target, need_lb: &mut Option<usize>, need_both: &mut bool, need_primary: &mut bool) {
+    match t {
+        Target::Lb(j) => *need_lb = Some(j),
+        Target::All => *need_both = true,
+        Target::Primary => *need_primary = true,
     }
 }
