@@ -98,7 +98,8 @@ got=$(psql_pgpool -q -c 'begin' -c 'select count(*) from lbt' -c "insert into lb
     -c 'select count(*) from lbt where id = 2001' -c 'commit' | tail -n 1)
 assert_eq 1 "$got" "last SELECT of BEGIN; SELECT; INSERT; SELECT; COMMIT"
 
-# pgbench -S -M prepared over the standbys.
+# pgbench -S -M prepared over the standbys (16 sessions: each draws its standby at random,
+# so 8 would all draw the same one in 1 run of 128).
 "$PGBIN/pgbench" -i -s 2 -h 127.0.0.1 -p "$PGPOOL_PORT" -U "$PGSUPERUSER" test >/dev/null 2>&1 || fail "pgbench -i"
 lsn=$(psql_node 0 -c 'select pg_current_wal_lsn()')
 for n in 1 2; do
@@ -106,7 +107,7 @@ for n in 1 2; do
     wait_until 30 caught_up || fail "node $n did not catch up after pgbench -i"
 done
 sel_before=$(psql_pgpool -c 'show pool_nodes' | awk -F'|' '{printf "%s ", $9}')
-out=$("$PGBIN/pgbench" -n -S -M prepared -c 8 -j 2 -T 8 -h 127.0.0.1 -p "$PGPOOL_PORT" -U "$PGSUPERUSER" test 2>&1)
+out=$("$PGBIN/pgbench" -n -S -M prepared -c 16 -j 2 -T 8 -h 127.0.0.1 -p "$PGPOOL_PORT" -U "$PGSUPERUSER" test 2>&1)
 assert_contains "$out" "number of failed transactions: 0" "pgbench -S -M prepared"
 assert_not_contains "$out" "aborted" "pgbench -S -M prepared"
 read -r -a sb <<<"$sel_before"
