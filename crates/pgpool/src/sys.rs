@@ -125,6 +125,28 @@ pub fn enter_process(kind: crate::logging::ProcessKind, signals: &[Signal]) -> W
     waker
 }
 
+/// Tells the C allocator to keep freed heap for the next session instead of handing it
+/// back to the kernel. A pooled child frees most of a session's memory when the client
+/// leaves (and a large statement's parse tree as soon as it is classified) and needs it
+/// again at the next connection; trimming and regrowing the heap costs syscalls and page
+/// faults per session and makes the process size wander, which Pgpool-II's long-run
+/// memory checks (`ps` VSZ before and after) read as a leak. With these settings the heap
+/// only grows when a session needs more than any earlier one did.
+pub fn keep_heap_between_sessions() {
+    const KEEP: libc::c_int = 16 << 20;
+    const PAD: libc::c_int = 1 << 20;
+    // SAFETY: mallopt only changes glibc's malloc tuning parameters; it is called once,
+    // before the child serves anything, with values inside the documented ranges.
+    let ok = unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, KEEP) == 1
+            && libc::mallopt(libc::M_TOP_PAD, PAD) == 1
+            && libc::mallopt(libc::M_MMAP_THRESHOLD, PAD) == 1
+    };
+    if !ok {
+        log::debug!("malloc tuning not accepted; the heap may shrink between sessions");
+    }
+}
+
 /// Finds this process's argv area, where [`set_title`] writes; call once at start-up,
 /// after the command line was parsed (the arguments are not read again), before forking.
 pub fn init_title() {

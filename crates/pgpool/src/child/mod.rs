@@ -410,6 +410,7 @@ pub struct ChildSetup<'a> {
 /// The child's main loop; never returns.
 pub fn run(setup: ChildSetup<'_>) -> ! {
     let waker = sys::enter_process(crate::logging::ProcessKind::Child, sys::WORKER_SIGNALS);
+    sys::keep_heap_between_sessions();
     let num_backends = setup.cfg.backends.len();
     let max_pool = setup.cfg.max_pool as usize;
     let mut ctx = ChildContext {
