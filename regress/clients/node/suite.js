@@ -39,8 +39,8 @@ function showResult(r) {
     }
   }
 }
-async function connect() {
-  const c = new pg.Client(cfg);
+async function connect(extra) {
+  const c = new pg.Client(Object.assign({}, cfg, extra || {}));
   c.on('error', (e) => out('  client error event', e.code || e.message));
   await c.connect();
   return c;
@@ -135,6 +135,46 @@ scenario('pipelined_autocommit', async () => {
 scenario('pipelined_transaction', async () => {
   const c = await connect();
   const t = await fresh(c, 'pipe_tx');
+  const ps = [c.query('BEGIN')];
+  for (let i = 1; i <= 50; i++) ps.push(c.query(`INSERT INTO ${t} VALUES ($1, 'p')`, [i]));
+  ps.push(c.query(`SELECT count(*) FROM ${t}`));
+  ps.push(c.query('COMMIT'));
+  await settleAll(ps);
+  await settleAll([
+    c.query('BEGIN'),
+    c.query(`INSERT INTO ${t} VALUES ($1, 'a')`, [100]),
+    c.query(`INSERT INTO ${t} VALUES ($1, 'dup')`, [1]),
+    c.query(`INSERT INTO ${t} VALUES ($1, 'b')`, [101]),
+    c.query(`SELECT count(*) FROM ${t}`),
+    c.query('COMMIT'),
+    c.query(`SELECT count(*) FROM ${t}`),
+  ]);
+  await c.query('DROP TABLE ' + t);
+  await c.end();
+});
+
+// pg's opt-in pipeline mode: every query goes out at once (Parse/Bind/Execute/Sync each),
+// answers are read afterwards, so reads really do follow writes still in flight.
+scenario('pipeline_mode_autocommit', async () => {
+  const c = await connect({ pipeline: true });
+  const t = await fresh(c, 'pmode_ac');
+  const ps = [];
+  for (let i = 1; i <= 50; i++) ps.push(c.query(`INSERT INTO ${t} VALUES ($1, 'p')`, [i]));
+  ps.push(c.query(`SELECT count(*) FROM ${t}`));
+  await settleAll(ps);
+  await settleAll([
+    c.query(`INSERT INTO ${t} VALUES ($1, 'a')`, [100]),
+    c.query(`INSERT INTO ${t} VALUES ($1, 'dup')`, [1]),
+    c.query(`INSERT INTO ${t} VALUES ($1, 'b')`, [101]),
+    c.query(`SELECT count(*) FROM ${t}`),
+  ]);
+  await c.query('DROP TABLE ' + t);
+  await c.end();
+});
+
+scenario('pipeline_mode_transaction', async () => {
+  const c = await connect({ pipeline: true });
+  const t = await fresh(c, 'pmode_tx');
   const ps = [c.query('BEGIN')];
   for (let i = 1; i <= 50; i++) ps.push(c.query(`INSERT INTO ${t} VALUES ($1, 'p')`, [i]));
   ps.push(c.query(`SELECT count(*) FROM ${t}`));

@@ -206,27 +206,48 @@ def pipeline_transaction():
 
 @scenario
 def pipeline_tx_no_lingering_lock():
-    # A pipeline that ran a transaction reading a table; afterwards no node may
-    # still hold a lock on it: a DROP from another session must not wait for a
-    # standby's recovery conflict (synchronous_commit = remote_apply).
+    # A pipeline that ran a transaction (a read, a write, a read, COMMIT); afterwards no
+    # node may still hold it open. Seen from the client: the transaction status is idle,
+    # later autocommit reads each run in a transaction of their own (now() is their own
+    # start), and a DROP of the table from another session does not wait for a standby's
+    # recovery conflict (synchronous_commit = remote_apply: the DROP's commit waits until
+    # every standby replayed it, which a lock held there delays).
     with connect() as c0:
         t = fresh(c0, "pipe_lock")
+        t2 = fresh(c0, "pipe_lock2")
         c0.execute("INSERT INTO %s VALUES (1, 'a')" % t)
+        c0.execute("INSERT INTO %s VALUES (1, 'a')" % t2)
     c = connect(autocommit=False)
+
+    def after_pipeline(table):
+        out("  transaction status", c.info.transaction_status.name)
+        try:
+            c.autocommit = True
+        except psycopg.Error as e:
+            err(e)
+            c.rollback()
+            c.autocommit = True
+        for _ in range(3):
+            q(c, "SELECT now() = statement_timestamp(), (SELECT count(*) FROM %s)" % table)
+        with connect() as c2:
+            c2.execute("SET statement_timeout = '8s'")
+            t0 = time.monotonic()
+            q(c2, "DROP TABLE %s" % table)
+            out("  drop finished within 5s:", time.monotonic() - t0 < 5)
+        c.autocommit = False
+
     with c.pipeline():
         c.execute("SELECT count(*) FROM %s" % t)
         c.execute("INSERT INTO %s VALUES (2, 'b')" % t)
         cur = c.execute("SELECT count(*) FROM %s" % t)
         c.commit()
     out("  pipeline count", fmt_row(cur.fetchone()))
+    after_pipeline(t)
     with c.pipeline():
-        cur = c.execute("SELECT v FROM %s WHERE id = 1" % t)
+        cur = c.execute("SELECT v FROM %s WHERE id = 1" % t2)
         c.commit()
     out("  read", fmt_row(cur.fetchone()))
-    with connect() as c2:
-        t0 = time.monotonic()
-        q(c2, "DROP TABLE %s" % t)
-        out("  drop finished within 5s:", time.monotonic() - t0 < 5)
+    after_pipeline(t2)
     q(c, "SELECT 1")
     c.rollback()
     c.close()
