@@ -19,6 +19,7 @@ mod routed;
 mod scanner;
 mod session;
 mod session_conns;
+mod session_state;
 
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
@@ -35,7 +36,7 @@ use crate::net::{Listeners, Stream};
 use crate::sys::{self, Waker};
 
 pub use pool::ConnectionPool;
-use relay::RelayBuffers;
+use session_state::RelayBuffers;
 
 /// Everything a child needs, inherited from the main process at fork.
 pub struct ChildContext<'a> {

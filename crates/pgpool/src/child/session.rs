@@ -16,10 +16,11 @@ use crate::backend::{BackendConn, MessageReader};
 use crate::child::admin::Admin;
 use crate::child::client_auth::{self, AuthFailure};
 use crate::child::pool::PoolKey;
-use crate::child::relay::{self, SessionState};
+use crate::child::relay;
 use crate::child::relay_shared::RelayEnd;
 use crate::child::routed::{self, Routed, RoutedConfig, RoutedState, Router};
 use crate::child::session_conns::{acquire, attach_node, join_live_nodes, release};
+use crate::child::session_state::SessionState;
 use crate::child::ChildContext;
 use crate::net::Stream;
 
@@ -412,12 +413,12 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         session_node: lb.unwrap_or(node),
         statements: Vec::new(),
     };
-    let mut st = SessionState::default();
-    st.log_statement = ctx.cfg.log_statement;
-    if ctx.cfg.log_client_messages {
-        st.client_log = Some(Default::default());
-    }
-    st.notice_node = ctx.cfg.notice_per_node_statement.then_some(node);
+    let mut st = SessionState {
+        log_statement: ctx.cfg.log_statement,
+        client_log: ctx.cfg.log_client_messages.then(Default::default),
+        notice_node: ctx.cfg.notice_per_node_statement.then_some(node),
+        ..Default::default()
+    };
     if ctx.cfg.log_per_node_statement {
         st.log_node = set
             .conns
