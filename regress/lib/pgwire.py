@@ -7,6 +7,7 @@ Standard library only.  Used as a module (Conn, cancel) or as a command:
     pgwire.py bad-input CASE HOST PORT USER DB
     pgwire.py query-ext HOST PORT USER DB SQL   (prints rows, '|'-separated)
     pgwire.py ext-tags HOST PORT USER DB SQL [STMT]   (prints reply message tags)
+    pgwire.py aborted-pipeline HOST PORT USER DB ROUNDS
 
 Every scenario prints "ok: ..." lines and exits 0, or prints "FAIL: ..." and
 exits 1.  Authentication: trust, cleartext or md5 (password from PGPASSWORD).
@@ -385,11 +386,57 @@ def scenario_bad_input(case, host, port, user, db):
         fail("unknown bad-input case " + case)
 
 
+def ext_message(sql):
+    """Parse/Bind/Execute/Sync of an unnamed statement without parameters."""
+    return (message(b"P", b"\0" + sql.encode() + b"\0\0\0")
+            + message(b"B", b"\0\0\0\0\0\0\0\0")
+            + message(b"E", b"\0\0\0\0\0")
+            + message(b"S"))
+
+
+def scenario_aborted_pipeline(host, port, user, db, rounds):
+    """A transaction fails mid-pipeline; once its answers are in, three simple queries
+    arrive in one packet: a read (refused by pgpool itself: the transaction is aborted),
+    COMMIT and a read. All three must be answered as PostgreSQL would."""
+    for r in range(int(rounds)):
+        c = Conn(host, port)
+        c.startup(user, db)
+        table = "pgwire_aborted_%d" % os.getpid()
+        rows, err = c.query("DROP TABLE IF EXISTS %s; CREATE TABLE %s (id int primary key)"
+                            % (table, table))
+        if err:
+            fail("create table: %s" % err.get("M"))
+        c.send(message(b"Q", b"BEGIN\0")
+               + ext_message("INSERT INTO %s VALUES (1)" % table)
+               + ext_message("INSERT INTO %s VALUES (1)" % table))
+        got = [c.read_result()[1] for _ in range(3)]
+        if got[0] or got[1] or not got[2] or got[2].get("C") != "23505":
+            fail("round %d: BEGIN, INSERT, duplicate INSERT answered %r" % (r, got))
+        c.send(message(b"Q", ("SELECT count(*) FROM %s\0" % table).encode())
+               + message(b"Q", b"COMMIT\0")
+               + message(b"Q", ("SELECT count(*) FROM %s\0" % table).encode()))
+        try:
+            first = c.read_result()
+            second = c.read_result()
+            third = c.read_result()
+        except socket.timeout:
+            fail("round %d: no answer within 10 s to the queries after the refused read" % r)
+        if not first[1] or first[1].get("C") != "25P02":
+            fail("round %d: read in the aborted transaction answered %r" % (r, first))
+        if second[1] or third != ([["0"]], None):
+            fail("round %d: COMMIT answered %r, the read after it %r" % (r, second, third))
+        c.query("DROP TABLE %s" % table)
+        c.close()
+    ok("%s rounds: refused read, COMMIT and the read after it all answered" % rounds)
+
+
 def main(argv):
     if len(argv) >= 5 and argv[0] == "cancel-session":
         scenario_cancel_session(*argv[1:5])
     elif len(argv) >= 6 and argv[0] == "bad-input":
         scenario_bad_input(*argv[1:6])
+    elif len(argv) >= 6 and argv[0] == "aborted-pipeline":
+        scenario_aborted_pipeline(*argv[1:6])
     elif len(argv) >= 6 and argv[0] == "query-ext":
         c = Conn(argv[1], argv[2])
         c.startup(argv[3], argv[4])

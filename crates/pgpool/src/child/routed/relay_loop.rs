@@ -293,8 +293,10 @@ pub(super) fn relay_loop(
             cfrom = 0;
         }
         // 2. Answer a local command once everything before it was answered.
+        let mut answered_locally = false;
         if pending_local.is_some() && order.is_empty() && to_client_from >= to_client.len() {
             if let Some((q, answer)) = pending_local.take() {
+                answered_locally = true;
                 to_client.clear();
                 to_client_from = 0;
                 match answer {
@@ -378,9 +380,11 @@ pub(super) fn relay_loop(
         }
         let arrived = std::mem::take(&mut routed.router.catalog_arrived)
             | std::mem::take(&mut routed.router.now_arrived)
-            | replicated;
+            | replicated
+            | answered_locally;
         if arrived && cfrom < cto {
-            // The batches held for the catalog's (or timestamp's) answer can be routed now.
+            // The batches held for the catalog's (or timestamp's) answer, or behind a local
+            // answer, can be routed now: they were read already, no socket event will come.
             continue;
         }
         if routed.router.snapshot_step_held && cfrom < cto {
