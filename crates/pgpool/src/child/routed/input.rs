@@ -8,8 +8,23 @@ pub(super) fn write_some(
     buf: &mut Vec<u8>,
     from: &mut usize,
 ) -> io::Result<()> {
-    while *from < buf.len() {
-        match stream.write(&buf[*from..]) {
+    write_range(stream, buf, from, buf.len())?;
+    if *from >= buf.len() {
+        buf.clear();
+        *from = 0;
+    }
+    Ok(())
+}
+
+/// Writes `buf[*from..end]` as far as the socket takes it, advancing `from`.
+pub(super) fn write_range(
+    stream: &mut Stream,
+    buf: &[u8],
+    from: &mut usize,
+    end: usize,
+) -> io::Result<()> {
+    while *from < end {
+        match stream.write(&buf[*from..end]) {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "peer closed")),
             Ok(n) => *from += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -17,8 +32,6 @@ pub(super) fn write_some(
             Err(e) => return Err(e),
         }
     }
-    buf.clear();
-    *from = 0;
     Ok(())
 }
 

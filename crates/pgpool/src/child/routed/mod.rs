@@ -138,6 +138,9 @@ struct NodeIo {
     batch_hide: u32,
     /// Sent a BEGIN whose answer may still be on its way, or inside a transaction.
     joined_tx: bool,
+    /// `out` from this offset waits: a write for the primary held until the reads sent
+    /// before it to other nodes were answered (see [`NodeIo::hold_writes`]).
+    held_from: Option<usize>,
 }
 
 impl NodeIo {
@@ -154,12 +157,51 @@ impl NodeIo {
             tx: b'I',
             batch_hide: 0,
             joined_tx: false,
+            held_from: None,
         }
     }
 
+    /// Bytes not yet written, held ones included.
     fn has_output(&self) -> bool {
         self.out_from < self.out.len()
     }
+
+    /// Bytes that may be written now.
+    fn has_sendable(&self) -> bool {
+        self.out_from < self.held_from.unwrap_or(self.out.len())
+    }
+
+    /// A pipeline is one sequence of statements: a write must not run on the primary
+    /// before a read the client sent earlier has run on a standby, or the read could
+    /// see it. So what is queued for the primary from here on waits (`others_reading`:
+    /// a node other than the primary still owes answers the client will see).
+    fn hold_writes(&mut self, others_reading: bool) {
+        if others_reading && self.held_from.is_none() {
+            self.held_from = Some(self.out.len());
+        }
+    }
+
+    /// Lets held bytes go once no other node owes the client a read.
+    fn release_writes(&mut self, others_reading: bool) {
+        if !others_reading {
+            self.held_from = None;
+        }
+    }
+
+    /// Writes what may be written now.
+    fn write_sendable(&mut self, stream: &mut Stream) -> io::Result<()> {
+        match self.held_from {
+            None => write_some(stream, &mut self.out, &mut self.out_from),
+            Some(end) => write_range(stream, &self.out, &mut self.out_from, end),
+        }
+    }
+}
+
+/// True when a node other than the primary still owes the client answers (a read).
+fn others_reading(io: &[NodeIo]) -> bool {
+    io.iter()
+        .enumerate()
+        .any(|(k, n)| k != PRIMARY && n.queue.iter().any(|e| e.forward))
 }
 
 /// A statement prepared by the client (named or the unnamed one).

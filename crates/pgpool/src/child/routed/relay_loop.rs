@@ -178,6 +178,10 @@ pub(super) fn relay_loop(
                         });
                         main_only = true;
                     } else {
+                        if routed.router.batch_writes && !continuing && target.includes(PRIMARY) {
+                            let reading = others_reading(&io);
+                            io[PRIMARY].hold_writes(reading);
+                        }
                         let all = 0..io.len();
                         dispatch(routed.router, batch, target, &mut io, all);
                         echo_session_statements(routed.router, target, &mut io);
@@ -341,10 +345,11 @@ pub(super) fn relay_loop(
             info.set_busy(!n.queue.is_empty());
         }
         // 4. Writes.
+        let reading = others_reading(&io);
+        io[PRIMARY].release_writes(reading);
         for (k, n) in io.iter_mut().enumerate() {
-            if n.has_output() {
-                let NodeIo { out, out_from, .. } = n;
-                if let Err(e) = write_some(&mut backends[k].stream, out, out_from) {
+            if n.has_sendable() {
+                if let Err(e) = n.write_sendable(&mut backends[k].stream) {
                     state.failed_node = Some(node_ids[k]);
                     return RelayEnd::BackendFailed(format!(
                         "unable to forward message to backend node {}: {e}",
@@ -416,7 +421,7 @@ pub(super) fn relay_loop(
             if to_client_from >= to_client.len() && want_read(k, &io, &order) {
                 *f |= PollFlags::POLLIN;
             }
-            if io[k].has_output() {
+            if io[k].has_sendable() {
                 *f |= PollFlags::POLLOUT;
             }
         }
