@@ -429,6 +429,12 @@ fn relay_loop(
         if rescan && cs.pending.is_empty() && cs.local.is_none() {
             continue;
         }
+        // A local command read behind another one's answer: its turn came when that answer
+        // went out, and no socket event will say so.
+        if cs.local.is_some() && cs.pending.is_empty() && to_client.is_empty() && st.outstanding == 0
+        {
+            continue;
+        }
         // Read from the client only when everything it sent was dealt with.
         let client_can_read = cs.pending.is_empty() && cs.local.is_none();
         let mut client_flags = PollFlags::empty();

@@ -20,11 +20,18 @@ pub(super) fn dispatch(
             continue;
         }
         // Statements bound in this batch but parsed elsewhere: parse them here first (a
-        // Parse earlier in the batch counts as done, since the batch goes out whole).
+        // Parse earlier in the batch counts as done, since the batch goes out whole). In
+        // message order: a Close then a Parse of the same name leaves it prepared here.
         for (tag, body) in Messages(batch) {
             let (name, replay) = match tag {
                 b'P' => (cstr(body).0, false),
                 b'B' => (cstr(cstr(body).1).0, true),
+                b'C' if body.first() == Some(&b'S') => {
+                    if let Some(st) = router.statements.get_mut(cstr(&body[1..]).0) {
+                        st.set_on(k, false);
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             if let Some(st) = router.statements.get_mut(name) {
@@ -36,14 +43,6 @@ pub(super) fn dispatch(
             }
         }
         node.out.extend_from_slice(batch);
-        // Close of a statement: it is gone from this node.
-        for (tag, body) in Messages(batch) {
-            if tag == b'C' && body.first() == Some(&b'S') {
-                if let Some(st) = router.statements.get_mut(cstr(&body[1..]).0) {
-                    st.set_on(k, false);
-                }
-            }
-        }
     }
     // A statement closed on the nodes of this batch but still prepared on others is
     // closed there too, so its name can be reused anywhere.

@@ -93,6 +93,9 @@ struct Expect {
     notices: Vec<u8>,
     /// The batch writes (a read must not overtake it on another node).
     writes: bool,
+    /// The batch runs statements that could fail and so abort the transaction there
+    /// (everything but a batch that only starts one).
+    may_abort: bool,
 }
 
 /// pgpool's own queries on the main node, read by the relay.
@@ -287,6 +290,9 @@ pub struct Router {
     open: Option<Target>,
     /// `open` ended with a Flush (not with an overflowing message).
     open_flushed: bool,
+    /// The batch being routed needs the primary, which the open batch (flushed on a
+    /// standby) does not include: that one is closed first with a Sync of pgpool's own.
+    close_open: bool,
     /// The last batch was extended messages ending with a Sync (if it started a COPY IN,
     /// the server ignores that Sync)...
     last_extended_synced: bool,
@@ -354,6 +360,7 @@ impl Default for Router {
             serializable_tx: false,
             open: None,
             open_flushed: false,
+            close_open: false,
             last_extended_synced: false,
             copy_sync_owed: false,
             last: Target::Primary,

@@ -37,6 +37,12 @@ impl Routed<'_> {
         if io[PRIMARY].queue.iter().any(|e| e.writes) {
             return false;
         }
+        // In a transaction, a statement still in flight on the primary may fail and abort
+        // the transaction there; the read must then fail too (25P02), as on one server.
+        let tx_under_way = in_tx || io[PRIMARY].joined_tx;
+        if tx_under_way && io[PRIMARY].queue.iter().any(|e| e.may_abort) {
+            return false;
+        }
         // Inside a transaction the standby must be in it too (BEGIN went to all); its
         // answer to the BEGIN may not have been read yet.
         !in_tx

@@ -152,6 +152,10 @@ pub(super) fn relay_loop(
                         counts.record(routed.shm.backend(node_ids[t.answering()]));
                         t
                     };
+                    if std::mem::take(&mut routed.router.close_open) {
+                        close_flushed_batch(routed.router, &mut io);
+                    }
+                    let continuing = continuing && routed.router.open.is_some();
                     routed.order_snapshot_step(&io);
                     if routed.cfg.main_first
                         && !copy_data
@@ -266,6 +270,7 @@ pub(super) fn relay_loop(
                                 n.queue.push_back(Expect {
                                     forward: k == answering,
                                     writes: routed.router.batch_writes,
+                                    may_abort: !routed.router.batch_starts_tx,
                                     hide,
                                     synced,
                                     notices: if k == answering {

@@ -109,7 +109,13 @@ impl Routed<'_> {
                             st.is_write = is_write;
                             st.kind = kind;
                             st.has_effects = has_effects;
-                            st.on = 0;
+                            // A new unnamed statement replaces the old one only where it
+                            // is parsed; a named one is closed first (in this batch or an
+                            // earlier one), and where the old one still lives is what
+                            // dispatch needs to close it there too.
+                            if name.is_empty() {
+                                st.on = 0;
+                            }
                         }
                         None => {
                             let st = Statement {
@@ -210,7 +216,13 @@ impl Routed<'_> {
             }
             i += h.total_len();
         }
-        let target = if let Some(t) = open {
+        // A write (or anything else for the primary) after reads flushed to a standby
+        // cannot join them there: they are closed, and this batch is routed on its own.
+        let leave_open = self.router.open_flushed
+            && matches!(open, Some(t) if !t.includes(PRIMARY)
+                && (need_primary || need_replicated || need_both));
+        self.router.close_open = leave_open;
+        let target = if let (Some(t), false) = (open, leave_open) {
             t
         } else if let Some(k) = forced {
             if k == PRIMARY {
