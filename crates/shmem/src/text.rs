@@ -18,11 +18,28 @@ impl<const N: usize> ShmText<N> {
         while !s.is_char_boundary(end) {
             end -= 1;
         }
-        self.version.fetch_add(1, Ordering::AcqRel); // odd: write in progress
-        for (slot, b) in self.bytes.iter().zip(s.as_bytes()[..end].iter()) {
-            slot.store(*b, Ordering::Relaxed);
+        self.write(&s.as_bytes()[..end]);
+    }
+
+    /// Stores raw bytes, truncated to N bytes without cutting a UTF-8 sequence in two
+    /// (readers decode lossily, so other bytes are kept as they came).
+    pub fn set_bytes(&self, b: &[u8]) {
+        let mut end = b.len().min(N);
+        if end < b.len() {
+            // back off over continuation bytes to the start of the cut character
+            while end > 0 && b[end] & 0xC0 == 0x80 {
+                end -= 1;
+            }
         }
-        self.len.store(end as u32, Ordering::Relaxed);
+        self.write(&b[..end]);
+    }
+
+    fn write(&self, b: &[u8]) {
+        self.version.fetch_add(1, Ordering::AcqRel); // odd: write in progress
+        for (slot, v) in self.bytes.iter().zip(b) {
+            slot.store(*v, Ordering::Relaxed);
+        }
+        self.len.store(b.len() as u32, Ordering::Relaxed);
         self.version.fetch_add(1, Ordering::AcqRel);
     }
 

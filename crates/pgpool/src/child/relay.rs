@@ -142,6 +142,7 @@ fn walk_client(
                 local.count_statement(sql::leading_kind(&buf[body.clone()]));
                 local.note_query(&buf[body.clone()]);
                 crate::sys::set_title_command(&buf[body.clone()]);
+                local.note_sent_here(&buf[body.clone()]);
                 st.note_statement(&buf[body]);
             }
             b'S' => {
@@ -198,6 +199,7 @@ fn note_extended(st: &mut SessionState, tag: u8, body: &[u8], local: &mut dyn Lo
     let rest = body.get(name_end + 1..).unwrap_or(&[]);
     if tag == b'P' {
         local_ext::note_parse(body, local);
+        local.note_sent_here(rest);
         st.note_statement(rest);
         let kind = sql::leading_kind(rest);
         match st.statement_kinds.get_mut(&body[..name_end]) {

@@ -126,6 +126,17 @@ pub trait LocalCommands {
         let _ = query;
     }
 
+    /// A statement (Query or Parse text) about to be sent to `nodes`; the last one
+    /// shows in SHOW POOL_POOLS / pcp_proc_info.
+    fn note_sent(&self, text: &[u8], nodes: &mut dyn Iterator<Item = usize>) {
+        let _ = (text, nodes);
+    }
+
+    /// [`LocalCommands::note_sent`] for a statement sent to the session's one node.
+    fn note_sent_here(&self, text: &[u8]) {
+        let _ = text;
+    }
+
     /// True when the node this session uses was detached (failover).
     fn node_detached(&self) -> bool {
         false

@@ -171,6 +171,26 @@ pub(super) fn advance_replication(
     was && router.replicating.is_none()
 }
 
+/// The text of the batch's last Query or Parse (SHOW POOL_POOLS' statement column).
+pub(super) fn last_statement(batch: &[u8]) -> Option<&[u8]> {
+    let mut i = 0;
+    let mut last = None;
+    while i + 5 <= batch.len() {
+        let Ok(Some(h)) = scan_header(&batch[i..]) else {
+            break;
+        };
+        let end = (i + h.total_len()).min(batch.len());
+        let body = &batch[i + 5..end];
+        match h.tag {
+            b'Q' => last = Some(cstr(body).0),
+            b'P' => last = Some(cstr(cstr(body).1).0),
+            _ => {}
+        }
+        i = end;
+    }
+    last
+}
+
 /// log_statement, log_per_node_statement and notice_per_node_statement for a batch sent
 /// to `target`; notices are appended to `notices` for the client.
 pub(super) fn log_statements(

@@ -201,6 +201,12 @@ pub(super) fn relay_loop(
                             &mut notices,
                         );
                     }
+                    if let Some(t) = last_statement(batch) {
+                        let mut nodes = (0..node_ids.len())
+                            .filter(|&k| target.includes(k))
+                            .map(|k| node_ids[k]);
+                        local.note_sent(t, &mut nodes);
+                    }
                     if kind == BatchEnd::Overflow {
                         // Part of a message that does not fit: the rest follows it.
                         let mut j = cfrom;
