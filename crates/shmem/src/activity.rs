@@ -39,12 +39,23 @@ impl ChildActivity {
     /// Records the statement about to be sent to `nodes` (the text up to its first NUL,
     /// cut to [`STATEMENT_LEN`] bytes).
     pub fn set_statement(&self, text: &[u8], nodes: impl IntoIterator<Item = usize>) {
+        self.set_statement_as(b"", text, nodes);
+    }
+
+    /// [`ChildActivity::set_statement`] with `prefix` before the text (Pgpool-II 4.7
+    /// shows extended-protocol messages as "Parse: ...", "Bind: ...", "Execute: ...").
+    pub fn set_statement_as(
+        &self,
+        prefix: &[u8],
+        text: &[u8],
+        nodes: impl IntoIterator<Item = usize>,
+    ) {
         let mut mask = [0u64; WORDS];
         for n in nodes.into_iter().filter(|&n| n < MAX_BACKENDS) {
             mask[n / 64] |= 1 << (n % 64);
         }
         let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-        self.statement.set_bytes(&text[..end]);
+        self.statement.set_parts(&[prefix, &text[..end]]);
         for (w, m) in self.statement_nodes.iter().zip(mask) {
             w.store(m, Ordering::Relaxed);
         }
@@ -90,6 +101,15 @@ mod tests {
         let wide = "é".repeat(600);
         a.set_statement(wide.as_bytes(), [1]);
         assert_eq!(a.statement_for(1), Some("é".repeat(511)));
+        a.set_statement_as(b"Execute: ", b"SELECT $1\0", [0]);
+        assert_eq!(a.statement_for(0).as_deref(), Some("Execute: SELECT $1"));
+        let wide = "é".repeat(600);
+        a.set_statement_as(b"Parse: ", wide.as_bytes(), [0]);
+        // "Parse: " is 7 bytes: 1016 bytes left, 508 characters
+        assert_eq!(
+            a.statement_for(0),
+            Some(format!("Parse: {}", "é".repeat(508)))
+        );
         a.set_load_balance_node(None);
         assert_eq!(a.load_balance_node(), None);
         assert_eq!(

@@ -18,28 +18,40 @@ impl<const N: usize> ShmText<N> {
         while !s.is_char_boundary(end) {
             end -= 1;
         }
-        self.write(&s.as_bytes()[..end]);
+        self.set_parts(&[&s.as_bytes()[..end]]);
     }
 
     /// Stores raw bytes, truncated to N bytes without cutting a UTF-8 sequence in two
     /// (readers decode lossily, so other bytes are kept as they came).
     pub fn set_bytes(&self, b: &[u8]) {
-        let mut end = b.len().min(N);
-        if end < b.len() {
+        self.set_parts(&[b]);
+    }
+
+    /// [`ShmText::set_bytes`] of the concatenation of `parts`, without building it.
+    pub fn set_parts(&self, parts: &[&[u8]]) {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let byte_at = |mut i: usize| {
+            for p in parts {
+                if i < p.len() {
+                    return p[i];
+                }
+                i -= p.len();
+            }
+            0
+        };
+        let mut end = total.min(N);
+        if end < total {
             // back off over continuation bytes to the start of the cut character
-            while end > 0 && b[end] & 0xC0 == 0x80 {
+            while end > 0 && byte_at(end) & 0xC0 == 0x80 {
                 end -= 1;
             }
         }
-        self.write(&b[..end]);
-    }
-
-    fn write(&self, b: &[u8]) {
         self.version.fetch_add(1, Ordering::AcqRel); // odd: write in progress
-        for (slot, v) in self.bytes.iter().zip(b) {
+        let bytes = parts.iter().flat_map(|p| p.iter()).take(end);
+        for (slot, v) in self.bytes.iter().zip(bytes) {
             slot.store(*v, Ordering::Relaxed);
         }
-        self.len.store(b.len() as u32, Ordering::Relaxed);
+        self.len.store(end as u32, Ordering::Relaxed);
         self.version.fetch_add(1, Ordering::AcqRel);
     }
 

@@ -10,6 +10,9 @@
 #   went), while its load-balance node stays node 1; a statement longer than 1023
 #   bytes is cut to 1023 as in Pgpool-II;
 # - the last statement stays on the child's rows once the client is gone (4.7);
+# - pgbench -M prepared shows "Execute: SELECT abalance ..." (4.7's form for the
+#   extended protocol) on its node 1 row, and one whose reads go to the primary (a
+#   session on one node) on its node 0 row;
 # - Debian's Pgpool-II 4.3.5 pcp_proc_info (if installed) still reads the longer
 #   records: database, user, pids and status as SHOW POOL_POOLS shows them;
 # - pcp_node_info: with no release header (4.3's sample has none) the 4.3 record,
@@ -24,7 +27,7 @@ PCP_BIN=${PCP_BIN:-$REPO_DIR/target/release}
 
 setup_cluster 3 s 'backend_weight0 = 0' 'backend_weight1 = 1' 'backend_weight2 = 0' \
     'num_init_children = 4' 'max_pool = 1' 'health_check_period = 1' 'sr_check_period = 1' \
-    "read_only_function_list = 'pg_sleep'"
+    "read_only_function_list = 'pg_sleep'" "app_name_redirect_preference_list = 'single044:primary'"
 export PCPPASSFILE=$TEST_DIR/etc/pcppass
 U=(-h 127.0.0.1 -p "$PCP_PORT" -U "$PGSUPERUSER" -w)
 
@@ -105,6 +108,25 @@ got=$(long_row)
 assert_eq 1023 "${#got}" "statement cut to 1023 bytes"
 assert_eq "${long:0:1023}" "$got" "statement: the first 1023 bytes"
 wait "$long_job" || fail "the long read failed"
+
+# --- the extended protocol: "Execute: <statement>" as Pgpool-II 4.7 shows it -----------
+pgbench_pgpool -i -q >"$WORK_DIR/init.out" 2>&1 || fail "pgbench -i: $(tail -3 "$WORK_DIR/init.out")"
+wait_replay
+pgbench_pgpool -n -S -M prepared -c 1 -T 4 >"$WORK_DIR/bench.out" 2>&1 &
+bench_job=$!
+# reads of this one go to the primary: a session on one node (the single-node relay)
+PGAPPNAME=single044 pgbench_pgpool -n -S -M prepared -c 1 -T 4 >"$WORK_DIR/bench0.out" 2>&1 &
+bench0_job=$!
+exec_rows() { pools | awk -F'|' '$6 ~ /^Execute: / { print $2 "|" $3 "|" $6 }' | sort -u; }
+has_exec() { [ -n "$(exec_rows)" ]; }
+has_both() { [ "$(exec_rows | grep -c '^\([01]\)|1|')" = 2 ]; }
+wait_until 10 has_both || pgpool_bug "no two SHOW POOL_POOLS rows show an Execute: $(exec_rows)"
+assert_eq 'Execute: SELECT abalance FROM pgbench_accounts WHERE aid = $1;' \
+    "$(exec_rows | sed -n 's/^1|1|//p')" "pgbench -M prepared: its Execute on its load-balance node's row"
+assert_eq 'Execute: SELECT abalance FROM pgbench_accounts WHERE aid = $1;' \
+    "$(exec_rows | sed -n 's/^0|1|//p')" "pgbench -M prepared reading from the primary: its Execute on node 0's row"
+wait "$bench_job" || fail "pgbench -M prepared: $(tail -3 "$WORK_DIR/bench.out")"
+wait "$bench0_job" || fail "pgbench -M prepared (primary): $(tail -3 "$WORK_DIR/bench0.out")"
 
 # --- pcp_node_info records ----------------------------------------------------------
 expect_node1="127.0.0.1 $(node_port 1) 2 1.000000 up up standby standby 0 streaming async"

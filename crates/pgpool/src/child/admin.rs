@@ -128,15 +128,13 @@ impl LocalCommands for Admin<'_> {
         crate::child::terminate_request(self.shm, query);
     }
 
-    fn note_sent(&self, text: &[u8], nodes: &mut dyn Iterator<Item = usize>) {
-        self.shm
-            .child(self.child)
-            .activity
-            .set_statement(text, nodes);
+    fn note_sent(&self, prefix: &[u8], text: &[u8], nodes: &mut dyn Iterator<Item = usize>) {
+        let activity = &self.shm.child(self.child).activity;
+        activity.set_statement_as(prefix, text, nodes);
     }
 
-    fn note_sent_here(&self, text: &[u8]) {
-        self.note_sent(text, &mut std::iter::once(self.session_node));
+    fn note_sent_here(&self, prefix: &[u8], text: &[u8]) {
+        self.note_sent(prefix, text, &mut std::iter::once(self.session_node));
     }
 
     fn returns_rows(&self, query: &[u8]) -> bool {

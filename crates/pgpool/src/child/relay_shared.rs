@@ -126,15 +126,16 @@ pub trait LocalCommands {
         let _ = query;
     }
 
-    /// A statement (Query or Parse text) about to be sent to `nodes`; the last one
-    /// shows in SHOW POOL_POOLS / pcp_proc_info.
-    fn note_sent(&self, text: &[u8], nodes: &mut dyn Iterator<Item = usize>) {
-        let _ = (text, nodes);
+    /// A statement about to be sent to `nodes`: a Query's text (`prefix` empty) or an
+    /// extended-protocol message's ("Parse: ", "Bind: ", "Execute: " and the statement's
+    /// text); the last one shows in SHOW POOL_POOLS / pcp_proc_info.
+    fn note_sent(&self, prefix: &[u8], text: &[u8], nodes: &mut dyn Iterator<Item = usize>) {
+        let _ = (prefix, text, nodes);
     }
 
     /// [`LocalCommands::note_sent`] for a statement sent to the session's one node.
-    fn note_sent_here(&self, text: &[u8]) {
-        let _ = text;
+    fn note_sent_here(&self, prefix: &[u8], text: &[u8]) {
+        let _ = (prefix, text);
     }
 
     /// True when the node this session uses was detached (failover).
