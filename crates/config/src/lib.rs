@@ -286,7 +286,10 @@ impl Config {
         text: &str,
         used: Vec<&'static str>,
     ) -> Result<(), (usize, String)> {
-        self.written_for = compat::header_version(text).unwrap_or_else(|| compat::implied_by(used));
+        self.named_in_header = compat::header_version(text);
+        self.written_for = self
+            .named_in_header
+            .unwrap_or_else(|| compat::implied_by(used));
         for name in compat::versioned_defaults() {
             if self.raw.get(name).is_some() {
                 continue;
@@ -313,6 +316,14 @@ impl Config {
     /// The Pgpool-II release the file was written for, as (major, minor).
     pub fn written_for(&self) -> (u32, u32) {
         (4, self.written_for)
+    }
+
+    /// The release the file's header comment names (`# Pgpool-II 4.5 configuration file`,
+    /// as every Pgpool-II sample since 4.4 starts), as (major, minor); None without one
+    /// (4.3's sample has none). Wire formats that changed between releases where the
+    /// peer cannot say which it speaks (pcp_node_info's record) follow it.
+    pub fn named_release(&self) -> Option<(u32, u32)> {
+        self.named_in_header.map(|m| (4, m))
     }
 
     /// Warnings about the file (old parameter names), to be logged once it is loaded.

@@ -227,6 +227,8 @@ macro_rules! config_params {
             pub(crate) raw: crate::RawValues,
             /// Pgpool-II 4.x minor version the file was written for (see [`crate::compat`]).
             pub(crate) written_for: u32,
+            /// The 4.x minor version the file's header comment names, if it has one.
+            pub(crate) named_in_header: Option<u32>,
             /// Warnings about the file (old parameter names), in file order.
             pub(crate) notices: Vec<crate::Notice>,
         }
@@ -246,6 +248,7 @@ macro_rules! config_params {
                     node_values: std::collections::BTreeMap::new(),
                     raw: crate::RawValues::default(),
                     written_for: crate::compat::NEWEST,
+                    named_in_header: None,
                     notices: Vec::new(),
                 }
             }

@@ -134,6 +134,7 @@ fn defaults_follow_the_release_a_file_was_written_for() {
     // 4.5 (header): 'nobody', PCP processes logged, template1
     let c = parse("# --\n# Pgpool-II 4.5 configuration file\n# --\nport = 9999\n").expect("parses");
     assert_eq!(c.written_for(), (4, 5));
+    assert_eq!(c.named_release(), Some((4, 5)));
     assert_eq!(c.sr_check_user, "nobody");
     assert_eq!(c.recovery_user, "nobody");
     assert_eq!(c.wd_lifecheck_user, "nobody");
@@ -160,6 +161,8 @@ fn defaults_follow_the_release_a_file_was_written_for() {
     );
     let c = parse("work_dir = '/tmp'\n").expect("parses");
     assert_eq!((c.written_for(), c.sr_check_user.as_str()), ((4, 7), ""));
+    // only a header names the release (PCP record layouts follow it)
+    assert_eq!(c.named_release(), None);
     // 4.4 read a bare delay_threshold_by_time as seconds, 4.5 on as milliseconds
     let c =
         parse("# Pgpool-II 4.4 configuration file\ndelay_threshold_by_time = 2\n").expect("parses");

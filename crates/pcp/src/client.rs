@@ -87,6 +87,44 @@ pub struct NodeInfo {
     pub status_changed: i64,
 }
 
+/// Fields of a pcp_proc_info record as Pgpool-II 4.7 sends them (4.3 sends the first 17).
+pub const PROC_INFO_FIELDS: usize = 21;
+
+impl NodeInfo {
+    /// Decodes a NodeInfo record ("NodeInfo" and at least 12 more fields). Pgpool-II
+    /// 4.3 sends 13 fields; 4.4 and later 14, with a "delay by time" flag before the
+    /// delay, which is then in microseconds (shown as seconds with six decimals).
+    pub fn from_fields(s: &[String]) -> NodeInfo {
+        let get = |i: usize| s.get(i).cloned().unwrap_or_default();
+        let (delay, rest) = if s.len() >= 14 {
+            let value = get(10).trim().parse::<u64>().unwrap_or(0);
+            let by_time = frame::atoi(&get(9)) != 0;
+            let delay = if by_time {
+                format!("{:.6}", value as f32 / 1_000_000.0)
+            } else {
+                value.to_string()
+            };
+            (delay, 11)
+        } else {
+            (get(9).trim().to_string(), 10)
+        };
+        NodeInfo {
+            hostname: get(1),
+            port: frame::atoi(&get(2)),
+            status: frame::atoi(&get(3)),
+            quarantine: frame::atoi(&get(4)) != 0,
+            pg_status: get(5),
+            weight: get(6).trim().parse::<f64>().unwrap_or(0.0) / RAND_MAX,
+            role: frame::atoi(&get(7)),
+            pg_role: get(8),
+            delay,
+            replication_state: get(rest),
+            replication_sync_state: get(rest + 1),
+            status_changed: frame::atoi(&get(rest + 2)),
+        }
+    }
+}
+
 /// The OS user name (the default PCP user).
 pub fn os_user() -> Option<String> {
     nix::unistd::User::from_uid(nix::unistd::geteuid())
@@ -278,20 +316,7 @@ impl Connection {
             if s.len() < 13 {
                 return Err("command failed. invalid response".into());
             }
-            out.push(NodeInfo {
-                hostname: s[1].clone(),
-                port: frame::atoi(&s[2]),
-                status: frame::atoi(&s[3]),
-                quarantine: frame::atoi(&s[4]) != 0,
-                pg_status: s[5].clone(),
-                weight: s[6].trim().parse::<f64>().unwrap_or(0.0) / RAND_MAX,
-                role: frame::atoi(&s[7]),
-                pg_role: s[8].clone(),
-                delay: s[9].trim().to_string(),
-                replication_state: s[10].clone(),
-                replication_sync_state: s[11].clone(),
-                status_changed: frame::atoi(&s[12]),
-            });
+            out.push(NodeInfo::from_fields(&s));
         }
         Ok(out)
     }
@@ -315,7 +340,8 @@ impl Connection {
         Ok(s.iter().skip(2).take(n).map(|v| frame::atoi(v)).collect())
     }
 
-    /// The 17 fields (SHOW POOL_POOLS order) of every reported connection slot.
+    /// The fields (SHOW POOL_POOLS order, 17 from Pgpool-II 4.3, 21 from 4.7: missing
+    /// ones empty) of every reported connection slot.
     pub fn proc_info(&mut self, pid: i64) -> Result<Vec<Vec<String>>, String> {
         let r = self.request(b'P', &Body::new().str(&pid.to_string()).0, b'p')?;
         let mut out = Vec::new();
@@ -325,7 +351,7 @@ impl Connection {
                 continue;
             }
             s.remove(0);
-            s.resize(17, String::new());
+            s.resize(PROC_INFO_FIELDS, String::new());
             out.push(s);
         }
         Ok(out)

@@ -226,6 +226,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn node_records_of_4_3_and_4_4() {
+        let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let head = [
+            "NodeInfo",
+            "h1",
+            "5433",
+            "2",
+            "0",
+            "up",
+            "1610612735.250000",
+            "3",
+            "standby",
+        ];
+        let tail = ["streaming", "async", "1700000000"];
+        // 4.3: the delay, in bytes (or pgpool-rs's seconds text)
+        let r43 = f(&[&head[..], &["123"], &tail[..]].concat());
+        let n = NodeInfo::from_fields(&r43);
+        assert_eq!(
+            (n.delay.as_str(), n.replication_state.as_str()),
+            ("123", "streaming")
+        );
+        assert_eq!(
+            (n.replication_sync_state.as_str(), n.status_changed),
+            ("async", 1_700_000_000)
+        );
+        // 4.4 and later: the by-time flag, then the delay (microseconds when set)
+        let r44 = f(&[&head[..], &["1", "2500000"], &tail[..]].concat());
+        let n = NodeInfo::from_fields(&r44);
+        assert_eq!(
+            (n.delay.as_str(), n.replication_state.as_str()),
+            ("2.500000", "streaming")
+        );
+        assert_eq!((n.port, n.role, n.status_changed), (5433, 3, 1_700_000_000));
+        assert!((n.weight - 0.75).abs() < 1e-6);
+        let r44 = f(&[&head[..], &["0", "4096"], &tail[..]].concat());
+        assert_eq!(NodeInfo::from_fields(&r44).delay, "4096");
+    }
+
+    #[test]
     fn node_info_formats() {
         let n = NodeInfo {
             hostname: "127.0.0.1".into(),

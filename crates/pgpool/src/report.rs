@@ -303,22 +303,24 @@ pub fn processes(cfg: &Config, shm: &Shmem) -> Vec<Vec<String>> {
     rows
 }
 
-/// Number of leading SHOW POOL_POOLS columns Pgpool-II 4.3 has (and pcp_proc_info
-/// sends): pool_pid .. status.
-pub const POOLS_43_COLUMNS: usize = 17;
-
-/// SHOW POOL_POOLS rows (one per child, pool slot and node): pool_pid start_time
-/// client_connection_count pool_id backend_id database username
+/// SHOW POOL_POOLS rows (one per child, pool slot and node), 4.7's 21 columns:
+/// pool_pid start_time client_connection_count pool_id backend_id database username
 /// backend_connection_time client_connection_time client_disconnection_time
 /// client_idle_duration majorversion minorversion pool_counter pool_backendpid
-/// pool_connected status load_balance_node client_host client_port.
-/// `session_node` is the asking session's load-balance node, if any.
-pub fn pools(cfg: &Config, shm: &Shmem, session_node: Option<usize>) -> Vec<Vec<String>> {
+/// pool_connected status load_balance_node client_host client_port statement.
+/// As in 4.7, the client's address and the last statement (on the rows of the nodes it
+/// was sent to) are the child's, shown on each of its rows; load_balance_node is 1 on
+/// the row of the connection the child's current session reads from. pcp_proc_info
+/// sends the same fields: Pgpool-II 4.3 and 4.4 send the first 17 (pool_pid .. status),
+/// 4.5 and 4.6 add load_balance_node, 4.7 the last three; a client copies the fields
+/// it knows and skips the rest, so all 21 go to every client.
+pub fn pools(cfg: &Config, shm: &Shmem) -> Vec<Vec<String>> {
     let layout = shm.layout();
     let mut rows = Vec::new();
     for i in 0..layout.num_children {
         let c = shm.child(i);
         let current = c.current_pool.load(Ordering::Acquire);
+        let lb_node = c.activity.load_balance_node();
         for slot in 0..layout.max_pool {
             let p = shm.pool(i, slot);
             let major = p.major.load(Ordering::Relaxed);
@@ -336,11 +338,7 @@ pub fn pools(cfg: &Config, shm: &Shmem, session_node: Option<usize>) -> Vec<Vec<
                 } else {
                     0
                 };
-                let (host, port) = if active {
-                    (c.client_host.get(), c.client_port.get())
-                } else {
-                    (String::new(), String::new())
-                };
+                let connected = active && conn.connected.load(Ordering::Relaxed) != 0;
                 let if_used = |s: String| if used { s } else { String::new() };
                 rows.push(vec![
                     c.pid.load(Ordering::Relaxed).to_string(),
@@ -366,11 +364,12 @@ pub fn pools(cfg: &Config, shm: &Shmem, session_node: Option<usize>) -> Vec<Vec<
                         "0".into()
                     },
                     conn.pid.load(Ordering::Relaxed).to_string(),
-                    u8::from(active && conn.connected.load(Ordering::Relaxed) != 0).to_string(),
+                    u8::from(connected).to_string(),
                     child_status(shm, i).to_string(),
-                    u8::from(active && Some(node) == session_node).to_string(),
-                    host,
-                    port,
+                    u8::from(connected && Some(node) == lb_node).to_string(),
+                    c.client_host.get(),
+                    c.client_port.get(),
+                    c.activity.statement_for(node).unwrap_or_default(),
                 ]);
             }
         }
@@ -567,5 +566,35 @@ mod tests {
         assert_eq!(rows[1][10], "2.500000 seconds");
         // the primary has no delay
         assert_eq!(rows[0][10], "0");
+    }
+
+    #[test]
+    fn pools_show_the_child_session() {
+        let (cfg, shm) = setup();
+        let c = shm.child(1);
+        c.pid.store(4242, Ordering::Relaxed);
+        c.current_pool.store(0, Ordering::Release);
+        shm.pool(1, 0).major.store(3, Ordering::Relaxed);
+        shm.conn(1, 0, 0).connected.store(1, Ordering::Relaxed);
+        shm.conn(1, 0, 1).connected.store(1, Ordering::Relaxed);
+        c.client_host.set("127.0.0.1");
+        c.client_port.set("50000");
+        c.activity.set_load_balance_node(Some(1));
+        c.activity.set_statement(b"SELECT 1", [1]);
+        let rows = pools(&cfg, &shm);
+        let mine: Vec<_> = rows.iter().filter(|r| r[0] == "4242").collect();
+        assert_eq!(mine.len(), 2, "one row per node");
+        assert!(rows.iter().all(|r| r.len() == 21));
+        // load_balance_node, client_host, client_port, statement
+        assert_eq!(&mine[0][17..], ["0", "127.0.0.1", "50000", ""]);
+        assert_eq!(&mine[1][17..], ["1", "127.0.0.1", "50000", "SELECT 1"]);
+        // no session: no load-balance node, the last client and statement stay (4.7)
+        c.current_pool.store(-1, Ordering::Release);
+        let rows = pools(&cfg, &shm);
+        let r = rows
+            .iter()
+            .find(|r| r[0] == "4242" && r[4] == "1")
+            .expect("row");
+        assert_eq!(&r[15..], ["0", "", "0", "127.0.0.1", "50000", "SELECT 1"]);
     }
 }

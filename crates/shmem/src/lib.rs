@@ -5,12 +5,14 @@
 //! `#[repr(C)]`, holds no pointers, and is read and written through atomics, so a
 //! process that dies mid-update can never leave a lock held.
 
+mod activity;
 mod nodes;
 mod requests;
 mod segment;
 mod snapshot_gate;
 mod text;
 
+pub use activity::{ChildActivity, STATEMENT_LEN};
 pub use nodes::{NodeSpec, NodeTable, NODE_ALWAYS_PRIMARY, NODE_DISALLOW_TO_FAILOVER};
 pub use requests::{
     Request, RequestKind, RequestQueue, REQUEST_FROM_CHILD, REQUEST_FROM_HEALTH_CHECK,

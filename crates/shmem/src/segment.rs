@@ -236,6 +236,8 @@ pub struct ChildSlot {
     pub client_port: ShmText<8>,
     /// Snapshot isolation mode: the step this child is taking on every node (0: none).
     pub snapshot_step: AtomicU8,
+    /// Load-balance node and last statement of the session (SHOW POOL_POOLS).
+    pub activity: crate::ChildActivity,
 }
 
 impl ChildSlot {

@@ -18,9 +18,38 @@ impl<const N: usize> ShmText<N> {
         while !s.is_char_boundary(end) {
             end -= 1;
         }
+        self.set_parts(&[&s.as_bytes()[..end]]);
+    }
+
+    /// Stores raw bytes, truncated to N bytes without cutting a UTF-8 sequence in two
+    /// (readers decode lossily, so other bytes are kept as they came).
+    pub fn set_bytes(&self, b: &[u8]) {
+        self.set_parts(&[b]);
+    }
+
+    /// [`ShmText::set_bytes`] of the concatenation of `parts`, without building it.
+    pub fn set_parts(&self, parts: &[&[u8]]) {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let byte_at = |mut i: usize| {
+            for p in parts {
+                if i < p.len() {
+                    return p[i];
+                }
+                i -= p.len();
+            }
+            0
+        };
+        let mut end = total.min(N);
+        if end < total {
+            // back off over continuation bytes to the start of the cut character
+            while end > 0 && byte_at(end) & 0xC0 == 0x80 {
+                end -= 1;
+            }
+        }
         self.version.fetch_add(1, Ordering::AcqRel); // odd: write in progress
-        for (slot, b) in self.bytes.iter().zip(s.as_bytes()[..end].iter()) {
-            slot.store(*b, Ordering::Relaxed);
+        let bytes = parts.iter().flat_map(|p| p.iter()).take(end);
+        for (slot, v) in self.bytes.iter().zip(bytes) {
+            slot.store(*v, Ordering::Relaxed);
         }
         self.len.store(end as u32, Ordering::Relaxed);
         self.version.fetch_add(1, Ordering::AcqRel);

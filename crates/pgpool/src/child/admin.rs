@@ -24,6 +24,26 @@ pub struct Admin<'a> {
     pub session_node: usize,
     /// Statements prepared by locally answered Parse messages: (name, query text).
     pub statements: Vec<(Vec<u8>, Vec<u8>)>,
+    /// This child's index (its slot in shared memory).
+    pub child: usize,
+}
+
+impl<'a> Admin<'a> {
+    /// The local side of a session whose reads go to `session_node` (its load-balance
+    /// node, reported as such in SHOW POOL_POOLS / pcp_proc_info).
+    pub fn new(cfg: &'a Config, shm: &'a Shmem, child: usize, session_node: usize) -> Admin<'a> {
+        shm.child(child)
+            .activity
+            .set_load_balance_node(Some(session_node));
+        Admin {
+            cfg,
+            session_cfg: None,
+            shm,
+            session_node,
+            statements: Vec::new(),
+            child,
+        }
+    }
 }
 
 /// Skips blanks and SQL comments at the start of a query.
@@ -106,6 +126,15 @@ impl LocalCommands for Admin<'_> {
 
     fn note_query(&self, query: &[u8]) {
         crate::child::terminate_request(self.shm, query);
+    }
+
+    fn note_sent(&self, prefix: &[u8], text: &[u8], nodes: &mut dyn Iterator<Item = usize>) {
+        let activity = &self.shm.child(self.child).activity;
+        activity.set_statement_as(prefix, text, nodes);
+    }
+
+    fn note_sent_here(&self, prefix: &[u8], text: &[u8]) {
+        self.note_sent(prefix, text, &mut std::iter::once(self.session_node));
     }
 
     fn returns_rows(&self, query: &[u8]) -> bool {
@@ -260,7 +289,7 @@ impl Admin<'_> {
     }
 
     fn pool_pools(&self, out: &mut Vec<u8>) {
-        let rows = report::pools(self.cfg(), self.shm, Some(self.session_node));
+        let rows = report::pools(self.cfg(), self.shm);
         table(
             out,
             &[
@@ -284,6 +313,7 @@ impl Admin<'_> {
                 "load_balance_node",
                 "client_host",
                 "client_port",
+                "statement",
             ],
             rows,
         );
@@ -358,13 +388,7 @@ mod tests {
         })
         .unwrap();
         let cfg = Config::default();
-        let a = Admin {
-            cfg: &cfg,
-            session_cfg: None,
-            shm: &shm,
-            session_node: 0,
-            statements: Vec::new(),
-        };
+        let a = Admin::new(&cfg, &shm, 0, 0);
         let mut body = q.as_bytes().to_vec();
         body.push(0);
         a.is_local(&body)

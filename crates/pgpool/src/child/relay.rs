@@ -142,6 +142,7 @@ fn walk_client(
                 local.count_statement(sql::leading_kind(&buf[body.clone()]));
                 local.note_query(&buf[body.clone()]);
                 crate::sys::set_title_command(&buf[body.clone()]);
+                local.note_sent_here(b"", &buf[body.clone()]);
                 st.note_statement(&buf[body]);
             }
             b'S' => {
@@ -198,18 +199,28 @@ fn note_extended(st: &mut SessionState, tag: u8, body: &[u8], local: &mut dyn Lo
     let rest = body.get(name_end + 1..).unwrap_or(&[]);
     if tag == b'P' {
         local_ext::note_parse(body, local);
+        local.note_sent_here(b"Parse: ", rest);
         st.note_statement(rest);
         let kind = sql::leading_kind(rest);
+        let text = &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())];
         match st.statement_kinds.get_mut(&body[..name_end]) {
-            Some(k) => *k = kind,
+            Some((k, t)) => {
+                *k = kind;
+                t.clear();
+                t.extend_from_slice(text);
+            }
             None => {
-                st.statement_kinds.insert(body[..name_end].to_vec(), kind);
+                let entry = (kind, text.to_vec());
+                st.statement_kinds.insert(body[..name_end].to_vec(), entry);
             }
         }
     } else {
         let stmt_end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-        if let Some(kind) = st.statement_kinds.get(&rest[..stmt_end]) {
+        if let Some((kind, text)) = st.statement_kinds.get(&rest[..stmt_end]) {
             local.count_statement(*kind);
+            // The single-node path does not look at Execute messages: the Execute that
+            // follows a Bind is what Pgpool-II 4.7 would show last.
+            local.note_sent_here(b"Execute: ", text);
         }
     }
 }

@@ -126,6 +126,18 @@ pub trait LocalCommands {
         let _ = query;
     }
 
+    /// A statement about to be sent to `nodes`: a Query's text (`prefix` empty) or an
+    /// extended-protocol message's ("Parse: ", "Bind: ", "Execute: " and the statement's
+    /// text); the last one shows in SHOW POOL_POOLS / pcp_proc_info.
+    fn note_sent(&self, prefix: &[u8], text: &[u8], nodes: &mut dyn Iterator<Item = usize>) {
+        let _ = (prefix, text, nodes);
+    }
+
+    /// [`LocalCommands::note_sent`] for a statement sent to the session's one node.
+    fn note_sent_here(&self, prefix: &[u8], text: &[u8]) {
+        let _ = (prefix, text);
+    }
+
     /// True when the node this session uses was detached (failover).
     fn node_detached(&self) -> bool {
         false

@@ -406,13 +406,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         return Err(format!("could not send start-up reply: {e}"));
     }
     let initial = reader.pending().to_vec();
-    let mut admin = Admin {
-        cfg: &ctx.cfg,
-        session_cfg: None,
-        shm: ctx.shm,
-        session_node: lb.unwrap_or(node),
-        statements: Vec::new(),
-    };
+    let mut admin = Admin::new(&ctx.cfg, ctx.shm, ctx.index, lb.unwrap_or(node));
     let mut st = SessionState {
         log_statement: ctx.cfg.log_statement,
         client_log: ctx.cfg.log_client_messages.then(Default::default),

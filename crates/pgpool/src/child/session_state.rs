@@ -42,8 +42,9 @@ pub struct SessionState {
     pub backend_fatal: bool,
     /// The backend reported admin shutdown (SQLSTATE 57P01).
     pub backend_shutdown: bool,
-    /// Statement kinds by prepared-statement name, for the statistics.
-    pub statement_kinds: std::collections::HashMap<Vec<u8>, sql::StatementKind>,
+    /// Statement kinds (for the statistics) and texts (for SHOW POOL_POOLS) by
+    /// prepared-statement name.
+    pub statement_kinds: std::collections::HashMap<Vec<u8>, (sql::StatementKind, Vec<u8>)>,
     /// log_per_node_statement: (node id, backend pid) to name in the log lines.
     pub log_node: Option<(usize, u32)>,
     /// log_statement.

@@ -1,6 +1,9 @@
 //! The PCP requests after authentication: each turns a request body into the reply
-//! packets Pgpool-II 4.3 sends (lower-case tag, "CommandComplete", NUL-terminated
-//! fields) or into an error report with Pgpool-II's message and detail.
+//! packets Pgpool-II sends (lower-case tag, "CommandComplete", NUL-terminated fields)
+//! or into an error report with Pgpool-II's message and detail. Records are 4.7's where
+//! older clients skip what they do not know (pcp_proc_info's trailing fields); the one
+//! record whose layout changed in the middle (pcp_node_info, 4.4) follows the release
+//! pgpool.conf was written for.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -194,26 +197,48 @@ fn node_info(ctx: &Ctx, arg: &str) -> Result<Reply, Report> {
         b'i',
         &Body::new().str("ArraySize").str(&count.to_string()).0,
     );
+    let with_by_time = node_record_has_by_time(ctx.cfg);
     for n in all.iter().filter(|n| id == -1 || n.id as i64 == id) {
-        let b = Body::new()
-            .str("NodeInfo")
-            .str(&n.hostname)
-            .str(&n.port.to_string())
-            .str(&(n.status as u8).to_string())
-            .str("0")
-            .str(n.pg_status)
-            .str(&format!("{:.6}", n.weight * RAND_MAX))
-            .str(&(n.role as u8).to_string())
-            .str(n.pg_role)
-            // 4.3's record has no "by time" flag: a time goes as seconds ("0.500000")
-            .str(&n.delay_text(false))
-            .str(&n.replication_state)
-            .str(&n.replication_sync_state)
-            .str(&n.last_status_change.to_string());
-        out.extend(frame::packet(b'i', &b.0));
+        out.extend(frame::packet(b'i', &node_record(n, with_by_time)));
     }
     out.extend(complete(b'i'));
     Ok(Reply::new(out))
+}
+
+/// Whether pcp_node_info records carry 4.4's "delay by time" flag. Pgpool-II 4.4
+/// inserted it before the delay, and a client reads fields by position, so a 4.3 client
+/// misreads a 4.4 record and the other way round; the request is the same in every
+/// release, so the release pgpool.conf's header names decides (4.4 and later samples
+/// name it; 4.3's has no such header).
+pub fn node_record_has_by_time(cfg: &Config) -> bool {
+    cfg.named_release().is_some_and(|v| v >= (4, 4))
+}
+
+/// One NodeInfo record body: hostname port status quarantine pg_status weight role
+/// pg_role [delay_by_time] delay replication_state replication_sync_state
+/// last_status_change. In the 4.4 layout a delay in time goes as microseconds with the
+/// flag 1; the 4.3 layout has no flag, so a time goes as seconds ("0.500000").
+pub fn node_record(n: &report::Node, with_by_time: bool) -> Vec<u8> {
+    let mut b = Body::new()
+        .str("NodeInfo")
+        .str(&n.hostname)
+        .str(&n.port.to_string())
+        .str(&(n.status as u8).to_string())
+        .str("0")
+        .str(n.pg_status)
+        .str(&format!("{:.6}", n.weight * RAND_MAX))
+        .str(&(n.role as u8).to_string())
+        .str(n.pg_role);
+    b = if with_by_time {
+        b.str(if n.delay_by_time { "1" } else { "0" })
+            .str(&n.delay.to_string())
+    } else {
+        b.str(&n.delay_text(false))
+    };
+    b.str(&n.replication_state)
+        .str(&n.replication_sync_state)
+        .str(&n.last_status_change.to_string())
+        .0
 }
 
 fn health_check_stats(ctx: &Ctx, arg: &str) -> Result<Reply, Report> {
@@ -246,7 +271,7 @@ fn proc_info(ctx: &Ctx, arg: &str) -> Result<Reply, Report> {
             format!("invalid process ID : {arg}"),
         ));
     }
-    let rows = report::pools(ctx.cfg, ctx.shm, None);
+    let rows = report::pools(ctx.cfg, ctx.shm);
     let size = if pid == 0 {
         rows.len()
     } else {
@@ -256,7 +281,7 @@ fn proc_info(ctx: &Ctx, arg: &str) -> Result<Reply, Report> {
     let pid_text = pid.to_string();
     for r in rows.iter().filter(|r| pid == 0 || r[0] == pid_text) {
         let mut b = Body::new().str("ProcessInfo");
-        for v in r.iter().take(report::POOLS_43_COLUMNS) {
+        for v in r {
             b = b.str(v);
         }
         out.extend(frame::packet(b'p', &b.0));

@@ -189,3 +189,6 @@ fn log_exit(st: &WaitStatus, log_processes: bool) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod wire_tests;

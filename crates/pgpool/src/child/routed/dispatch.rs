@@ -170,6 +170,48 @@ pub(super) fn advance_replication(
     was && router.replicating.is_none()
 }
 
+/// The batch's last statement as SHOW POOL_POOLS shows it: a Query's text, or the last
+/// Parse, Bind or Execute as "Parse: text" (as Pgpool-II 4.7 names them; a Bind or
+/// Execute by the text of the statement the batch's last Bind named).
+pub(super) fn last_statement<'a>(
+    router: &'a Router,
+    batch: &'a [u8],
+) -> Option<(&'static [u8], &'a [u8])> {
+    let parsed = |name: &[u8]| {
+        let st = router.statements.get(name)?;
+        Some(cstr(cstr(st.parse.get(5..)?).1).0)
+    };
+    let mut i = 0;
+    let mut last = None;
+    let mut bound: Option<&[u8]> = None;
+    while i + 5 <= batch.len() {
+        let Ok(Some(h)) = scan_header(&batch[i..]) else {
+            break;
+        };
+        let end = (i + h.total_len()).min(batch.len());
+        let body = &batch[i + 5..end];
+        match h.tag {
+            b'Q' => last = Some((&b""[..], cstr(body).0)),
+            b'P' => last = Some((&b"Parse: "[..], cstr(cstr(body).1).0)),
+            b'B' => {
+                // routing has recorded this batch's Parses already
+                bound = parsed(cstr(cstr(body).1).0);
+                if let Some(t) = bound {
+                    last = Some((&b"Bind: "[..], t));
+                }
+            }
+            b'E' => {
+                if let Some(t) = bound {
+                    last = Some((&b"Execute: "[..], t));
+                }
+            }
+            _ => {}
+        }
+        i = end;
+    }
+    last
+}
+
 /// log_statement, log_per_node_statement and notice_per_node_statement for a batch sent
 /// to `target`; notices are appended to `notices` for the client.
 pub(super) fn log_statements(

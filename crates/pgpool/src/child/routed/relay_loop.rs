@@ -209,6 +209,12 @@ pub(super) fn relay_loop(
                             &mut notices,
                         );
                     }
+                    if let Some((prefix, t)) = last_statement(routed.router, batch) {
+                        let mut nodes = (0..node_ids.len())
+                            .filter(|&k| target.includes(k))
+                            .map(|k| node_ids[k]);
+                        local.note_sent(prefix, t, &mut nodes);
+                    }
                     if kind == BatchEnd::Overflow {
                         // Part of a message that does not fit: the rest follows it.
                         let mut j = cfrom;
