@@ -442,7 +442,10 @@ fn relay_loop(
         }
         // A local command read behind another one's answer: its turn came when that answer
         // went out, and no socket event will say so.
-        if cs.local.is_some() && cs.pending.is_empty() && to_client.is_empty() && st.outstanding == 0
+        if cs.local.is_some()
+            && cs.pending.is_empty()
+            && to_client.is_empty()
+            && st.outstanding == 0
         {
             continue;
         }
