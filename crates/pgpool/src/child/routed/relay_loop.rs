@@ -356,8 +356,10 @@ pub(super) fn relay_loop(
             info.set_busy(!n.queue.is_empty());
         }
         // 4. Writes.
-        let reading = others_reading(&io);
-        io[PRIMARY].release_writes(reading);
+        if io[PRIMARY].held_from.is_some() {
+            let reading = others_reading(&io);
+            io[PRIMARY].release_writes(reading);
+        }
         for (k, n) in io.iter_mut().enumerate() {
             if n.has_sendable() {
                 if let Err(e) = n.write_sendable(&mut backends[k].stream) {
