@@ -289,7 +289,7 @@ fn reload_rules_and_unsupported() {
             .expect("parses");
     let mut u = c.unsupported_in_use();
     u.sort_unstable();
-    assert_eq!(u, vec!["hostname", "memory_cache_enabled"]);
+    assert_eq!(u, vec!["hostname"]);
 }
 
 #[test]

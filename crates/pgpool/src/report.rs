@@ -480,12 +480,26 @@ pub fn backend_stats(cfg: &Config, shm: &Shmem) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// SHOW POOL_CACHE: the query cache is not implemented, so one row of zeros, as
-/// Pgpool-II answers with memory_cache_enabled = off.
-pub fn pool_cache() -> Vec<Vec<String>> {
-    let mut row = vec!["0".to_string(); CACHE_COLUMNS.len()];
-    row[2] = "0.00".into();
-    vec![row]
+/// SHOW POOL_CACHE: the query cache's figures (zeros with memory_cache_enabled = off, as
+/// Pgpool-II answers).
+pub fn pool_cache(stats: Option<shmem::CacheStats>) -> Vec<Vec<String>> {
+    let s = stats.unwrap_or_default();
+    let ratio = if s.selects == 0 {
+        0.0
+    } else {
+        s.hits as f64 / s.selects as f64
+    };
+    vec![vec![
+        s.hits.to_string(),
+        s.selects.to_string(),
+        format!("{ratio:.2}"),
+        s.hash_entries.to_string(),
+        s.used_hash_entries.to_string(),
+        s.cache_entries.to_string(),
+        s.used_bytes.to_string(),
+        s.free_bytes.to_string(),
+        "0".to_string(),
+    ]]
 }
 
 #[cfg(test)]
@@ -524,8 +538,8 @@ mod tests {
             .all(|r| r.len() == HEALTH_CHECK_STATS_COLUMNS.len()));
         let bs = backend_stats(&cfg, &shm);
         assert!(bs.iter().all(|r| r.len() == BACKEND_STATS_COLUMNS.len()));
-        assert_eq!(pool_cache()[0].len(), CACHE_COLUMNS.len());
-        assert_eq!(pool_cache()[0][2], "0.00");
+        assert_eq!(pool_cache(None)[0].len(), CACHE_COLUMNS.len());
+        assert_eq!(pool_cache(None)[0][2], "0.00");
         assert_eq!(processes(&cfg, &shm).len(), 2);
     }
 

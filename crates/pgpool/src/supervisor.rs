@@ -63,6 +63,7 @@ struct Supervisor<'a> {
     cfg: Config,
     opts: &'a Options,
     shm: &'a Shmem,
+    qcache: Option<&'a shmem::QueryCache>,
     listeners: &'a Listeners,
     /// Every process the main process forked, by pid.
     procs: HashMap<i32, Proc>,
@@ -104,6 +105,7 @@ impl Supervisor<'_> {
                     index,
                     cfg: self.cfg.clone(),
                     shm: self.shm,
+                    qcache: self.qcache,
                     listeners: self.listeners,
                     hba,
                     passwd,
@@ -431,6 +433,13 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
             return 3;
         }
     };
+    let qcache = match child::open_query_cache(&cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("{e}");
+            return 3;
+        }
+    };
     shm.cluster()
         .main_pid
         .store(std::process::id() as i32, Ordering::Relaxed);
@@ -493,6 +502,7 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         cfg,
         opts,
         shm: &shm,
+        qcache: qcache.as_ref(),
         listeners: &listeners,
         procs: HashMap::new(),
         shutdown: None,

@@ -7,6 +7,7 @@
 
 mod activity;
 mod nodes;
+mod query_cache;
 mod requests;
 mod segment;
 mod snapshot_gate;
@@ -14,6 +15,7 @@ mod text;
 
 pub use activity::{ChildActivity, STATEMENT_LEN};
 pub use nodes::{NodeSpec, NodeTable, NODE_ALWAYS_PRIMARY, NODE_DISALLOW_TO_FAILOVER};
+pub use query_cache::{CacheLayout, CacheStats, QueryCache, Stamp};
 pub use requests::{
     Request, RequestKind, RequestQueue, REQUEST_FROM_CHILD, REQUEST_FROM_HEALTH_CHECK,
     REQUEST_FROM_PCP, REQUEST_GRACEFUL, REQUEST_SWITCHOVER,

@@ -6,6 +6,7 @@
 //! `disable_load_balance_on_write`, weights and replication delay are the server's business.
 
 mod cache;
+mod cacheable;
 mod classify;
 mod quick;
 mod rules;
@@ -13,6 +14,7 @@ mod statement;
 mod timestamp;
 
 pub use cache::ClassifierCache;
+pub use cacheable::{cache_facts, CacheFacts};
 pub use classify::{
     classify, CatalogVerdicts, Classification, Route, StatementKind, TransactionKind,
 };

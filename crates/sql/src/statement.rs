@@ -145,7 +145,7 @@ fn select(node: &NodeEnum, facts: &TextFacts) -> Classification {
 }
 
 /// INTO, a locking clause or a data-modifying statement anywhere in the SELECT's tree.
-fn select_tree_writes(node: &NodeEnum) -> bool {
+pub(crate) fn select_tree_writes(node: &NodeEnum) -> bool {
     if let NodeEnum::SelectStmt(s) = node {
         if s.into_clause.is_some() || !s.locking_clause.is_empty() {
             return true;

@@ -26,6 +26,8 @@ pub struct Admin<'a> {
     pub statements: Vec<(Vec<u8>, Vec<u8>)>,
     /// This child's index (its slot in shared memory).
     pub child: usize,
+    /// The query cache (SHOW POOL_CACHE).
+    pub qcache: Option<&'a shmem::QueryCache>,
 }
 
 impl<'a> Admin<'a> {
@@ -42,6 +44,7 @@ impl<'a> Admin<'a> {
             session_node,
             statements: Vec::new(),
             child,
+            qcache: None,
         }
     }
 }
@@ -120,21 +123,9 @@ impl LocalCommands for Admin<'_> {
         !self.shm.backend(self.session_node).status().is_alive()
     }
 
-    fn count_statement(&self, kind: sql::StatementKind) {
-        count_kind(self.shm.backend(self.session_node), kind, 1);
-    }
-
-    fn note_query(&self, query: &[u8]) {
-        crate::child::terminate_request(self.shm, query);
-    }
-
     fn note_sent(&self, prefix: &[u8], text: &[u8], nodes: &mut dyn Iterator<Item = usize>) {
         let activity = &self.shm.child(self.child).activity;
         activity.set_statement_as(prefix, text, nodes);
-    }
-
-    fn note_sent_here(&self, prefix: &[u8], text: &[u8]) {
-        self.note_sent(prefix, text, &mut std::iter::once(self.session_node));
     }
 
     fn returns_rows(&self, query: &[u8]) -> bool {
@@ -199,7 +190,11 @@ impl LocalCommands for Admin<'_> {
                     &report::BACKEND_STATS_COLUMNS,
                     report::backend_stats(self.cfg(), self.shm),
                 ),
-                "pool_cache" => table(out, &report::CACHE_COLUMNS, report::pool_cache()),
+                "pool_cache" => table(
+                    out,
+                    &report::CACHE_COLUMNS,
+                    report::pool_cache(self.qcache.map(|c| c.stats())),
+                ),
                 _ => error(
                     out,
                     "42704",

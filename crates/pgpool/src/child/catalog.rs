@@ -32,6 +32,18 @@ pub struct Catalog {
     volatile: HashSet<String>,
     unlogged: HashSet<String>,
     replication: ReplicationFacts,
+    cache: CacheFacts,
+}
+
+/// The query cache's facts (empty without it).
+#[derive(Default)]
+struct CacheFacts {
+    /// Stable functions (with the volatile ones: what a cached result must not call).
+    stable: HashSet<String>,
+    /// Views and materialized views (bare names).
+    views: HashSet<String>,
+    /// Inheritance and partitioning: (child, parent), bare names.
+    inherits: Vec<(String, String)>,
 }
 
 /// (schema, table) of a catalog row.
@@ -60,6 +72,7 @@ impl Default for Catalog {
             volatile: HashSet::new(),
             unlogged: HashSet::new(),
             replication: ReplicationFacts::default(),
+            cache: CacheFacts::default(),
         }
     }
 }
@@ -74,12 +87,13 @@ impl Catalog {
     }
 
     /// Appends the Query that loads the facts to `out` and starts collecting its rows
-    /// (`replication`: native replication's facts too).
+    /// (`replication`: native replication's facts too; `cache`: the query cache's).
     pub fn start_load(
         &mut self,
         database: &str,
         generation: u64,
         replication: bool,
+        cache: bool,
         out: &mut Vec<u8>,
     ) {
         self.database.clear();
@@ -89,6 +103,7 @@ impl Catalog {
         self.volatile.clear();
         self.unlogged.clear();
         self.replication = ReplicationFacts::default();
+        self.cache = CacheFacts::default();
         let mut q = String::from(
             "SELECT 'f', proname, NULL::name, NULL::int2, NULL::name, NULL::text \
              FROM pg_catalog.pg_proc WHERE provolatile = 'v' \
@@ -97,6 +112,9 @@ impl Catalog {
         );
         if replication {
             q.push_str(REPLICATION_FACTS);
+        }
+        if cache {
+            q.push_str(CACHE_FACTS);
         }
         build::query(out, &q);
     }
@@ -125,6 +143,16 @@ impl Catalog {
                 self.replication.sequenced.insert(name);
             }
             "l" => self.replication.insert_lock_table = true,
+            "t" => {
+                self.cache.stable.insert(name);
+            }
+            "w" => {
+                self.cache.views.insert(name);
+            }
+            "i" => {
+                let parent = text().unwrap_or("").to_string();
+                self.cache.inherits.push((name, parent));
+            }
             "c" => {
                 let schema = text().unwrap_or("").to_string();
                 let attnum = text().and_then(|n| n.parse().ok()).unwrap_or(0);
@@ -163,6 +191,7 @@ impl Catalog {
             self.volatile.clear();
             self.unlogged.clear();
             self.replication = ReplicationFacts::default();
+            self.cache = CacheFacts::default();
             log::warn!(
                 "could not read function volatility from database \"{}\": judging functions by the built-in list",
                 self.database
@@ -186,6 +215,38 @@ impl Catalog {
             1..=64 => sql::mentions_any(text, self.unlogged.iter().map(String::as_str)),
             _ => true,
         }
+    }
+
+    /// May a cached result call this function (bare name)? Only when the catalog says
+    /// it is immutable.
+    pub fn is_immutable(&self, name: &str) -> bool {
+        self.state == State::Loaded
+            && !self.volatile.contains(name)
+            && !self.cache.stable.contains(name)
+    }
+
+    /// Is this relation (bare name) a view? (Unknown without the catalog: yes.)
+    pub fn is_view(&self, bare_table: &str) -> bool {
+        self.state != State::Loaded || self.cache.views.contains(bare_table)
+    }
+
+    /// The inheritance ancestors and descendants of a relation (bare names): a write to
+    /// one changes what a read of the others returns.
+    pub fn relatives(&self, bare_table: &str) -> Vec<String> {
+        let mut found: Vec<String> = Vec::new();
+        for up in [true, false] {
+            let mut frontier = vec![bare_table.to_string()];
+            while let Some(t) = frontier.pop() {
+                for (child, parent) in &self.cache.inherits {
+                    let (from, to) = if up { (child, parent) } else { (parent, child) };
+                    if *from == t && !found.contains(to) && to != bare_table {
+                        found.push(to.clone());
+                        frontier.push(to.clone());
+                    }
+                }
+            }
+        }
+        found
     }
 
     pub fn is_unlogged(&self, bare_table: &str) -> bool {
@@ -224,6 +285,15 @@ impl Catalog {
 
 /// Native replication's part of the catalog query: tables with a sequence-drawing column,
 /// the insert_lock table, and every column of tables with a time-dependent default.
+/// The query cache's facts: stable functions, views, inheritance (child, parent).
+const CACHE_FACTS: &str = " UNION ALL SELECT 't', proname, NULL, NULL, NULL, NULL \
+     FROM pg_catalog.pg_proc WHERE provolatile = 's' \
+     UNION ALL SELECT 'w', relname, NULL, NULL, NULL, NULL \
+     FROM pg_catalog.pg_class WHERE relkind IN ('v', 'm') \
+     UNION ALL SELECT 'i', c.relname, p.relname, NULL, NULL, NULL \
+     FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+     JOIN pg_catalog.pg_class p ON p.oid = i.inhparent";
+
 const REPLICATION_FACTS: &str = " UNION ALL SELECT 's', c.relname, NULL, NULL, NULL, NULL \
      FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p') AND EXISTS (SELECT 1 \
      FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d \
@@ -267,7 +337,7 @@ mod tests {
     fn rows_fill_the_sets_and_failure_falls_back_to_the_builtin_list() {
         let mut c = Catalog::default();
         let mut q = Vec::new();
-        c.start_load("db", 3, true, &mut q);
+        c.start_load("db", 3, true, false, &mut q);
         assert_eq!(q[0], b'Q');
         assert!(!c.is_current("db", 3));
         c.add_row(&row(&[Some(b"f"), Some(b"random")]));
@@ -304,7 +374,7 @@ mod tests {
         assert!(c.is_volatile("random") && !c.is_volatile("my_func"));
         assert!(c.is_unlogged("ut") && c.mentions_unlogged("select * from UT"));
         assert!(!c.mentions_unlogged("select * from pt"));
-        c.start_load("db", 4, false, &mut q);
+        c.start_load("db", 4, false, false, &mut q);
         c.finish_load(false);
         assert!(!c.has_sequence("t1") && !c.has_time_defaults());
         assert!(c.is_current("db", 4));

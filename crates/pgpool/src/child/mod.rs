@@ -15,11 +15,8 @@ mod redirect;
 mod relay;
 mod relay_shared;
 mod replicate;
-mod routed;
-mod scanner;
 mod session;
 mod session_conns;
-mod session_state;
 
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
@@ -36,13 +33,16 @@ use crate::net::{Listeners, Stream};
 use crate::sys::{self, Waker};
 
 pub use pool::ConnectionPool;
-use session_state::RelayBuffers;
+pub use relay::open_query_cache;
+use relay::RelayBuffers;
 
 /// Everything a child needs, inherited from the main process at fork.
 pub struct ChildContext<'a> {
     pub index: usize,
     pub cfg: Config,
     pub shm: &'a Shmem,
+    /// memory_cache_enabled: the query cache's storage.
+    pub qcache: Option<&'a shmem::QueryCache>,
     pub hba: Vec<HbaLine>,
     pub passwd: PoolPasswd,
     pub aes_key: Option<String>,
@@ -401,6 +401,7 @@ pub struct ChildSetup<'a> {
     pub index: usize,
     pub cfg: Config,
     pub shm: &'a Shmem,
+    pub qcache: Option<&'a shmem::QueryCache>,
     pub listeners: &'a Listeners,
     pub hba: Vec<HbaLine>,
     pub passwd: PoolPasswd,
@@ -419,11 +420,12 @@ pub fn run(setup: ChildSetup<'_>) -> ! {
         pool: ConnectionPool::new(max_pool, setup.index, num_backends),
         cfg: setup.cfg,
         shm: setup.shm,
+        qcache: setup.qcache,
         hba: setup.hba,
         passwd: setup.passwd,
         aes_key: setup.aes_key,
         tls: setup.tls,
-        bufs: RelayBuffers::new(),
+        bufs: RelayBuffers::default(),
         waker,
         classifier: sql::ClassifierCache::new(4096),
         catalog: catalog::Catalog::default(),

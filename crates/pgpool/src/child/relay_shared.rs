@@ -51,6 +51,8 @@ pub enum LocalAnswer {
     /// A query in a transaction that already failed: refused as Pgpool-II does, with the
     /// statement in a DETAIL line.
     Aborted,
+    /// A query the query cache answers: the stored answer.
+    Cached,
 }
 
 /// Does `query` (a simple Query body) end a failed transaction (COMMIT, END, ROLLBACK
@@ -115,27 +117,11 @@ pub fn aborted_answer(query: &[u8], out: &mut Vec<u8>) {
 pub trait LocalCommands {
     fn is_local(&self, query: &[u8]) -> bool;
     fn answer(&mut self, query: &[u8], out: &mut Vec<u8>);
-    /// Counts one statement sent to the session's node (SHOW POOL_NODES select_cnt,
-    /// SHOW POOL_BACKEND_STATS).
-    fn count_statement(&self, kind: sql::StatementKind) {
-        let _ = kind;
-    }
-
-    /// A simple query about to be sent (pg_terminate_backend() is noted).
-    fn note_query(&self, query: &[u8]) {
-        let _ = query;
-    }
-
     /// A statement about to be sent to `nodes`: a Query's text (`prefix` empty) or an
     /// extended-protocol message's ("Parse: ", "Bind: ", "Execute: " and the statement's
     /// text); the last one shows in SHOW POOL_POOLS / pcp_proc_info.
     fn note_sent(&self, prefix: &[u8], text: &[u8], nodes: &mut dyn Iterator<Item = usize>) {
         let _ = (prefix, text, nodes);
-    }
-
-    /// [`LocalCommands::note_sent`] for a statement sent to the session's one node.
-    fn note_sent_here(&self, prefix: &[u8], text: &[u8]) {
-        let _ = (prefix, text);
     }
 
     /// True when the node this session uses was detached (failover).

@@ -16,11 +16,9 @@ use crate::backend::{BackendConn, MessageReader};
 use crate::child::admin::Admin;
 use crate::child::client_auth::{self, AuthFailure};
 use crate::child::pool::PoolKey;
-use crate::child::relay;
+use crate::child::relay::{self, CacheConfig, Relay, RelayConfig, RelayOutcome, Router};
 use crate::child::relay_shared::RelayEnd;
-use crate::child::routed::{self, Routed, RoutedConfig, RoutedState, Router};
 use crate::child::session_conns::{acquire, attach_node, join_live_nodes, release};
-use crate::child::session_state::SessionState;
 use crate::child::ChildContext;
 use crate::net::Stream;
 
@@ -407,123 +405,101 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
     }
     let initial = reader.pending().to_vec();
     let mut admin = Admin::new(&ctx.cfg, ctx.shm, ctx.index, lb.unwrap_or(node));
-    let mut st = SessionState {
-        log_statement: ctx.cfg.log_statement,
-        client_log: ctx.cfg.log_client_messages.then(Default::default),
-        notice_node: ctx.cfg.notice_per_node_statement.then_some(node),
-        ..Default::default()
-    };
-    if ctx.cfg.log_per_node_statement {
-        st.log_node = set
-            .conns
-            .get(node)
-            .and_then(Option::as_ref)
-            .map(|c| (node, c.pid));
-    }
+    admin.qcache = ctx.qcache;
     // The nodes this session talks to (the others of the set stay untouched).
     let wanted: Vec<usize> = std::iter::once(node)
         .chain(lb)
         .chain(others.iter().copied())
         .collect();
-    let end = if wanted.len() > 1 {
-        // Connection 1 is the session's load-balance node; without one, reads stay on
-        // the main node (index 0).
-        let mut router = Router::with_lb(usize::from(lb.is_some()));
-        let mut rstate = RoutedState::default();
-        let mut routed = Routed {
-            cfg: RoutedConfig {
-                rules: &ctx.rules,
-                disable_load_balance_on_write: &ctx.cfg.disable_load_balance_on_write,
-                dml_relations: &ctx.dml_relations,
-                database: &s.database,
-                check_temp_table: ctx.cfg.check_temp_table != "none",
-                check_unlogged_table: ctx.cfg.check_unlogged_table,
-                log_statement: ctx.cfg.log_statement,
-                log_per_node_statement: ctx.cfg.log_per_node_statement,
-                notice_per_node_statement: ctx.cfg.notice_per_node_statement,
-                replicate,
-                main_first: ctx.cfg.backend_clustering_mode
-                    == config::ClusteringMode::NativeReplication,
-                insert_lock: ctx.cfg.insert_lock,
-                client_idle_limit: ctx.cfg.client_idle_limit,
-                node_ids: wanted.clone(),
-                conn_info: wanted
-                    .iter()
-                    .map(|&n| ctx.shm.conn(ctx.index, slot, n))
-                    .collect(),
-                statement_weights: if ctx.cfg.statement_level_load_balance {
-                    wanted.iter().map(|&n| ctx.cfg.backends[n].weight).collect()
-                } else {
-                    Vec::new()
-                },
-                // bytes, or microseconds with delay_threshold_by_time (as the delays)
-                delay_threshold: ctx.cfg.delay_limit(),
-                lower_delay_weights: if lower_delay {
-                    wanted.iter().map(|&n| ctx.cfg.backends[n].weight).collect()
-                } else {
-                    Vec::new()
-                },
+    // Connection 1 is the session's load-balance node; without one, reads stay on the
+    // main node (index 0).
+    let mut router = Router::with_lb(usize::from(lb.is_some()));
+    let mut outcome = RelayOutcome::default();
+    let snapshot_isolation =
+        ctx.cfg.backend_clustering_mode == config::ClusteringMode::SnapshotIsolation;
+    let mut relay = Relay {
+        cfg: RelayConfig {
+            rules: &ctx.rules,
+            disable_load_balance_on_write: &ctx.cfg.disable_load_balance_on_write,
+            dml_relations: &ctx.dml_relations,
+            database: &s.database,
+            check_temp_table: ctx.cfg.check_temp_table != "none",
+            check_unlogged_table: ctx.cfg.check_unlogged_table,
+            log_statement: ctx.cfg.log_statement,
+            log_per_node_statement: ctx.cfg.log_per_node_statement,
+            notice_per_node_statement: ctx.cfg.notice_per_node_statement,
+            // One connection and nothing that orders steps across children: every
+            // batch goes to it, and no statement needs classifying.
+            fixed: wanted.len() == 1 && !snapshot_isolation && ctx.qcache.is_none(),
+            cache: ctx.qcache.map(|store| CacheConfig {
+                store,
+                user: &s.user,
+                expire: ctx.cfg.memqcache_expire,
+                maxcache: usize::try_from(ctx.cfg.memqcache_maxcache).unwrap_or(0),
+                auto_invalidation: ctx.cfg.memqcache_auto_cache_invalidation,
+                safe_tables: &ctx.cfg.cache_safe_memqcache_table_list,
+                unsafe_tables: &ctx.cfg.cache_unsafe_memqcache_table_list,
+            }),
+            replicate,
+            main_first: ctx.cfg.backend_clustering_mode
+                == config::ClusteringMode::NativeReplication,
+            insert_lock: ctx.cfg.insert_lock,
+            client_idle_limit: ctx.cfg.client_idle_limit,
+            node_ids: wanted.clone(),
+            conn_info: wanted
+                .iter()
+                .map(|&n| ctx.shm.conn(ctx.index, slot, n))
+                .collect(),
+            statement_weights: if ctx.cfg.statement_level_load_balance {
+                wanted.iter().map(|&n| ctx.cfg.backends[n].weight).collect()
+            } else {
+                Vec::new()
             },
-            cache: &mut ctx.classifier,
-            catalog: &mut ctx.catalog,
-            router: &mut router,
-            shm: ctx.shm,
-            client_log: st.client_log.take(),
-            snapshot_child: (ctx.cfg.backend_clustering_mode
-                == config::ClusteringMode::SnapshotIsolation)
-                .then_some(ctx.index),
-        };
-        let mut slots: Vec<Option<&mut BackendConn>> =
-            set.conns.iter_mut().map(Option::as_mut).collect();
-        let conns: Option<Vec<&mut BackendConn>> = wanted
-            .iter()
-            .map(|&i| slots.get_mut(i).and_then(Option::take))
-            .collect();
-        let Some(conns) = conns else {
-            return Err("internal error: load-balance connections missing".into());
-        };
-        let end = routed::relay(
-            stream,
-            conns,
-            &initial,
-            &ctx.waker,
-            &mut admin,
-            &mut routed,
-            &mut rstate,
-        );
-        // A session that ends mid-step leaves no mark behind.
-        ctx.shm.snapshot_step_done(ctx.index);
-        st.backend_fatal = rstate.backend_fatal;
-        st.backend_shutdown = rstate.backend_shutdown;
-        st.routed_reusable = Some(rstate.reusable);
-        if let Some(f) = rstate.failed_node {
-            st.failed_node = Some(f);
-        }
-        end
-    } else {
-        let Some(conn) = set.conns.get_mut(node).and_then(Option::as_mut) else {
-            return Err("internal error: pooled set lost its connection".into());
-        };
-        relay::relay(
-            stream,
-            conn,
-            &mut ctx.bufs,
-            &initial,
-            &mut st,
-            &ctx.waker,
-            ctx.cfg.client_idle_limit,
-            &mut admin,
-        )
+            // bytes, or microseconds with delay_threshold_by_time (as the delays)
+            delay_threshold: ctx.cfg.delay_limit(),
+            lower_delay_weights: if lower_delay {
+                wanted.iter().map(|&n| ctx.cfg.backends[n].weight).collect()
+            } else {
+                Vec::new()
+            },
+        },
+        cache: &mut ctx.classifier,
+        catalog: &mut ctx.catalog,
+        router: &mut router,
+        shm: ctx.shm,
+        client_log: ctx.cfg.log_client_messages.then(Default::default),
+        snapshot_child: snapshot_isolation.then_some(ctx.index),
     };
+    let mut slots: Vec<Option<&mut BackendConn>> =
+        set.conns.iter_mut().map(Option::as_mut).collect();
+    let conns: Option<Vec<&mut BackendConn>> = wanted
+        .iter()
+        .map(|&i| slots.get_mut(i).and_then(Option::take))
+        .collect();
+    let Some(conns) = conns else {
+        return Err("internal error: the session's connections are missing".into());
+    };
+    let end = relay::relay(
+        stream,
+        conns,
+        &initial,
+        &ctx.waker,
+        &mut admin,
+        &mut relay,
+        &mut ctx.bufs,
+        &mut outcome,
+    );
+    // A session that ends mid-step leaves no mark behind.
+    ctx.shm.snapshot_step_done(ctx.index);
     info.client_disconnect_time
         .store(shmem::now_secs(), Ordering::Relaxed);
     info.in_use.store(0, Ordering::Relaxed);
-    let failed = st.failed_node.unwrap_or(node);
+    let failed = outcome.failed_node.unwrap_or(node);
     let reusable = match &end {
-        RelayEnd::ClientClosed => st.routed_reusable.unwrap_or_else(|| st.backend_reusable()),
+        RelayEnd::ClientClosed => outcome.reusable,
         RelayEnd::ClientError(e) => {
             log::debug!("client connection failed: {e}");
-            st.backend_reusable()
+            outcome.reusable
         }
         RelayEnd::ClientProtocol(e) => {
             log::info!("closing client connection: invalid message from frontend: {e}");
@@ -540,7 +516,7 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
                 "57P01",
                 "terminating connection due to client_idle_limit",
             );
-            st.backend_reusable()
+            outcome.reusable
         }
         RelayEnd::NodeDetached => {
             log::info!("node {node} was detached: closing the client session that used it");
@@ -557,10 +533,10 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
             log::warn!("backend node {failed} failed during session: {e}");
             // A backend that said FATAL first (e.g. pg_terminate_backend) ended this
             // session only; the node itself is fine.
-            if ctx.cfg.failover_on_backend_error && !st.backend_fatal {
+            if ctx.cfg.failover_on_backend_error && !outcome.backend_fatal {
                 ctx.report_node_failure(failed, false);
             }
-            if !st.backend_fatal {
+            if !outcome.backend_fatal {
                 send_fatal(
                     stream,
                     "08006",
@@ -579,11 +555,11 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         }
     };
     // A pg_terminate_backend() sent through pgpool ended this session, not the node.
-    if st.backend_shutdown && ctx.terminated_on_request(slot, failed) {
+    if outcome.backend_shutdown && ctx.terminated_on_request(slot, failed) {
         log::info!("backend node {failed} ended this session on a pg_terminate_backend request");
-        st.backend_shutdown = false;
+        outcome.backend_shutdown = false;
     }
-    if st.backend_shutdown && ctx.cfg.failover_on_backend_shutdown {
+    if outcome.backend_shutdown && ctx.cfg.failover_on_backend_shutdown {
         log::warn!("backend node {failed} reported an administrator shutdown (57P01)");
         ctx.report_node_failure(failed, false);
     }

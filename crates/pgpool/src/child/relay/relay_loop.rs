@@ -3,18 +3,23 @@
 //! socket at once.
 use super::*;
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn relay_loop(
     client: &mut Stream,
     backends: &mut [&mut BackendConn],
     initial: &[u8],
     waker: &Waker,
     local: &mut dyn LocalCommands,
-    routed: &mut Routed<'_>,
-    state: &mut RoutedState,
+    relay: &mut Relay<'_>,
+    bufs: &mut RelayBuffers,
+    state: &mut RelayOutcome,
 ) -> RelayEnd {
-    let mut io: Vec<NodeIo> = backends.iter().map(|_| NodeIo::new()).collect();
+    let RelayBuffers {
+        nodes: io,
+        client: cbuf,
+        to_client,
+    } = bufs;
     // Client bytes: read buffer with [from..to) not yet dispatched.
-    let mut cbuf = vec![0u8; READ_CHUNK];
     let mut cfrom = 0usize;
     let mut cto = 0usize;
     if !initial.is_empty() {
@@ -24,49 +29,48 @@ pub(super) fn relay_loop(
     }
     // Order of batches whose answers the client sees: the answering node of each.
     let mut order: VecDeque<usize> = VecDeque::new();
-    let mut to_client: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut to_client_from = 0usize;
     // A local command waiting for its turn, and whether it is an extended batch.
     let mut pending_local: Option<(Vec<u8>, LocalAnswer)> = None;
     let mut terminated = false;
-    let node_ids = routed.cfg.node_ids.clone();
+    let node_ids = relay.cfg.node_ids.clone();
     let mut bflags = vec![PollFlags::empty(); io.len()];
     let mut bev = vec![PollFlags::empty(); io.len()];
     let mut bready = vec![false; io.len()];
     loop {
-        routed.end_snapshot_step(&io, order.is_empty());
+        relay.end_snapshot_step(io, order.is_empty());
         // 1. Dispatch complete client batches (not while a local command waits).
         // (Snapshot isolation: while a step is marked, its batch must be answered by every
         // node before anything else goes out.)
         while pending_local.is_none()
-            && !routed.router.catalog_wait
-            && !routed.router.now_wait
-            && routed.router.replicating.is_none()
-            && !routed.router.snapshot_step_held
+            && !relay.router.catalog_wait
+            && !relay.router.now_wait
+            && relay.router.replicating.is_none()
+            && !relay.router.snapshot_step_held
             && !terminated
             && cfrom < cto
         {
-            if routed.router.client_remaining > 0 {
+            if relay.router.client_remaining > 0 {
                 // The tail of a message larger than the buffer.
-                let take = routed.router.client_remaining.min(cto - cfrom);
-                let t = routed.router.remaining_target;
+                let take = relay.router.client_remaining.min(cto - cfrom);
+                let t = relay.router.remaining_target;
                 for (k, n) in io.iter_mut().enumerate() {
                     if t.includes(k) {
                         n.out.extend_from_slice(&cbuf[cfrom..cfrom + take]);
                     }
                 }
-                routed.router.client_remaining -= take;
+                relay.router.client_remaining -= take;
                 cfrom += take;
                 continue;
             }
-            let scan = match scan_client(&cbuf, cfrom, cto, local, routed.router.open.is_some()) {
+            let scan = match scan_client(cbuf, cfrom, cto, local, relay.router.open.is_some()) {
                 Ok(s) => s,
                 Err(e) => return RelayEnd::ClientProtocol(e),
             };
             match scan {
                 Scan::Incomplete => break,
                 Scan::Terminate => {
-                    if let Some(l) = routed.client_log.as_mut() {
+                    if let Some(l) = relay.client_log.as_mut() {
                         l.one(b'X', &[]);
                     }
                     terminated = true;
@@ -104,112 +108,127 @@ pub(super) fn relay_loop(
                     cfrom = end;
                 }
                 Scan::Batch { end, kind } => {
-                    if cbuf[cfrom] == b'Q' && routed.router.open_flushed {
+                    if cbuf[cfrom] == b'Q' && relay.router.open_flushed {
                         // A Query after flushed extended messages: they end here (the
                         // Query would end their implicit transaction anyway), so the
                         // Query is routed on its own.
-                        close_flushed_batch(routed.router, &mut io);
+                        close_flushed_batch(relay.router, io);
                     }
-                    let continuing = routed.router.open.is_some();
-                    if !continuing && kind != BatchEnd::Copy && routed.catalog_stale(&io) {
+                    let continuing = relay.router.open.is_some();
+                    if !continuing && kind == BatchEnd::Synced {
+                        if let Some(answer) = relay.cached_answer(&cbuf[cfrom..end], io) {
+                            pending_local = Some((answer, LocalAnswer::Cached));
+                            cfrom = end;
+                            continue;
+                        }
+                    }
+                    if !continuing && kind != BatchEnd::Copy && relay.catalog_stale(io) {
                         // Routing needs the database's facts: ask, and hold the batch.
-                        routed.start_catalog_load(&mut io);
+                        relay.start_catalog_load(io);
                         break;
                     }
                     if !continuing
                         && kind == BatchEnd::Synced
-                        && routed.timestamp_missing(&cbuf[cfrom..end])
+                        && relay.timestamp_missing(&cbuf[cfrom..end])
                     {
-                        routed.start_timestamp_fetch(&mut io);
+                        relay.start_timestamp_fetch(io);
                         break;
                     }
                     let batch = &cbuf[cfrom..end];
                     let mut hidden = HiddenAnswers::default();
                     let mut main_only = false;
-                    if let Some(l) = routed.client_log.as_mut() {
+                    if let Some(l) = relay.client_log.as_mut() {
                         l.frames(batch);
                     }
                     // COPY data (also a CopyData larger than the buffer) follows its COPY.
                     let copy_tag = matches!(batch.first(), Some(b'd' | b'c' | b'f'));
-                    if copy_tag && routed.router.last_extended_synced {
+                    if copy_tag && relay.router.last_extended_synced {
                         // The server ignored that batch's Sync (it came in COPY IN mode):
                         // the batch ends with the ReadyForQuery of the next Sync.
-                        routed.router.copy_sync_owed = true;
+                        relay.router.copy_sync_owed = true;
                     }
                     let owed_sync = kind == BatchEnd::Synced
-                        && routed.router.copy_sync_owed
+                        && relay.router.copy_sync_owed
                         && batch == b"S\0\0\0\x04";
                     if owed_sync {
-                        routed.router.copy_sync_owed = false;
+                        relay.router.copy_sync_owed = false;
                     }
                     let copy_data = kind == BatchEnd::Copy
                         || owed_sync
                         || (kind == BatchEnd::Overflow && !continuing && copy_tag);
-                    let target = if copy_data {
-                        routed.router.last
+                    // A result the cache may keep is read on the primary: a standby's could
+                    // predate a write already invalidated, and would then be kept stale.
+                    let mut capture = if !copy_data && kind == BatchEnd::Synced && !continuing {
+                        relay.cache_prepare(batch, io)
                     } else {
-                        let (t, counts) = routed.route_batch(batch, &io);
-                        counts.record(routed.shm.backend(node_ids[t.answering()]));
+                        None
+                    };
+                    relay.router.batch_needs_primary = capture.is_some();
+                    let target = if copy_data {
+                        relay.router.last
+                    } else {
+                        let (t, counts) = relay.route_batch(batch, io);
+                        counts.record(relay.shm.backend(node_ids[t.answering()]));
                         t
                     };
-                    if std::mem::take(&mut routed.router.close_open) {
-                        close_flushed_batch(routed.router, &mut io);
+                    if std::mem::take(&mut relay.router.close_open) {
+                        close_flushed_batch(relay.router, io);
                     }
-                    let continuing = continuing && routed.router.open.is_some();
-                    routed.order_snapshot_step(&io);
-                    if routed.cfg.main_first
+                    let continuing = continuing && relay.router.open.is_some();
+                    relay.order_snapshot_step(io);
+                    if relay.cfg.main_first
                         && !copy_data
                         && target == Target::All
                         && kind == BatchEnd::Synced
                         && !continuing
-                        && !routed.batch_mentions_copy(batch)
+                        && !relay.batch_mentions_copy(batch)
                     {
                         // Native replication: the main node first, the others once it
                         // has answered.
                         let in_tx = io[PRIMARY].tx != b'I';
-                        let (bytes, commit_after) = match routed.prepare_replicated(batch, in_tx) {
+                        let (bytes, commit_after) = match relay.prepare_replicated(batch, in_tx) {
                             Some(r) => {
                                 hidden = r.hidden;
                                 (r.bytes, r.commit_after)
                             }
                             None => (batch.to_vec(), false),
                         };
-                        dispatch(routed.router, &bytes, target, &mut io, 0..1);
-                        routed.router.replicating = Some(Replicating::Main {
+                        dispatch(relay.router, &bytes, target, io, 0..1);
+                        relay.router.replicating = Some(Replicating::Main {
                             bytes,
-                            starts_tx: routed.router.batch_starts_tx,
+                            starts_tx: relay.router.batch_starts_tx,
                             commit_after,
                         });
                         main_only = true;
                     } else {
-                        if routed.router.batch_writes && !continuing && target.includes(PRIMARY) {
-                            let reading = others_reading(&io);
+                        if relay.router.batch_writes && !continuing && target.includes(PRIMARY) {
+                            let reading = others_reading(io);
                             io[PRIMARY].hold_writes(reading);
                         }
                         let all = 0..io.len();
-                        dispatch(routed.router, batch, target, &mut io, all);
-                        echo_session_statements(routed.router, target, &mut io);
+                        dispatch(relay.router, batch, target, io, all);
+                        echo_session_statements(relay.router, target, io);
                     }
-                    if routed.router.batch_starts_tx {
+                    if relay.router.batch_starts_tx {
                         for (k, n) in io.iter_mut().enumerate() {
                             n.joined_tx |= target.includes(k) && (k == PRIMARY || !main_only);
                         }
                     }
                     let mut notices = Vec::new();
-                    if routed.cfg.log_statement
-                        || routed.cfg.log_per_node_statement
-                        || routed.cfg.notice_per_node_statement
+                    if relay.cfg.log_statement
+                        || relay.cfg.log_per_node_statement
+                        || relay.cfg.notice_per_node_statement
                     {
                         log_statements(
                             batch,
                             target,
                             &node_ids,
                             backends,
-                            &routed.cfg,
+                            &relay.cfg,
                             &mut notices,
                         );
                     }
-                    if let Some((prefix, t)) = last_statement(routed.router, batch) {
+                    if let Some((prefix, t)) = last_statement(relay.router, batch) {
                         let mut nodes = (0..node_ids.len())
                             .filter(|&k| target.includes(k))
                             .map(|k| node_ids[k]);
@@ -222,15 +241,15 @@ pub(super) fn relay_loop(
                             match scan_header(&cbuf[j..end]) {
                                 Ok(Some(h)) if j + h.total_len() <= end => j += h.total_len(),
                                 Ok(Some(h)) => {
-                                    routed.router.client_remaining = j + h.total_len() - end;
-                                    routed.router.remaining_target = target;
+                                    relay.router.client_remaining = j + h.total_len() - end;
+                                    relay.router.remaining_target = target;
                                     break;
                                 }
                                 _ => break,
                             }
                         }
                     }
-                    routed.router.last = target;
+                    relay.router.last = target;
                     let answering = target.answering();
                     // Replayed Parses are hidden among the answers of the batch they
                     // precede (the last one queued on that node).
@@ -249,7 +268,7 @@ pub(super) fn relay_loop(
                     // starts a batch (an overflowing one stays open, like a Flush).
                     let joins = copy_data || (continuing && kind == BatchEnd::Overflow);
                     if joins || continuing {
-                        add_hide(&mut io);
+                        add_hide(io);
                         if let Some(e) = io[answering].queue.back_mut() {
                             e.notices.append(&mut notices);
                         }
@@ -265,7 +284,7 @@ pub(super) fn relay_loop(
                                     }
                                 }
                             }
-                            routed.router.open = None;
+                            relay.router.open = None;
                         }
                     } else {
                         let synced = kind == BatchEnd::Synced;
@@ -275,8 +294,8 @@ pub(super) fn relay_loop(
                                 hide.parse += n.batch_hide;
                                 n.queue.push_back(Expect {
                                     forward: k == answering,
-                                    writes: routed.router.batch_writes,
-                                    may_abort: !routed.router.batch_starts_tx,
+                                    writes: relay.router.batch_writes,
+                                    may_abort: !relay.router.batch_starts_tx,
                                     hide,
                                     synced,
                                     notices: if k == answering {
@@ -284,16 +303,18 @@ pub(super) fn relay_loop(
                                     } else {
                                         Vec::new()
                                     },
+                                    cache: if k == answering { capture.take() } else { None },
                                     ..Expect::default()
                                 });
                             }
                         }
                         order.push_back(answering);
-                        routed.router.last_extended_synced =
+                        relay.router.last_extended_synced =
                             synced && !matches!(batch.first(), Some(b'Q' | b'F'));
-                        routed.router.open = if synced { None } else { Some(target) };
-                        routed.router.open_flushed = kind == BatchEnd::Flushed;
+                        relay.router.open = if synced { None } else { Some(target) };
+                        relay.router.open_flushed = kind == BatchEnd::Flushed;
                     }
+                    relay.attach_invalidations(io);
                     cfrom = end;
                 }
             }
@@ -316,12 +337,16 @@ pub(super) fn relay_loop(
                 to_client_from = 0;
                 match answer {
                     LocalAnswer::Extended => {
-                        local_ext::answer(&q, local, &mut to_client, io[PRIMARY].tx)
+                        local_ext::answer(&q, local, to_client, io[PRIMARY].tx)
                     }
-                    LocalAnswer::Aborted => aborted_answer(&q, &mut to_client),
+                    LocalAnswer::Aborted => aborted_answer(&q, to_client),
+                    LocalAnswer::Cached => {
+                        to_client.extend_from_slice(&q);
+                        build::ready_for_query(to_client, io[PRIMARY].tx);
+                    }
                     LocalAnswer::Simple => {
-                        local.answer(&q, &mut to_client);
-                        build::ready_for_query(&mut to_client, io[PRIMARY].tx);
+                        local.answer(&q, to_client);
+                        build::ready_for_query(to_client, io[PRIMARY].tx);
                     }
                 }
             }
@@ -332,15 +357,7 @@ pub(super) fn relay_loop(
         loop {
             let pending = order.len();
             for (k, &id) in node_ids.iter().enumerate() {
-                if let Err(e) = drain_node(
-                    k,
-                    &mut io,
-                    &mut order,
-                    &mut to_client,
-                    backends,
-                    state,
-                    routed,
-                ) {
+                if let Err(e) = drain_node(k, io, &mut order, to_client, backends, state, relay) {
                     state.failed_node = Some(id);
                     return RelayEnd::BackendFailed(format!("node {id}: {e}"));
                 }
@@ -349,15 +366,15 @@ pub(super) fn relay_loop(
                 break;
             }
         }
-        let replicated = advance_replication(routed.router, &mut io, &mut order);
+        let replicated = advance_replication(relay.router, io, &mut order);
         // Before anything is written: busy from before a request goes out, idle before
         // the client can see the last answer.
-        for (n, info) in io.iter().zip(&routed.cfg.conn_info) {
+        for (n, info) in io.iter().zip(&relay.cfg.conn_info) {
             info.set_busy(!n.queue.is_empty());
         }
         // 4. Writes.
         if io[PRIMARY].held_from.is_some() {
-            let reading = others_reading(&io);
+            let reading = others_reading(io);
             io[PRIMARY].release_writes(reading);
         }
         for (k, n) in io.iter_mut().enumerate() {
@@ -372,7 +389,7 @@ pub(super) fn relay_loop(
             }
         }
         if to_client_from < to_client.len() {
-            if let Err(e) = write_some(client, &mut to_client, &mut to_client_from) {
+            if let Err(e) = write_some(client, to_client, &mut to_client_from) {
                 state.reusable = false;
                 return RelayEnd::ClientError(e);
             }
@@ -381,9 +398,9 @@ pub(super) fn relay_loop(
             && io
                 .iter()
                 .all(|n| n.queue.is_empty() && !n.has_output() && n.remaining == 0)
-            && routed.router.client_remaining == 0
-            && routed.router.open.is_none()
-            && routed.router.replicating.is_none();
+            && relay.router.client_remaining == 0
+            && relay.router.open.is_none()
+            && relay.router.replicating.is_none();
         if terminated {
             // Nobody reads answers any more.
             to_client.clear();
@@ -392,12 +409,12 @@ pub(super) fn relay_loop(
         // Native replication: the other nodes finish what they were sent first (closing a
         // socket with unread answers resets it, and the node would drop the writes still
         // queued behind them).
-        if terminated && !io.iter().any(NodeIo::has_output) && (idle || !routed.cfg.replicate) {
+        if terminated && !io.iter().any(NodeIo::has_output) && (idle || !relay.cfg.replicate) {
             state.reusable = idle && !state.backend_fatal;
             return RelayEnd::ClientClosed;
         }
-        let arrived = std::mem::take(&mut routed.router.catalog_arrived)
-            | std::mem::take(&mut routed.router.now_arrived)
+        let arrived = std::mem::take(&mut relay.router.catalog_arrived)
+            | std::mem::take(&mut relay.router.now_arrived)
             | replicated
             | answered_locally;
         if arrived && cfrom < cto {
@@ -405,10 +422,15 @@ pub(super) fn relay_loop(
             // answer, can be routed now: they were read already, no socket event will come.
             continue;
         }
-        if routed.router.snapshot_step_held && cfrom < cto {
+        if pending_local.is_some() && order.is_empty() && to_client_from >= to_client.len() {
+            // The last answer before a local command went out in this pass: its turn
+            // came, and no socket event will say so.
+            continue;
+        }
+        if relay.router.snapshot_step_held && cfrom < cto {
             // Held batches go out as soon as the marked step is answered everywhere.
-            routed.end_snapshot_step(&io, order.is_empty());
-            if !routed.router.snapshot_step_held {
+            relay.end_snapshot_step(io, order.is_empty());
+            if !relay.router.snapshot_step_held {
                 continue;
             }
         }
@@ -431,7 +453,7 @@ pub(super) fn relay_loop(
         };
         for (k, f) in bflags.iter_mut().enumerate() {
             *f = PollFlags::empty();
-            if to_client_from >= to_client.len() && want_read(k, &io, &order) {
+            if to_client_from >= to_client.len() && want_read(k, io, &order) {
                 *f |= PollFlags::POLLIN;
             }
             if io[k].has_sendable() {
@@ -461,7 +483,7 @@ pub(super) fn relay_loop(
         let timeout = if ready {
             nix::poll::PollTimeout::ZERO
         } else {
-            idle_timeout(routed.cfg.client_idle_limit, idle)
+            idle_timeout(relay.cfg.client_idle_limit, idle)
         };
         let cev = match poll_session(client, cflags, backends, &bflags, waker, timeout, &mut bev) {
             Ok(None) if !ready => return RelayEnd::IdleTimeout,

@@ -3,7 +3,7 @@
 //! (statements, portals, session statements to repeat elsewhere).
 use super::*;
 
-impl Routed<'_> {
+impl Relay<'_> {
     /// Decides the target of the batch `buf` (complete messages) and records the
     /// statements and portals it creates.
     pub(super) fn route_batch(&mut self, buf: &[u8], io: &[NodeIo]) -> (Target, Counts) {
@@ -18,7 +18,7 @@ impl Routed<'_> {
         let open = self.router.open;
         // In a transaction, or a BEGIN is on its way (pipelined).
         let mut in_tx = io[PRIMARY].tx != b'I' || io[PRIMARY].joined_tx;
-        let mut need_primary = false;
+        let mut need_primary = std::mem::take(&mut self.router.batch_needs_primary);
         let mut need_both = false;
         // A portal of an earlier batch lives on this load-balance connection.
         let mut need_lb: Option<usize> = None;
@@ -46,6 +46,7 @@ impl Routed<'_> {
                     }
                     let r = self.statement_route(text, in_tx, true);
                     let used = self.sql_prepared_use(&r, Some(&mut prepared_here));
+                    self.forget_statements(text, r.kind, r.prepared_name.as_deref());
                     let StatementRoute {
                         route,
                         kind,
@@ -57,6 +58,10 @@ impl Routed<'_> {
                     } = r;
                     self.router.batch_echo.extend(session_statements);
                     let is_write = used.is_write;
+                    if is_write || kind == StatementKind::Ddl {
+                        self.note_cache_write(text);
+                    }
+                    self.note_cache_session(text, kind);
                     let mut pinned = used.pin.is_some();
                     if let Some(t) = used.pin {
                         pin_to(t, &mut need_lb, &mut need_both, &mut need_primary);
@@ -99,6 +104,9 @@ impl Routed<'_> {
                         None => note_route(route, &mut need_primary, &mut need_both),
                     }
                     let parse = &buf[i..i + h.total_len()];
+                    if self.cfg.cache.is_some() {
+                        self.router.cache_prepared.insert(name.to_vec());
+                    }
                     // The unnamed statement is parsed again batch after batch: reuse its
                     // entry and buffer rather than allocate per query.
                     match self.router.statements.get_mut(name) {
@@ -157,6 +165,27 @@ impl Routed<'_> {
                             .map(|st| (st.route, st.is_write, st.kind, None, st.kind)),
                     };
                     if let Some((route, w, k, pin, counts_as)) = known {
+                        let cache_notes = w
+                            || matches!(
+                                k,
+                                StatementKind::Ddl
+                                    | StatementKind::Set
+                                    | StatementKind::Discard
+                                    | StatementKind::Deallocate
+                            );
+                        if self.cfg.cache.is_some() && cache_notes {
+                            let text = self
+                                .router
+                                .statements
+                                .get(stmt)
+                                .map(|st| statement_text(&st.parse).to_string());
+                            if let Some(text) = text {
+                                if w || k == StatementKind::Ddl {
+                                    self.note_cache_write(&text);
+                                }
+                                self.note_cache_session(&text, k);
+                            }
+                        }
                         if route == Route::All
                             && matches!(
                                 k,
@@ -203,6 +232,9 @@ impl Routed<'_> {
                     } else {
                         bound.contains(&name)
                     };
+                    if h.tag == b'C' && kind == b'S' {
+                        self.router.cache_prepared.remove(name);
+                    }
                     if kind == b'P' && !bound_here {
                         match self.router.portals.get(name) {
                             Some(Target::Lb(j)) => need_lb = Some(*j),

@@ -5,7 +5,7 @@
 //! statement text.
 use super::*;
 
-impl Routed<'_> {
+impl Relay<'_> {
     pub(super) fn lb_allowed(&self, io: &[NodeIo], lb: usize) -> bool {
         let r = &*self.router;
         if r.serializable_tx {
@@ -195,9 +195,11 @@ impl Routed<'_> {
     /// Must the catalog facts be (re)loaded before the next batch is routed? Not while
     /// the primary's transaction is aborted: the query would fail there.
     pub(super) fn catalog_stale(&self, io: &[NodeIo]) -> bool {
-        let needed = self.cfg.rules.functions_need_catalog()
-            || self.cfg.check_unlogged_table
-            || self.cfg.main_first;
+        let needed = !self.cfg.fixed
+            && (self.cfg.rules.functions_need_catalog()
+                || self.cfg.check_unlogged_table
+                || self.cfg.main_first
+                || self.cfg.cache.is_some());
         needed
             && !self.router.catalog_wait
             && io[PRIMARY].tx != b'E'
@@ -220,6 +222,7 @@ impl Routed<'_> {
             self.cfg.database,
             generation,
             self.cfg.main_first,
+            self.cfg.cache.is_some(),
             &mut io[PRIMARY].out,
         );
         io[PRIMARY].queue.push_back(Expect {
@@ -243,7 +246,11 @@ impl Routed<'_> {
     /// Native replication: must the main node's timestamp be asked for before this batch
     /// (a Query, or the statements an extended batch binds) can go out?
     pub(super) fn timestamp_missing(&mut self, batch: &[u8]) -> bool {
-        if !self.cfg.main_first || self.router.now.is_some() || self.router.now_failed {
+        if !self.cfg.main_first
+            || self.cfg.fixed
+            || self.router.now.is_some()
+            || self.router.now_failed
+        {
             return false;
         }
         let mut texts: Vec<String> = Vec::new();
@@ -367,6 +374,29 @@ impl Routed<'_> {
         u
     }
 
+    /// DISCARD ALL, DEALLOCATE ALL and DEALLOCATE name drop protocol-level statements
+    /// too (one namespace in PostgreSQL): forgotten here, a later Bind of one goes to
+    /// the primary and fails there as it would on one server, instead of having its
+    /// Parse replayed on a node where it was never parsed.
+    pub(super) fn forget_statements(
+        &mut self,
+        text: &str,
+        kind: StatementKind,
+        name: Option<&str>,
+    ) {
+        let statements = &mut self.router.statements;
+        match (kind, name) {
+            (StatementKind::Deallocate, Some(n)) => {
+                statements.remove(n.as_bytes());
+            }
+            (StatementKind::Deallocate, None) => statements.clear(),
+            (StatementKind::Discard, _) if sql::mentions_any(text, std::iter::once("all")) => {
+                statements.clear()
+            }
+            _ => {}
+        }
+    }
+
     /// Where one statement text may run, with what the session and the catalog know;
     /// `execute`: it runs now (Query, Bind), so what it changes is recorded.
     pub(super) fn statement_route(
@@ -375,8 +405,11 @@ impl Routed<'_> {
         in_tx: bool,
         execute: bool,
     ) -> StatementRoute {
+        if self.cfg.fixed {
+            return StatementRoute::counted(sql::leading_kind(text.as_bytes()));
+        }
         let dml_adaptive = self.dml_adaptive();
-        let Routed {
+        let Relay {
             cfg,
             cache,
             catalog,

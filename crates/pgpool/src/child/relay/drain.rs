@@ -11,8 +11,8 @@ pub(super) fn drain_node(
     order: &mut VecDeque<usize>,
     to_client: &mut Vec<u8>,
     backends: &mut [&mut BackendConn],
-    state: &mut RoutedState,
-    routed: &mut Routed<'_>,
+    state: &mut RelayOutcome,
+    relay: &mut Relay<'_>,
 ) -> Result<(), String> {
     loop {
         let n = &mut io[k];
@@ -59,8 +59,21 @@ pub(super) fn drain_node(
             Err(e) => return Err(e.to_string()),
         };
         let capture = n.queue.front().map_or(Capture::None, |e| e.capture);
+        // The query cache keeps the answer's messages whole (up to its limit).
+        let limit = relay.cache_limit();
+        if let Some(c) = n.queue.front_mut().and_then(|e| e.cache.as_mut()) {
+            if h.tag == b'E' || (c.wants(h.tag) && h.total_len() > limit) {
+                c.fail();
+            }
+        }
+        let cached = n
+            .queue
+            .front()
+            .and_then(|e| e.cache.as_ref())
+            .is_some_and(|c| c.wants(h.tag));
         let inspect = matches!(h.tag, b'Z' | b'E' | b'S' | b'1' | b'3')
-            || (capture != Capture::None && h.tag == b'D');
+            || (capture != Capture::None && h.tag == b'D')
+            || cached;
         if inspect && avail < h.total_len() {
             // Small messages are looked at whole.
             if h.total_len() > n.inbuf.len() {
@@ -74,6 +87,11 @@ pub(super) fn drain_node(
         if avail >= h.total_len() {
             if pass {
                 to_client.extend_from_slice(&n.inbuf[start..start + h.total_len()]);
+            }
+            if cached {
+                if let Some(c) = n.queue.front_mut().and_then(|e| e.cache.as_mut()) {
+                    c.add(&n.inbuf[start..start + h.total_len()], true, limit);
+                }
             }
             n.in_from += h.total_len();
         } else {
@@ -93,7 +111,10 @@ pub(super) fn drain_node(
                 backends[k].tx_status = status;
                 // A flushed (unsynced) batch ends with the ReadyForQuery of its Sync.
                 let mut popped = Capture::None;
-                if let Some(e) = n.queue.pop_front() {
+                if let Some(mut e) = n.queue.pop_front() {
+                    if k == PRIMARY {
+                        relay.cache_batch_done(&mut e, status);
+                    }
                     popped = e.capture;
                     if e.forward {
                         order.pop_front();
@@ -103,28 +124,28 @@ pub(super) fn drain_node(
                     }
                     match e.capture {
                         Capture::Catalog => {
-                            routed.catalog.finish_load(!routed.router.catalog_failed);
-                            routed.router.catalog_wait = false;
-                            routed.router.catalog_arrived = true;
+                            relay.catalog.finish_load(!relay.router.catalog_failed);
+                            relay.router.catalog_wait = false;
+                            relay.router.catalog_arrived = true;
                         }
                         Capture::Now => {
-                            routed.router.now_failed = routed.router.now.is_none();
-                            routed.router.now_wait = false;
-                            routed.router.now_arrived = true;
+                            relay.router.now_failed = relay.router.now.is_none();
+                            relay.router.now_wait = false;
+                            relay.router.now_arrived = true;
                         }
                         Capture::None => {}
                     }
                 }
                 if k == PRIMARY && status == b'I' && popped != Capture::Now {
-                    routed.router.now = None;
-                    routed.router.now_failed = false;
+                    relay.router.now = None;
+                    relay.router.now_failed = false;
                 }
                 if k == PRIMARY && status == b'I' {
-                    routed.router.write_in_tx = false;
-                    routed.router.serializable_tx = false;
-                    routed.router.written.clear();
-                    if std::mem::take(&mut routed.router.ddl_in_tx) {
-                        routed
+                    relay.router.write_in_tx = false;
+                    relay.router.serializable_tx = false;
+                    relay.router.written.clear();
+                    if std::mem::take(&mut relay.router.ddl_in_tx) {
+                        relay
                             .shm
                             .cluster()
                             .catalog_generation
@@ -132,17 +153,17 @@ pub(super) fn drain_node(
                     }
                     // Portals end with the transaction; the unnamed one's entry is kept
                     // (it is rebound before any use) to spare an allocation per query.
-                    routed.router.portals.retain(|name, _| name.is_empty());
+                    relay.router.portals.retain(|name, _| name.is_empty());
                 }
             }
             b'D' if capture == Capture::Catalog => {
-                routed
+                relay
                     .catalog
                     .add_row(&n.inbuf[start + 5..start + h.total_len()]);
             }
             b'D' if capture == Capture::Now => {
                 let body = &n.inbuf[start + 5..start + h.total_len()];
-                routed.router.now = protocol::message::DataRowFields::new(body)
+                relay.router.now = protocol::message::DataRowFields::new(body)
                     .next()
                     .flatten()
                     .and_then(|v| std::str::from_utf8(v).ok())
@@ -151,7 +172,7 @@ pub(super) fn drain_node(
             b'E' if capture == Capture::Catalog => {
                 let f = parse_error_fields(&n.inbuf[start + 5..start + h.total_len()]);
                 log::debug!("catalog query failed: {}", f.message);
-                routed.router.catalog_failed = true;
+                relay.router.catalog_failed = true;
             }
             b'E' if capture == Capture::Now => {
                 let f = parse_error_fields(&n.inbuf[start + 5..start + h.total_len()]);
@@ -160,7 +181,7 @@ pub(super) fn drain_node(
             b'E' => {
                 let body = &n.inbuf[start + 5..start + h.total_len()];
                 let f = parse_error_fields(body);
-                let stats = &routed.shm.backend(routed.cfg.node_ids[k]).stats;
+                let stats = &relay.shm.backend(relay.cfg.node_ids[k]).stats;
                 match f.severity.as_str() {
                     "FATAL" => {
                         stats
@@ -183,18 +204,18 @@ pub(super) fn drain_node(
                 if f.code == "57P01" {
                     state.backend_shutdown = true;
                 }
-                if !forward && k != PRIMARY && routed.cfg.replicate {
+                if !forward && k != PRIMARY && relay.cfg.replicate {
                     // The main node succeeded (or will say so): this node now differs.
                     log::warn!(
                         "node {} failed a statement sent to all nodes: {} (it may no longer match node {})",
-                        routed.cfg.node_ids[k],
+                        relay.cfg.node_ids[k],
                         f.message,
-                        routed.cfg.node_ids[PRIMARY]
+                        relay.cfg.node_ids[PRIMARY]
                     );
                 } else if !forward && k != PRIMARY {
                     log::debug!(
                         "error on load-balance node {} for a statement sent to all nodes: {}",
-                        routed.cfg.node_ids[k],
+                        relay.cfg.node_ids[k],
                         f.message
                     );
                 }

@@ -219,7 +219,7 @@ pub(super) fn log_statements(
     target: Target,
     node_ids: &[usize],
     backends: &[&mut BackendConn],
-    cfg: &RoutedConfig<'_>,
+    cfg: &RelayConfig<'_>,
     notices: &mut Vec<u8>,
 ) {
     let mut i = 0;

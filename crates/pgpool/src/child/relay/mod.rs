@@ -31,16 +31,22 @@ use crate::child::replicate::{self, HiddenAnswers, Replicated, ReplicationNeeds}
 use crate::net::Stream;
 use crate::sys::Waker;
 
+mod cache;
 mod dispatch;
 mod drain;
 mod input;
+mod node_io;
 mod policy;
 mod relay_loop;
 mod route;
 
+use cache::CacheCapture;
+pub use cache::{open_query_cache, CacheConfig};
 use dispatch::*;
 use drain::*;
 use input::*;
+pub use node_io::RelayBuffers;
+use node_io::*;
 use relay_loop::*;
 
 /// Index of the primary among the session's connections (the others are load-balance
@@ -96,6 +102,11 @@ struct Expect {
     /// The batch runs statements that could fail and so abort the transaction there
     /// (everything but a batch that only starts one).
     may_abort: bool,
+    /// The query cache: the answer to store, and the relations (bare names; or all)
+    /// to invalidate once the batch committed.
+    cache: Option<Box<CacheCapture>>,
+    invalidates: Vec<String>,
+    invalidate_all: bool,
 }
 
 /// pgpool's own queries on the main node, read by the relay.
@@ -123,88 +134,6 @@ enum Replicating {
     Others { commit_after: bool },
     /// pgpool's COMMIT of the transaction it wrapped the write in, on every node.
     Commit,
-}
-
-/// Per-backend side of the relay.
-struct NodeIo {
-    out: Vec<u8>,
-    out_from: usize,
-    inbuf: Vec<u8>,
-    in_from: usize,
-    in_to: usize,
-    /// Body bytes of the message being passed (or dropped) still to come.
-    remaining: usize,
-    remaining_forward: bool,
-    queue: VecDeque<Expect>,
-    tx: u8,
-    /// Replayed Parses whose ParseComplete the batch being dispatched must hide.
-    batch_hide: u32,
-    /// Sent a BEGIN whose answer may still be on its way, or inside a transaction.
-    joined_tx: bool,
-    /// `out` from this offset waits: a write for the primary held until the reads sent
-    /// before it to other nodes were answered (see [`NodeIo::hold_writes`]).
-    held_from: Option<usize>,
-}
-
-impl NodeIo {
-    fn new() -> Self {
-        NodeIo {
-            out: Vec::with_capacity(8192),
-            out_from: 0,
-            inbuf: vec![0; READ_CHUNK],
-            in_from: 0,
-            in_to: 0,
-            remaining: 0,
-            remaining_forward: false,
-            queue: VecDeque::new(),
-            tx: b'I',
-            batch_hide: 0,
-            joined_tx: false,
-            held_from: None,
-        }
-    }
-
-    /// Bytes not yet written, held ones included.
-    fn has_output(&self) -> bool {
-        self.out_from < self.out.len()
-    }
-
-    /// Bytes that may be written now.
-    fn has_sendable(&self) -> bool {
-        self.out_from < self.held_from.unwrap_or(self.out.len())
-    }
-
-    /// A pipeline is one sequence of statements: a write must not run on the primary
-    /// before a read the client sent earlier has run on a standby, or the read could
-    /// see it. So what is queued for the primary from here on waits (`others_reading`:
-    /// a node other than the primary still owes answers the client will see).
-    fn hold_writes(&mut self, others_reading: bool) {
-        if others_reading && self.held_from.is_none() {
-            self.held_from = Some(self.out.len());
-        }
-    }
-
-    /// Lets held bytes go once no other node owes the client a read.
-    fn release_writes(&mut self, others_reading: bool) {
-        if !others_reading {
-            self.held_from = None;
-        }
-    }
-
-    /// Writes what may be written now.
-    fn write_sendable(&mut self, stream: &mut Stream) -> io::Result<()> {
-        match self.held_from {
-            None => write_some(stream, &mut self.out, &mut self.out_from),
-            Some(end) => write_range(stream, &self.out, &mut self.out_from, end),
-        }
-    }
-}
-
-/// True when a node other than the primary still owes the client answers (a read).
-fn others_reading(io: &[NodeIo]) -> bool {
-    io.iter()
-        .enumerate()
-        .any(|(k, n)| k != PRIMARY && n.queue.iter().any(|e| e.forward))
 }
 
 /// A statement prepared by the client (named or the unnamed one).
@@ -236,7 +165,7 @@ impl Statement {
 }
 
 /// Settings of the load-balancing session.
-pub struct RoutedConfig<'a> {
+pub struct RelayConfig<'a> {
     pub rules: &'a Rules,
     pub disable_load_balance_on_write: &'a str,
     pub dml_relations: &'a Relationships,
@@ -246,6 +175,11 @@ pub struct RoutedConfig<'a> {
     pub log_statement: bool,
     pub log_per_node_statement: bool,
     pub notice_per_node_statement: bool,
+    /// The session has one connection: every batch goes there, statements are not
+    /// classified (only counted by their leading keyword) and no catalog is read.
+    pub fixed: bool,
+    /// memory_cache_enabled (and its storage).
+    pub cache: Option<CacheConfig<'a>>,
     /// Native replication: writes go to every connection of the session.
     pub replicate: bool,
     /// Native replication mode: writes go to the main node first, then to the others
@@ -335,6 +269,19 @@ pub struct Router {
     now_failed: bool,
     now_arrived: bool,
     replicating: Option<Replicating>,
+    /// The query cache: the last SET search_path (part of the keys), what the batch
+    /// being routed and the current transaction wrote, and a key buffer.
+    search_path: String,
+    /// The batch being routed is a SELECT whose result the cache will keep.
+    batch_needs_primary: bool,
+    batch_invalidates: Vec<String>,
+    batch_invalidate_all: bool,
+    tx_invalidates: Vec<String>,
+    tx_invalidate_all: bool,
+    cache_key: Vec<u8>,
+    /// Statements parsed (and not closed, deallocated or discarded since): the only
+    /// ones a Bind without its Parse may be answered from the cache for.
+    cache_prepared: HashSet<Vec<u8>>,
 }
 
 impl Router {
@@ -384,6 +331,14 @@ impl Default for Router {
             now_failed: false,
             now_arrived: false,
             replicating: None,
+            search_path: String::new(),
+            batch_needs_primary: false,
+            batch_invalidates: Vec::new(),
+            batch_invalidate_all: false,
+            tx_invalidates: Vec::new(),
+            tx_invalidate_all: false,
+            cache_key: Vec::new(),
+            cache_prepared: HashSet::new(),
         }
     }
 }
@@ -424,8 +379,8 @@ enum BatchEnd {
     Overflow,
 }
 
-pub struct Routed<'s> {
-    pub cfg: RoutedConfig<'s>,
+pub struct Relay<'s> {
+    pub cfg: RelayConfig<'s>,
     pub cache: &'s mut ClassifierCache,
     pub catalog: &'s mut Catalog,
     pub router: &'s mut Router,
@@ -482,10 +437,16 @@ struct StatementRoute {
 
 impl StatementRoute {
     fn plain_select() -> Self {
+        Self::counted(StatementKind::Select)
+    }
+
+    /// A statement known only by its kind (the one connection of a fixed session runs
+    /// everything).
+    fn counted(kind: StatementKind) -> Self {
         StatementRoute {
             route: Route::LoadBalance,
             is_write: false,
-            kind: StatementKind::Select,
+            kind,
             has_effects: false,
             serializable_begin: false,
             starts_tx: false,
@@ -559,22 +520,35 @@ impl<'a> Iterator for Messages<'a> {
 }
 
 /// Relays a session over the primary (`conns[0]`) and load-balance connections
-/// (`conns[1..]`, node ids in `routed.cfg.node_ids`). Sockets are left in blocking mode
+/// (`conns[1..]`, node ids in `relay.cfg.node_ids`). Sockets are left in blocking mode
 /// on return.
+#[allow(clippy::too_many_arguments)]
 pub fn relay(
     client: &mut Stream,
     mut conns: Vec<&mut BackendConn>,
     initial: &[u8],
     waker: &Waker,
     local: &mut dyn LocalCommands,
-    routed: &mut Routed<'_>,
-    state: &mut RoutedState,
+    relay: &mut Relay<'_>,
+    bufs: &mut RelayBuffers,
+    outcome: &mut RelayOutcome,
 ) -> RelayEnd {
     let _ = client.set_nonblocking(true);
     for c in conns.iter_mut() {
         let _ = c.stream.set_nonblocking(true);
     }
-    let end = relay_loop(client, &mut conns, initial, waker, local, routed, state);
+    bufs.start_session(conns.len());
+    let end = relay_loop(
+        client, &mut conns, initial, waker, local, relay, bufs, outcome,
+    );
+    // Whatever ended the session, its connections can be pooled again only when they
+    // owe nothing and are between messages.
+    outcome.reusable = match end {
+        RelayEnd::ClientClosed | RelayEnd::ClientError(_) | RelayEnd::IdleTimeout => {
+            bufs.idle(relay.router) && !outcome.backend_fatal
+        }
+        _ => false,
+    };
     let _ = client.set_nonblocking(false);
     for c in conns.iter_mut() {
         let _ = c.stream.set_nonblocking(false);
@@ -584,9 +558,12 @@ pub fn relay(
 
 /// What the session learnt, for the release decision.
 #[derive(Debug, Default)]
-pub struct RoutedState {
+pub struct RelayOutcome {
     pub reusable: bool,
     pub backend_fatal: bool,
     pub backend_shutdown: bool,
     pub failed_node: Option<usize>,
 }
+
+#[cfg(test)]
+mod tests;
