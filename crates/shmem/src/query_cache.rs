@@ -13,6 +13,8 @@
 //! it committed; a collision of two names only invalidates more than needed.
 
 use std::io;
+
+use crate::mapping::Mapping;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 /// Invalidation counters (power of two).
@@ -83,6 +85,8 @@ pub struct CacheStats {
 pub struct QueryCache {
     base: *mut u8,
     len: usize,
+    /// Owns the region (all-zero is a valid state of every field).
+    _map: Mapping,
     slots: usize,
     blocks: usize,
     block_size: usize,
@@ -126,25 +130,11 @@ impl QueryCache {
         let off_slots = off_gens + GENERATION_SLOTS * 8;
         let off_blocks = off_slots + slots * std::mem::size_of::<Slot>();
         let off_data = off_blocks + blocks * std::mem::size_of::<Block>();
-        let len = off_data + blocks * block_size;
-        // SAFETY: anonymous shared mapping without address hint, checked against
-        // MAP_FAILED; zero-filled, and all-zero is a valid state of every field.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let map = Mapping::new(off_data + blocks * block_size)?;
         let cache = QueryCache {
-            base: base as *mut u8,
-            len,
+            base: map.base,
+            len: map.len,
+            _map: map,
             slots,
             blocks,
             block_size,

@@ -4,6 +4,7 @@ use std::io;
 use std::mem::{align_of, size_of};
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+use crate::mapping::Mapping;
 use crate::nodes::NodeTable;
 use crate::requests::{RequestKind, RequestQueue};
 use crate::text::ShmText;
@@ -387,6 +388,9 @@ impl Layout {
 pub struct Shmem {
     base: *mut u8,
     len: usize,
+    /// Owns the region (unmapped on drop); accessors borrow `self`, so no reference into
+    /// it outlives the handle.
+    _map: Mapping,
     layout: Layout,
     off: Offsets,
 }
@@ -400,26 +404,11 @@ impl Shmem {
     /// Maps a zeroed `MAP_SHARED | MAP_ANONYMOUS` segment for `layout`.
     pub fn create(layout: Layout) -> io::Result<Shmem> {
         let off = layout.offsets();
-        let len = off.total.max(1);
-        // SAFETY: anonymous mapping with no address hint; the result is checked against
-        // MAP_FAILED before use. Anonymous mappings are zero-filled, and every type
-        // placed in the segment is valid when all-zero (atomics and integer arrays).
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let map = Mapping::new(off.total)?;
         let shm = Shmem {
-            base: base as *mut u8,
-            len,
+            base: map.base,
+            len: map.len,
+            _map: map,
             layout,
             off,
         };
@@ -527,16 +516,6 @@ impl Shmem {
     /// Finds the child whose current client holds BackendKeyData (pid, key).
     pub fn find_cancel_target(&self, pid: u32, key: u32) -> Option<usize> {
         (0..self.layout.num_children).find(|&i| self.child(i).presents(pid, key))
-    }
-}
-
-impl Drop for Shmem {
-    fn drop(&mut self) {
-        // SAFETY: base/len are exactly what mmap returned; after drop no reference into
-        // the segment can outlive `self` because all accessors borrow `self`.
-        unsafe {
-            libc::munmap(self.base as *mut libc::c_void, self.len);
-        }
     }
 }
 
