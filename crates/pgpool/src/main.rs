@@ -15,6 +15,7 @@ mod pool_status;
 mod primary;
 mod recovery;
 mod report;
+mod report_cache;
 mod spare;
 mod sr_check;
 mod status_file;

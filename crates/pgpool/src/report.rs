@@ -12,6 +12,7 @@ use shmem::{BackendRole, BackendStatus, ChildState, Shmem};
 use crate::logging::format_time;
 
 pub use crate::pool_status::pool_status;
+pub use crate::report_cache::{pool_cache, CACHE_COLUMNS};
 
 /// SHOW POOL_NODES columns.
 pub const NODES_COLUMNS: [&str; 14] = [
@@ -71,19 +72,6 @@ pub const BACKEND_STATS_COLUMNS: [&str; 14] = [
     "panic_cnt",
     "fatal_cnt",
     "error_cnt",
-];
-
-/// SHOW POOL_CACHE columns.
-pub const CACHE_COLUMNS: [&str; 9] = [
-    "num_cache_hits",
-    "num_selects",
-    "cache_hit_ratio",
-    "num_hash_entries",
-    "used_hash_entries",
-    "num_cache_entries",
-    "used_cache_entries_size",
-    "free_cache_entries_size",
-    "fragment_cache_entries_size",
 ];
 
 /// SHOW POOL_STATUS columns.
@@ -480,28 +468,6 @@ pub fn backend_stats(cfg: &Config, shm: &Shmem) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// SHOW POOL_CACHE: the query cache's figures (zeros with memory_cache_enabled = off, as
-/// Pgpool-II answers).
-pub fn pool_cache(stats: Option<shmem::CacheStats>) -> Vec<Vec<String>> {
-    let s = stats.unwrap_or_default();
-    let ratio = if s.selects == 0 {
-        0.0
-    } else {
-        s.hits as f64 / s.selects as f64
-    };
-    vec![vec![
-        s.hits.to_string(),
-        s.selects.to_string(),
-        format!("{ratio:.2}"),
-        s.hash_entries.to_string(),
-        s.used_hash_entries.to_string(),
-        s.cache_entries.to_string(),
-        s.used_bytes.to_string(),
-        s.free_bytes.to_string(),
-        "0".to_string(),
-    ]]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,8 +504,6 @@ mod tests {
             .all(|r| r.len() == HEALTH_CHECK_STATS_COLUMNS.len()));
         let bs = backend_stats(&cfg, &shm);
         assert!(bs.iter().all(|r| r.len() == BACKEND_STATS_COLUMNS.len()));
-        assert_eq!(pool_cache(None)[0].len(), CACHE_COLUMNS.len());
-        assert_eq!(pool_cache(None)[0][2], "0.00");
         assert_eq!(processes(&cfg, &shm).len(), 2);
     }
 
