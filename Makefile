@@ -1,7 +1,7 @@
 # pgpool-rs: build, test, demo, bench.
 #   make demo    build, create a 3-node PostgreSQL cluster behind pgpool, start it
 #   make test    unit tests + regression scenarios against real PostgreSQL clusters
-#   make bench   pgbench: direct PostgreSQL vs Pgpool-II vs PgBouncer vs pgpool-rs
+#   make bench   pgbench: direct PostgreSQL vs Pgpool-II vs PgBouncer vs pgpool-rs; LB; query cache
 
 CARGO ?= cargo
 DEMO_DIR ?= /tmp/pgpool-rs-demo

@@ -19,6 +19,10 @@
 # shellcheck disable=SC2317  # functions are reached through traps
 # shellcheck disable=SC2034  # variables for the tests (PCP_PORT, PGPOOL_LOG, ...)
 
+# Loaded once (a test may source another test's scenarios, which source this too).
+[ -n "${_REGRESS_LIB_LOADED:-}" ] && return 0
+_REGRESS_LIB_LOADED=1
+
 set -u
 set -o pipefail
 
@@ -41,6 +45,8 @@ export TEST_DIR TEST_BASE_PORT PGPOOL_BIN PGPOOL_SETUP PGBIN
 
 PGPOOL_PORT=$TEST_BASE_PORT
 PCP_PORT=$((TEST_BASE_PORT + 1))
+# The pcp_* tools of this build.
+PCP_BIN=${PCP_BIN:-$REPO_DIR/target/release}
 # pgpool_setup: as root PostgreSQL runs as "postgres", which is then the
 # superuser; otherwise the invoking user is.
 if [ "$(id -u)" = 0 ]; then PGSUPERUSER=postgres; else PGSUPERUSER=$(id -un); fi

@@ -8,6 +8,7 @@
 //! small tokenizer ([`lexer`]) reads the file and the effective raw values are kept in an
 //! [`ini::Ini`] (see [`Config::raw_ini`]) for dumping and diffing.
 
+pub mod choices;
 pub mod compat;
 pub mod hba;
 pub mod lexer;
@@ -21,6 +22,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use choices::{CacheMethod, LoadBalanceOnWrite, TempTableCheck};
 pub use params::{Config, Context, Group, Kind, ParamDef, Unit, PARAMS};
 pub use show::describe_config;
 pub use value::{BackendFlag, ClusteringMode, Value};

@@ -5,6 +5,7 @@
 //! implements it yet. The `config_params!` macro turns the table into the
 //! typed [`Config`] struct fields plus the by-name accessors the loader and `PGPOOL SHOW/SET` use.
 
+use crate::choices::{CacheMethod, LoadBalanceOnWrite, TempTableCheck};
 use crate::value::{FieldValue, Value};
 use crate::ClusteringMode;
 use Kind as K;
@@ -167,16 +168,7 @@ pub const MESSAGE_LEVELS: [&str; 13] = [
 ];
 pub const STANDBY_DELAY_OPTS: [&str; 3] = ["always", "if_over_threshold", "none"];
 pub const LIFECHECK_METHODS: [&str; 3] = ["query", "heartbeat", "external"];
-pub const MEMQCACHE_METHODS: [&str; 2] = ["shmem", "memcached"];
-pub const DLBOW_OPTS: [&str; 5] = [
-    "off",
-    "transaction",
-    "trans_transaction",
-    "always",
-    "dml_adaptive",
-];
 pub const RELCACHE_TARGETS: [&str; 2] = ["primary", "load_balance_node"];
-pub const CHECK_TEMP_OPTS: [&str; 5] = ["catalog", "trace", "none", "on", "off"];
 pub const PROCESS_MANAGEMENT_MODES: [&str; 2] = ["static", "dynamic"];
 pub const PROCESS_MANAGEMENT_STRATEGIES: [&str; 3] = ["aggressive", "gentle", "lazy"];
 pub const BACKEND_MESSAGE_LOGGING: [&str; 3] = ["none", "terse", "verbose"];
@@ -306,7 +298,7 @@ config_params! {
     ssl_prefer_server_ciphers: bool = [K::Bool, "off", Restart, false, 0, "Use server's SSL cipher preferences, rather than the client's"],
     check_unlogged_table: bool = [K::Bool, "on", Session, true, 0, "Enables unlogged table check."],
     memory_cache_enabled: bool = [K::Bool, "off", Restart, true, 0, "Enables the memory cache functionality."],
-    enable_shared_relcache: bool = [K::Bool, "on", Restart, false, 0, "relation cache stored in memory cache."],
+    enable_shared_relcache: bool = [K::Bool, "on", Restart, true, 0, "relation cache stored in memory cache."],
     memqcache_auto_cache_invalidation: bool = [K::Bool, "on", Reload, true, 0, "Automatically deletes the cache related to the updated tables."],
     allow_sql_comments: bool = [K::Bool, "off", Session, true, 0, "Ignore SQL comments, while judging if load balance or query cache is possible."],
     allow_clear_text_frontend_auth: bool = [K::Bool, "off", Reload, false, 0, "allow to use clear text password authentication with clients, when pool_passwd does not contain the user password."],
@@ -370,7 +362,7 @@ config_params! {
     ssl_dh_params_file: String = [K::Str, "", Restart, false, 0, "Path to the Diffie-Hellman parameters contained file"],
     ssl_passphrase_command: String = [K::Str, "", Restart, true, 0, "Path to the Diffie-Hellman parameters contained file"],
     memqcache_oiddir: String = [K::Str, "/var/log/pgpool/oiddir", Restart, false, 0, "Temporary directory to record table oids."],
-    memqcache_memcached_host: String = [K::Str, "localhost", Restart, false, 0, "Hostname or IP address of memcached."],
+    memqcache_memcached_host: String = [K::Str, "localhost", Restart, true, 0, "Hostname or IP address of memcached."],
     work_dir: String = [K::Str, "/tmp", Restart, true, 0, "directory to create pgpool_status and lock files."],
     log_directory: String = [K::Str, "/tmp/pgpool_logs", Reload, false, 0, "directory where log files are written."],
     log_filename: String = [K::Str, "pgpool-%Y-%m-%d_%H%M%S.log", Reload, false, 0, "log file name pattern."],
@@ -383,7 +375,7 @@ config_params! {
     wd_monitoring_interfaces_list: Vec<String> = [K::List(","), "", Restart, false, 0, "List of network device names, to be monitored by the watchdog process for the network link state."],
     delay_threshold: i64 = [K::Int(0, I64MAX, U::Byte), "0", Reload, true, 0, "standby delay threshold in bytes."],
     delay_threshold_by_time: i64 = [K::Int(0, I32MAX, U::Ms), "0", Reload, true, 0, "standby delay threshold by time."],
-    relcache_expire: i64 = [K::Int(0, I64MAX, U::S), "0", Restart, false, 0, "Relation cache expiration time in seconds."],
+    relcache_expire: i64 = [K::Int(0, I64MAX, U::S), "0", Restart, true, 0, "Relation cache expiration time in seconds."],
     memqcache_total_size: i64 = [K::Int(0, I64MAX, U::Byte), "67108864", Restart, true, 0, "Total memory size in bytes for storing memory cache."],
     health_check_timeout: u64 = [K::Int(0, I32MAX, U::S), "20", Reload, true, SUFFIX, "Backend node health check timeout value in seconds."],
     health_check_period: u64 = [K::Int(0, I32MAX, U::S), "0", Reload, true, SUFFIX, "Time interval in seconds between the health checks."],
@@ -423,7 +415,7 @@ config_params! {
     wd_heartbeat_keepalive: i64 = [K::Int(1, I32MAX, U::S), "2", Restart, false, 0, "Time interval in seconds between sending the heartbeat signal."],
     wd_heartbeat_deadtime: i64 = [K::Int(1, I32MAX, U::S), "30", Restart, false, 0, "Deadtime interval in seconds for heartbeat signal."],
     relcache_size: i64 = [K::Int(0, I32MAX, U::None), "256", Restart, false, 0, "Number of relation cache entry."],
-    memqcache_memcached_port: i64 = [K::Int(0, I32MAX, U::None), "11211", Restart, false, 0, "Port number of Memcached server."],
+    memqcache_memcached_port: i64 = [K::Int(0, I32MAX, U::None), "11211", Restart, true, 0, "Port number of Memcached server."],
     memqcache_max_num_cache: i64 = [K::Int(0, I32MAX, U::None), "1000000", Restart, true, 0, "Total number of cache entries."],
     memqcache_expire: i64 = [K::Int(0, I32MAX, U::S), "0", Restart, true, 0, "Memory cache entry life time specified in seconds."],
     memqcache_maxcache: i64 = [K::Int(0, I32MAX, U::Byte), "409600", Restart, true, 0, "Maximum SELECT result size in bytes."],
@@ -440,10 +432,10 @@ config_params! {
     log_backend_messages: String = [K::Enum(&BACKEND_MESSAGE_LOGGING), "none", Session, false, 0, "Logs any backend messages in the pgpool logs."],
     log_standby_delay: String = [K::Enum(&STANDBY_DELAY_OPTS), "if_over_threshold", Reload, false, 0, "When to log standby delay."],
     wd_lifecheck_method: String = [K::Enum(&LIFECHECK_METHODS), "heartbeat", Restart, false, 0, "method for watchdog lifecheck."],
-    memqcache_method: String = [K::Enum(&MEMQCACHE_METHODS), "shmem", Restart, false, 0, "Cache store method. either shmem(shared memory) or Memcached. shmem by default."],
-    disable_load_balance_on_write: String = [K::Enum(&DLBOW_OPTS), "transaction", Reload, true, 0, "Load balance behavior when write query is received."],
+    memqcache_method: CacheMethod = [K::Enum(CacheMethod::NAMES), "shmem", Restart, true, 0, "Cache store method. either shmem(shared memory) or Memcached. shmem by default."],
+    disable_load_balance_on_write: LoadBalanceOnWrite = [K::Enum(LoadBalanceOnWrite::NAMES), "transaction", Reload, true, 0, "Load balance behavior when write query is received."],
     relcache_query_target: String = [K::Enum(&RELCACHE_TARGETS), "primary", Reload, false, 0, "Target node to send relache queries."],
-    check_temp_table: String = [K::Enum(&CHECK_TEMP_OPTS), "catalog", Reload, true, 0, "Enables temporary table check."],
+    check_temp_table: TempTableCheck = [K::Enum(TempTableCheck::NAMES), "catalog", Reload, true, 0, "Enables temporary table check."],
     process_management_mode: String = [K::Enum(&PROCESS_MANAGEMENT_MODES), "static", Reload, true, 0, "child process management mode."],
     process_management_strategy: String = [K::Enum(&PROCESS_MANAGEMENT_STRATEGIES), "gentle", Reload, true, 0, "child process management strategy."],
   }

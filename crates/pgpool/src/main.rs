@@ -8,6 +8,7 @@ mod cli;
 mod failover;
 mod health_check;
 mod logging;
+mod memcached;
 mod net;
 mod node_table;
 mod pcp;

@@ -17,10 +17,12 @@ pub const CACHE_COLUMNS: [&str; 9] = [
 /// Pgpool-II answers).
 pub fn pool_cache(stats: Option<shmem::CacheStats>) -> Vec<Vec<String>> {
     let s = stats.unwrap_or_default();
-    let ratio = if s.selects == 0 {
+    // num_selects counts the SELECTs the cache did not answer (Pgpool-II's meaning).
+    let all = s.hits + s.selects;
+    let ratio = if all == 0 {
         0.0
     } else {
-        s.hits as f64 / s.selects as f64
+        s.hits as f64 / all as f64
     };
     vec![vec![
         s.hits.to_string(),
@@ -45,10 +47,10 @@ mod tests {
         assert_eq!(off[0].len(), CACHE_COLUMNS.len());
         assert_eq!(off[0][2], "0.00");
         let on = pool_cache(Some(shmem::CacheStats {
-            hits: 1,
-            selects: 4,
+            hits: 891703,
+            selects: 99995,
             ..Default::default()
         }));
-        assert_eq!(on[0][..3], ["1", "4", "0.25"]);
+        assert_eq!(on[0][..3], ["891703", "99995", "0.90"]);
     }
 }

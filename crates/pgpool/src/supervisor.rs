@@ -105,7 +105,7 @@ impl Supervisor<'_> {
                     index,
                     cfg: self.cfg.clone(),
                     shm: self.shm,
-                    qcache: self.qcache,
+                    qcache: self.qcache.filter(|_| self.cfg.memory_cache_enabled),
                     listeners: self.listeners,
                     hba,
                     passwd,
@@ -150,6 +150,7 @@ impl Supervisor<'_> {
                     cfg: self.cfg.clone(),
                     pcp_conf: self.opts.pcp_file.clone(),
                     shm: self.shm,
+                    qcache: self.qcache,
                 })
             }
             Err(e) => log::error!("fork of PCP process failed: {e}"),

@@ -41,6 +41,9 @@ struct Header {
     selects: AtomicU64,
     used_slots: AtomicU64,
     started: AtomicU64,
+    /// Names this pgpool's entries in a memcached shared with others (and with this
+    /// pgpool's earlier lives, whose counters are gone).
+    instance: AtomicU64,
 }
 
 #[repr(C)]
@@ -143,10 +146,13 @@ impl QueryCache {
             off_blocks,
             off_data,
         };
-        cache
-            .header()
-            .started
-            .store(crate::now_secs() as u64, Ordering::Relaxed);
+        let started = crate::now_secs() as u64;
+        let h = cache.header();
+        h.started.store(started, Ordering::Relaxed);
+        h.instance.store(
+            fnv(&[&started.to_be_bytes(), &std::process::id().to_be_bytes()]),
+            Ordering::Relaxed,
+        );
         Ok(cache)
     }
 
@@ -203,7 +209,8 @@ impl QueryCache {
         (s.tables.len() <= MAX_TABLES).then_some(s)
     }
 
-    fn stamp_current(&self, s: &Stamp) -> bool {
+    /// Whether a result stamped `s` is still right (nothing it read changed since).
+    pub fn is_current(&self, s: &Stamp) -> bool {
         s.global == self.header().global.load(Ordering::Acquire)
             && s.tables
                 .iter()
@@ -223,12 +230,15 @@ impl QueryCache {
         self.header().global.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Counts a cacheable SELECT, and whether the cache answered it.
+    /// Counts a cacheable SELECT: answered by the cache (`hit`) or sent to a backend
+    /// (SHOW POOL_CACHE's num_cache_hits and num_selects, as Pgpool-II counts them).
     pub fn count_select(&self, hit: bool) {
-        self.header().selects.fetch_add(1, Ordering::Relaxed);
-        if hit {
-            self.header().hits.fetch_add(1, Ordering::Relaxed);
-        }
+        let counter = if hit {
+            &self.header().hits
+        } else {
+            &self.header().selects
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Copies the answer stored under `key` into `out` (cleared first) when there is
@@ -244,7 +254,7 @@ impl QueryCache {
             }
             for _attempt in 0..3 {
                 if self.read_slot(slot, hash, &mut raw) {
-                    return self.decode(&raw, key, now, expire, out);
+                    return self.open_entry(&raw, key, now, expire, out);
                 }
             }
         }
@@ -284,7 +294,16 @@ impl QueryCache {
         block.gen.load(Ordering::Relaxed) == block_gen && slot.seq.load(Ordering::Relaxed) == seq
     }
 
-    fn decode(&self, raw: &[u8], key: &[u8], now: i64, expire: i64, out: &mut Vec<u8>) -> bool {
+    /// Copies the answer of a stored entry into `out` when it is `key`'s, younger than
+    /// `expire` seconds (0: no limit) and nothing it read changed since.
+    pub fn open_entry(
+        &self,
+        raw: &[u8],
+        key: &[u8],
+        now: i64,
+        expire: i64,
+        out: &mut Vec<u8>,
+    ) -> bool {
         let num = |at: usize, n: usize| -> u64 {
             raw.get(at..at + n).map_or(0, |b| {
                 b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
@@ -311,7 +330,7 @@ impl QueryCache {
                 })
                 .collect(),
         };
-        if !self.stamp_current(&stamp) {
+        if !self.is_current(&stamp) {
             return false;
         }
         out.clear();
@@ -323,6 +342,17 @@ impl QueryCache {
     /// sent (so a write that committed meanwhile leaves it unserved). False when it does
     /// not fit in a block or the stamp is already stale.
     pub fn store(&self, key: &[u8], stamp: &Stamp, now: i64, answer: &[u8]) -> bool {
+        let entry = Self::entry(key, stamp, now, answer);
+        if entry.len() > self.block_size || !self.is_current(stamp) {
+            return false;
+        }
+        self.put(key, &entry);
+        true
+    }
+
+    /// The stored form of an answer: when, the stamp, the full key, the answer (what
+    /// [`QueryCache::open_entry`] reads back, here or from memcached).
+    pub fn entry(key: &[u8], stamp: &Stamp, now: i64, answer: &[u8]) -> Vec<u8> {
         let mut entry =
             Vec::with_capacity(META + stamp.tables.len() * 12 + key.len() + answer.len());
         entry.extend_from_slice(&(now as u64).to_be_bytes());
@@ -335,9 +365,10 @@ impl QueryCache {
         }
         entry.extend_from_slice(key);
         entry.extend_from_slice(answer);
-        if entry.len() > self.block_size || !self.stamp_current(stamp) {
-            return false;
-        }
+        entry
+    }
+
+    fn put(&self, key: &[u8], entry: &[u8]) {
         let _guard = self.lock();
         let (b, off) = self.allocate(entry.len());
         // SAFETY: `allocate` returned room for the entry inside block `b`, which only the
@@ -361,7 +392,40 @@ impl QueryCache {
         slot.len.store(entry.len() as u32, Ordering::Relaxed);
         slot.block_gen.store(block_gen, Ordering::Relaxed);
         slot.seq.store((seq | 1) + 1, Ordering::Release);
-        true
+    }
+
+    /// Forgets the answer stored under `key` (PGPOOL SET CACHE DELETE); false when there
+    /// was none.
+    pub fn remove(&self, key: &[u8]) -> bool {
+        let hash = fnv(&[key]);
+        let home = hash as usize & (self.slots - 1);
+        let _guard = self.lock();
+        for p in 0..PROBES {
+            let slot = self.slot((home + p) & (self.slots - 1));
+            if slot.hash.load(Ordering::Relaxed) != hash {
+                continue;
+            }
+            let seq = slot.seq.load(Ordering::Relaxed);
+            slot.seq.store(seq | 1, Ordering::Relaxed);
+            fence(Ordering::Release);
+            slot.hash.store(0, Ordering::Relaxed);
+            self.header().used_slots.fetch_sub(1, Ordering::Relaxed);
+            slot.seq.store((seq | 1) + 1, Ordering::Release);
+            return true;
+        }
+        false
+    }
+
+    /// The name of `key`'s entry in memcached (at most 250 printable bytes, as memcached
+    /// wants): this pgpool's instance and two hashes of the key, which the entry holds in
+    /// full and [`QueryCache::open_entry`] compares.
+    pub fn entry_name(&self, key: &[u8]) -> String {
+        let instance = self.header().instance.load(Ordering::Relaxed);
+        format!(
+            "pgpoolrs-{instance:016x}-{:016x}{:016x}",
+            fnv(&[key]),
+            fnv(&[b"2", key])
+        )
     }
 
     /// The slot a new entry of `hash` takes: its own, else a free or stale one among the

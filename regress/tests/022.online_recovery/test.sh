@@ -13,7 +13,6 @@
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 
-PCP_BIN=${PCP_BIN:-$REPO_DIR/target/release}
 [ -x "$PCP_BIN/pcp_recovery_node" ] || fail "$PCP_BIN/pcp_recovery_node missing: cargo build --release"
 
 setup_cluster 3 s \

@@ -21,7 +21,6 @@ wait_until 20 up2 || fail "node 2 not attached again by auto_failback: $(psql_pg
 log "ok: auto_failback attached node 2"
 grep -q "auto_failback: node 2" "$PGPOOL_LOG" || fail "no auto_failback log line"
 
-PCP_BIN=$REPO_DIR/target/release
 PCPPASSFILE=$TEST_DIR/etc/pcppass "$PCP_BIN/pcp_detach_node" -h 127.0.0.1 -p "$PCP_PORT" -U "$PGSUPERUSER" -w -n 1 >/dev/null \
     || fail "pcp_detach_node -n 1"
 wait_until 10 eval '[ "$(status_of 1)" = down ]' || fail "node 1 not detached by pcp"

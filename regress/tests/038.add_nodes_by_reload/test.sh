@@ -13,7 +13,6 @@
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 
-PCP_BIN=${PCP_BIN:-$REPO_DIR/target/release}
 setup_cluster 3 s \
     'health_check_period = 1' \
     'health_check_max_retries = 1' \

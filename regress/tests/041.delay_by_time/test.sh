@@ -10,7 +10,6 @@
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 
-PCP_BIN=${PCP_BIN:-$REPO_DIR/target/release}
 [ -x "$PCP_BIN/pcp_node_info" ] || fail "$PCP_BIN/pcp_node_info missing: cargo build --release"
 
 setup_cluster 2 s \

@@ -15,7 +15,6 @@
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 
-PCP_BIN=${PCP_BIN:-$REPO_DIR/target/release}
 [ -x "$PCP_BIN/pcp_node_count" ] || fail "$PCP_BIN/pcp_node_count missing: cargo build --release"
 
 SOCKS=$(mktemp -d /tmp/pgpool-regress-042-sock.XXXXXX) || fail "mktemp"

@@ -22,7 +22,6 @@
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 
-PCP_BIN=${PCP_BIN:-$REPO_DIR/target/release}
 [ -x "$PCP_BIN/pcp_proc_info" ] || fail "$PCP_BIN/pcp_proc_info missing: cargo build --release"
 
 setup_cluster 3 s 'backend_weight0 = 0' 'backend_weight1 = 1' 'backend_weight2 = 0' \

@@ -14,7 +14,6 @@
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 
-PCP_BIN=${PCP_BIN:-$REPO_DIR/target/release}
 [ -x "$PCP_BIN/pcp_detach_node" ] || fail "$PCP_BIN/pcp_detach_node missing: cargo build --release"
 
 setup_cluster 3 s 'backend_weight2 = 0' 'num_init_children = 12' 'max_pool = 1' \

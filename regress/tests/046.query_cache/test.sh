@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# 046.query_cache: memory_cache_enabled = on with memqcache_method = shmem, over a
-# primary and a standby with load balancing on.
+# 046.query_cache: memory_cache_enabled = on with memqcache_method = shmem (or, when
+# 047.query_cache_memcached runs this file, memcached), over a primary and a standby
+# with load balancing on.
 # - a repeated SELECT is answered from the cache: the log says so, SHOW POOL_CACHE
 #   counts the hits, and the table's seq_scan counters on both nodes do not move;
 # - the same through the extended protocol (pgbench -M extended and -M prepared);
@@ -10,14 +11,19 @@
 #   new data every time;
 # - an UPDATE in a transaction is not seen by others before COMMIT, and seen after;
 # - clock, session and volatile values are never cached; the safe / unsafe lists;
-# - a 1 MB cache under 600 distinct results evicts, stays within its size, and every
-#   answer equals the primary's.
+# - shmem: a 1 MB cache under 600 distinct results evicts, stays within its size, and
+#   every answer equals the primary's; memcached: 047 goes on (memcached killed).
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 
+: "${CACHE_METHOD:=shmem}" "${MEMCACHED_PORT:=0}"
 setup_cluster 2 s \
     'load_balance_mode = on' \
     'memory_cache_enabled = on' \
+    'log_per_node_statement = on' \
+    "memqcache_method = '$CACHE_METHOD'" \
+    "memqcache_memcached_host = '127.0.0.1'" \
+    "memqcache_memcached_port = $MEMCACHED_PORT" \
     'memqcache_total_size = 1048576' \
     'memqcache_cache_block_size = 65536' \
     'memqcache_maxcache = 32768' \
@@ -145,6 +151,30 @@ r2=$(psql_pgpool -c 'SELECT random()')
 [ "$r1" != "$r2" ] || fail "random() answered twice alike: $r1"
 log "ok: volatile, stable, session and clock values, views, catalogs and the unsafe list are not cached; immutable functions and the safe list are"
 
+# PGPOOL SET CACHE DELETE forgets one entry; pcp_invalidate_query_cache all of them.
+psql_pgpool -c 'SELECT imm(2)' >/dev/null
+psql_pgpool -c 'SELECT imm(2)' >/dev/null
+assert_eq 1 "$(hits_of 'SELECT imm(2)')" "hits of SELECT imm(2) before the delete"
+out=$(psql_pgpool -c "PGPOOL SET CACHE DELETE 'SELECT imm(2)'" 2>&1)
+assert_contains "$out" 'NOTICE:  query cache deleted. query: "SELECT imm(2)"' "PGPOOL SET CACHE DELETE"
+assert_contains "$out" SET "PGPOOL SET CACHE DELETE's command tag"
+psql_pgpool -c 'SELECT imm(2)' >/dev/null
+assert_eq 1 "$(hits_of 'SELECT imm(2)')" "hits of SELECT imm(2) right after the delete"
+psql_pgpool -c 'SELECT imm(2)' >/dev/null
+assert_eq 2 "$(hits_of 'SELECT imm(2)')" "hits of SELECT imm(2) once stored again"
+out=$(psql_pgpool -c "pgpool set cache delete 'SELECT ''never'''" 2>&1)
+assert_contains "$out" "query cache does not exist for query: \"SELECT 'never'\"" "deleting what is not there"
+psql_pgpool -c 'SELECT imm(3)' >/dev/null
+PCPPASSFILE=$TEST_DIR/etc/pcppass "$PCP_BIN/pcp_invalidate_query_cache" -h 127.0.0.1 -p "$PCP_PORT" \
+    -U "$PGSUPERUSER" -w >"$WORK_DIR/pcp.out" 2>&1 || fail "pcp_invalidate_query_cache: $(cat "$WORK_DIR/pcp.out")"
+psql_pgpool -c 'SELECT imm(3)' >/dev/null
+psql_pgpool -c 'SELECT imm(2)' >/dev/null
+assert_eq 0 "$(hits_of 'SELECT imm(3)')" "hits of SELECT imm(3) after pcp_invalidate_query_cache"
+assert_eq 2 "$(hits_of 'SELECT imm(2)')" "hits of SELECT imm(2) after pcp_invalidate_query_cache"
+log "ok: PGPOOL SET CACHE DELETE and pcp_invalidate_query_cache"
+
+# memcached: evictions are memcached's business (047 goes on).
+[ "$CACHE_METHOD" = shmem ] || return 0
 # A 1 MB cache under 600 distinct ~12 kB results.
 for i in $(seq 1 600); do
     q="SELECT g, pad FROM big WHERE g > $((i % 50)) AND $i > 0"

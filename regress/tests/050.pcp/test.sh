@@ -11,7 +11,6 @@
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 
-PCP_BIN=${PCP_BIN:-$REPO_DIR/target/release}
 [ -x "$PCP_BIN/pcp_node_info" ] || fail "$PCP_BIN/pcp_node_info missing: cargo build --release -p pcp"
 
 setup_cluster 3 s 'num_init_children = 4' 'max_pool = 2' 'health_check_period = 5'

@@ -4,6 +4,11 @@
 # everything goes to node 0, so pgpool must be a transparent relay.
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
+# 060 runs each program twice direct and three times through pgpool; the other
+# modes keep CI short with one direct run (060 checks the scenarios are
+# deterministic) and two through pgpool (the second meets the first one's pool).
+: "${CLIENTS_DIRECT_RUNS:=1}"
+: "${CLIENTS_PGPOOL_RUNS:=2}"
 # shellcheck source=regress/clients/lib.sh
 source "$REPO_DIR/regress/clients/lib.sh"
 

@@ -33,6 +33,9 @@ pub struct Catalog {
     unlogged: HashSet<String>,
     replication: ReplicationFacts,
     cache: CacheFacts,
+    /// The load query's DataRow bodies, each after its length (u32, big-endian): what
+    /// enable_shared_relcache shares with the other children.
+    rows: Vec<u8>,
 }
 
 /// The query cache's facts (empty without it).
@@ -73,6 +76,7 @@ impl Default for Catalog {
             unlogged: HashSet::new(),
             replication: ReplicationFacts::default(),
             cache: CacheFacts::default(),
+            rows: Vec::new(),
         }
     }
 }
@@ -80,6 +84,11 @@ impl Default for Catalog {
 impl Catalog {
     /// Are the cached facts those of `database` at `generation` (or did loading them fail
     /// there, which is not retried until something changes)?
+    /// The catalog generation the facts were (or are being) loaded at.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     pub fn is_current(&self, database: &str, generation: u64) -> bool {
         matches!(self.state, State::Loaded | State::Failed)
             && self.generation == generation
@@ -104,6 +113,13 @@ impl Catalog {
         self.unlogged.clear();
         self.replication = ReplicationFacts::default();
         self.cache = CacheFacts::default();
+        self.rows.clear();
+        build::query(out, &Self::load_query(replication, cache));
+    }
+
+    /// The Query that loads the facts (`replication`: native replication's facts too;
+    /// `cache`: the query cache's).
+    pub fn load_query(replication: bool, cache: bool) -> String {
         let mut q = String::from(
             "SELECT 'f', proname, NULL::name, NULL::int2, NULL::name, NULL::text \
              FROM pg_catalog.pg_proc WHERE provolatile = 'v' \
@@ -116,11 +132,14 @@ impl Catalog {
         if cache {
             q.push_str(CACHE_FACTS);
         }
-        build::query(out, &q);
+        q
     }
 
     /// One DataRow body of the load query: (kind, name, schema, attnum, column, default).
     pub fn add_row(&mut self, body: &[u8]) {
+        self.rows
+            .extend_from_slice(&(body.len() as u32).to_be_bytes());
+        self.rows.extend_from_slice(body);
         let mut fields = DataRowFields::new(body);
         let mut text = || {
             fields
@@ -167,6 +186,24 @@ impl Catalog {
                     .push((attnum, column, default));
             }
             _ => {}
+        }
+    }
+
+    /// The rows the load query returned (for [`Catalog::replay`] in another child).
+    pub fn rows(&self) -> &[u8] {
+        &self.rows
+    }
+
+    /// Takes the rows another child's load returned, in place of the query's answer.
+    pub fn replay(&mut self, rows: &[u8]) {
+        let mut at = 0;
+        while let Some(len) = rows.get(at..at + 4) {
+            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            let Some(body) = rows.get(at + 4..at + 4 + len) else {
+                break;
+            };
+            self.add_row(body);
+            at += 4 + len;
         }
     }
 
@@ -374,6 +411,15 @@ mod tests {
         assert!(c.is_volatile("random") && !c.is_volatile("my_func"));
         assert!(c.is_unlogged("ut") && c.mentions_unlogged("select * from UT"));
         assert!(!c.mentions_unlogged("select * from pt"));
+        // Another child takes the same facts from the shared rows (enable_shared_relcache).
+        let mut other = Catalog::default();
+        other.start_load("db", 3, true, false, &mut Vec::new());
+        other.replay(c.rows());
+        other.finish_load(true);
+        assert_eq!(other.rows(), c.rows());
+        assert!(other.has_sequence("t1") && other.has_insert_lock_table());
+        assert!(other.is_volatile("random") && other.is_unlogged("ut"));
+        assert!(other.time_columns(None, "t1").is_some());
         c.start_load("db", 4, false, false, &mut q);
         c.finish_load(false);
         assert!(!c.has_sequence("t1") && !c.has_time_defaults());

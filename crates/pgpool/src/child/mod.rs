@@ -43,6 +43,8 @@ pub struct ChildContext<'a> {
     pub shm: &'a Shmem,
     /// memory_cache_enabled: the query cache's storage.
     pub qcache: Option<&'a shmem::QueryCache>,
+    /// memqcache_method = memcached: this child's connection to it.
+    pub memcached: Option<crate::memcached::Memcached>,
     pub hba: Vec<HbaLine>,
     pub passwd: PoolPasswd,
     pub aes_key: Option<String>,
@@ -415,11 +417,15 @@ pub fn run(setup: ChildSetup<'_>) -> ! {
     sys::keep_heap_between_sessions();
     let num_backends = setup.cfg.backends.len();
     let max_pool = setup.cfg.max_pool as usize;
+    let memcached = setup
+        .qcache
+        .and_then(|_| crate::memcached::Memcached::configured(&setup.cfg));
     let mut ctx = ChildContext {
         index: setup.index,
         pool: ConnectionPool::new(max_pool, setup.index, num_backends),
         cfg: setup.cfg,
         shm: setup.shm,
+        memcached,
         qcache: setup.qcache,
         hba: setup.hba,
         passwd: setup.passwd,

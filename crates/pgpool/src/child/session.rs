@@ -16,7 +16,9 @@ use crate::backend::{BackendConn, MessageReader};
 use crate::child::admin::Admin;
 use crate::child::client_auth::{self, AuthFailure};
 use crate::child::pool::PoolKey;
-use crate::child::relay::{self, CacheConfig, Relay, RelayConfig, RelayOutcome, Router};
+use crate::child::relay::{
+    self, CacheConfig, CacheStore, Relay, RelayConfig, RelayOutcome, Router,
+};
 use crate::child::relay_shared::RelayEnd;
 use crate::child::session_conns::{acquire, attach_node, join_live_nodes, release};
 use crate::child::ChildContext;
@@ -405,7 +407,8 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
     }
     let initial = reader.pending().to_vec();
     let mut admin = Admin::new(&ctx.cfg, ctx.shm, ctx.index, lb.unwrap_or(node));
-    admin.qcache = ctx.qcache;
+    // (The storage may exist for the shared relation cache alone.)
+    admin.qcache = ctx.qcache.filter(|_| ctx.cfg.memory_cache_enabled);
     // The nodes this session talks to (the others of the set stay untouched).
     let wanted: Vec<usize> = std::iter::once(node)
         .chain(lb)
@@ -417,29 +420,38 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
     let mut outcome = RelayOutcome::default();
     let snapshot_isolation =
         ctx.cfg.backend_clustering_mode == config::ClusteringMode::SnapshotIsolation;
+    let store = ctx.qcache.map(|counters| CacheStore {
+        counters,
+        remote: ctx.memcached.as_ref(),
+    });
     let mut relay = Relay {
         cfg: RelayConfig {
+            relcache: store
+                .filter(|_| ctx.cfg.enable_shared_relcache)
+                .map(|s| (s, ctx.cfg.relcache_expire)),
             rules: &ctx.rules,
-            disable_load_balance_on_write: &ctx.cfg.disable_load_balance_on_write,
+            disable_load_balance_on_write: ctx.cfg.disable_load_balance_on_write,
             dml_relations: &ctx.dml_relations,
             database: &s.database,
-            check_temp_table: ctx.cfg.check_temp_table != "none",
+            check_temp_table: ctx.cfg.check_temp_table.enabled(),
             check_unlogged_table: ctx.cfg.check_unlogged_table,
             log_statement: ctx.cfg.log_statement,
             log_per_node_statement: ctx.cfg.log_per_node_statement,
             notice_per_node_statement: ctx.cfg.notice_per_node_statement,
             // One connection and nothing that orders steps across children: every
             // batch goes to it, and no statement needs classifying.
-            fixed: wanted.len() == 1 && !snapshot_isolation && ctx.qcache.is_none(),
-            cache: ctx.qcache.map(|store| CacheConfig {
-                store,
-                user: &s.user,
-                expire: ctx.cfg.memqcache_expire,
-                maxcache: usize::try_from(ctx.cfg.memqcache_maxcache).unwrap_or(0),
-                auto_invalidation: ctx.cfg.memqcache_auto_cache_invalidation,
-                safe_tables: &ctx.cfg.cache_safe_memqcache_table_list,
-                unsafe_tables: &ctx.cfg.cache_unsafe_memqcache_table_list,
-            }),
+            fixed: wanted.len() == 1 && !snapshot_isolation && !ctx.cfg.memory_cache_enabled,
+            cache: store
+                .filter(|_| ctx.cfg.memory_cache_enabled)
+                .map(|store| CacheConfig {
+                    store,
+                    user: &s.user,
+                    expire: ctx.cfg.memqcache_expire,
+                    maxcache: usize::try_from(ctx.cfg.memqcache_maxcache).unwrap_or(0),
+                    auto_invalidation: ctx.cfg.memqcache_auto_cache_invalidation,
+                    safe_tables: &ctx.cfg.cache_safe_memqcache_table_list,
+                    unsafe_tables: &ctx.cfg.cache_unsafe_memqcache_table_list,
+                }),
             replicate,
             main_first: ctx.cfg.backend_clustering_mode
                 == config::ClusteringMode::NativeReplication,

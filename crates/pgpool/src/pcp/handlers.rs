@@ -25,6 +25,8 @@ const GRACEFUL_WAIT: Duration = Duration::from_secs(300);
 pub struct Ctx<'a> {
     pub cfg: &'a Config,
     pub shm: &'a Shmem,
+    /// memory_cache_enabled: pcp_invalidate_query_cache's target.
+    pub qcache: Option<&'a shmem::QueryCache>,
 }
 
 /// Something to do once the reply is sent (signal the main process).
@@ -162,13 +164,17 @@ pub fn dispatch(ctx: &Ctx, tag: u8, body: &[u8]) -> Result<Reply, Report> {
             },
         )),
         b'G' => {
-            if !ctx.cfg.memory_cache_enabled {
+            let Some(cache) = ctx.qcache else {
                 return Err(Report {
                     severity: "ERROR".into(),
                     message: "query cache is not enabled".into(),
                     detail: None,
                 });
-            }
+            };
+            // Every entry is stale from now on, in every child at once (Pgpool-II leaves
+            // a request for the next child that reads a message).
+            cache.invalidate_all();
+            log::info!("pcp_invalidate_query_cache: every query cache entry invalidated");
             Ok(Reply::new(complete(b'g')))
         }
         // Without a logging collector there is no file to rotate.

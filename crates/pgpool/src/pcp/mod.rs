@@ -26,6 +26,7 @@ pub struct PcpSetup<'a> {
     pub cfg: Config,
     pub pcp_conf: PathBuf,
     pub shm: &'a Shmem,
+    pub qcache: Option<&'a shmem::QueryCache>,
 }
 
 const STOP_SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT];
@@ -135,7 +136,8 @@ pub fn run(setup: PcpSetup<'_>) -> ! {
                     sys::ignore(&[Signal::SIGHUP]);
                     // The request may follow a reload whose signal is still on its way.
                     crate::node_table::refresh(&mut cfg, setup.shm);
-                    let code = worker::serve(stream, &cfg, &setup.pcp_conf, setup.shm);
+                    let code =
+                        worker::serve(stream, &cfg, &setup.pcp_conf, setup.shm, setup.qcache);
                     sys::exit_now(code);
                 }
                 Err(e) => log::error!("PCP: fork of worker failed: {e}"),

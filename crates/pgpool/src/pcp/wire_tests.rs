@@ -124,6 +124,7 @@ fn node_info_in_the_layout_of_the_release_the_config_names() {
     let ctx = Ctx {
         cfg: &cfg,
         shm: &shm,
+        qcache: None,
     };
     let nodes = node_info(&ctx, true);
     assert_eq!(nodes[0].0, "h0");
@@ -151,6 +152,7 @@ fn node_info_in_the_layout_of_the_release_the_config_names() {
         let ctx = Ctx {
             cfg: &cfg,
             shm: &shm,
+            qcache: None,
         };
         let n1 = node_info(&ctx, false).remove(1);
         assert_eq!((n1.0.as_str(), n1.1, n1.4), ("h1", 5433, 3));
@@ -167,6 +169,7 @@ fn node_info_in_the_layout_of_the_release_the_config_names() {
     let ctx = Ctx {
         cfg: &cfg,
         shm: &shm,
+        qcache: None,
     };
     let n1 = node_info(&ctx, true).remove(1);
     assert_eq!((n1.6, n1.7, n1.8.as_str()), (0, 4096, "streaming"));
@@ -213,6 +216,7 @@ fn proc_info_carries_the_fields_of_4_7() {
     let ctx = Ctx {
         cfg: &cfg,
         shm: &shm,
+        qcache: None,
     };
     let reply = dispatch(&ctx, b'P', b"777\0").expect("proc info");
     let p = packets(&reply.packets);

@@ -90,11 +90,17 @@ fn authenticate(body: &[u8], salt: Option<[u8; 4]>, pcp_conf: &Path) -> Result<(
 }
 
 /// Serves the connection; returns the process exit code.
-pub fn serve(mut stream: Stream, cfg: &Config, pcp_conf: &Path, shm: &Shmem) -> i32 {
+pub fn serve(
+    mut stream: Stream,
+    cfg: &Config,
+    pcp_conf: &Path,
+    shm: &Shmem,
+    qcache: Option<&shmem::QueryCache>,
+) -> i32 {
     let _ = stream.set_nonblocking(false);
     let mut salt: Option<[u8; 4]> = None;
     let mut authenticated = false;
-    let ctx = Ctx { cfg, shm };
+    let ctx = Ctx { cfg, shm, qcache };
     loop {
         let (tag, body) = match frame::read_packet(&mut stream, frame::MAX_REQUEST_LEN) {
             Ok(p) => p,

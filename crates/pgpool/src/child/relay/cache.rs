@@ -9,14 +9,7 @@ use super::*;
 /// The query cache's storage, when memory_cache_enabled asks for one (created by the
 /// main process before the first fork).
 pub fn open_query_cache(cfg: &config::Config) -> Result<Option<shmem::QueryCache>, String> {
-    if !cfg.memory_cache_enabled {
-        return Ok(None);
-    }
-    if cfg.memqcache_method != "shmem" {
-        log::warn!(
-            "memqcache_method = {} is not supported yet by pgpool-rs: the query cache is off",
-            cfg.memqcache_method
-        );
+    if !cfg.memory_cache_enabled && !cfg.enable_shared_relcache {
         return Ok(None);
     }
     let size = |v: i64| usize::try_from(v).unwrap_or(0);
@@ -26,25 +19,54 @@ pub fn open_query_cache(cfg: &config::Config) -> Result<Option<shmem::QueryCache
             cfg.memqcache_maxcache, cfg.memqcache_cache_block_size
         ));
     }
-    let layout = shmem::CacheLayout {
-        total_size: size(cfg.memqcache_total_size),
-        block_size: size(cfg.memqcache_cache_block_size),
-        max_entries: size(cfg.memqcache_max_num_cache),
+    let memcached = cfg.memqcache_method == config::CacheMethod::Memcached;
+    let layout = if memcached {
+        // The entries live in memcached: shared memory keeps the counters and figures.
+        shmem::CacheLayout {
+            total_size: 0,
+            block_size: 0,
+            max_entries: 0,
+        }
+    } else {
+        shmem::CacheLayout {
+            total_size: size(cfg.memqcache_total_size),
+            block_size: size(cfg.memqcache_cache_block_size),
+            max_entries: size(cfg.memqcache_max_num_cache),
+        }
     };
     let cache = shmem::QueryCache::create(layout)
         .map_err(|e| format!("could not create the query cache's shared memory: {e}"))?;
-    log::info!(
-        "query cache: {} bytes of shared memory ({} bytes in blocks of {})",
-        cache.size(),
-        layout.total_size,
-        layout.block_size
-    );
+    if memcached {
+        log::info!(
+            "query cache: entries in memcached at {}:{}, invalidation counters in {} bytes of shared memory",
+            cfg.memqcache_memcached_host,
+            cfg.memqcache_memcached_port,
+            cache.size()
+        );
+    } else {
+        log::info!(
+            "query cache: {} bytes of shared memory ({} bytes in blocks of {})",
+            cache.size(),
+            layout.total_size,
+            layout.block_size
+        );
+    }
     Ok(Some(cache))
+}
+
+/// Where entries are kept: pgpool's shared memory, or memcached with the validity
+/// counters in shared memory (the query cache's results and the shared relation cache).
+#[derive(Clone, Copy)]
+pub struct CacheStore<'a> {
+    /// The entries (shmem) or, with memcached, the invalidation counters and figures.
+    pub counters: &'a shmem::QueryCache,
+    /// memqcache_method = memcached: where the entries are.
+    pub remote: Option<&'a crate::memcached::Memcached>,
 }
 
 /// The query cache as one session uses it.
 pub struct CacheConfig<'a> {
-    pub store: &'a shmem::QueryCache,
+    pub store: CacheStore<'a>,
     /// The session's user (part of every key, with the database).
     pub user: &'a str,
     /// memqcache_expire (seconds, 0: no limit).
@@ -56,6 +78,55 @@ pub struct CacheConfig<'a> {
     /// cache_safe_memqcache_table_list / cache_unsafe_memqcache_table_list.
     pub safe_tables: &'a [String],
     pub unsafe_tables: &'a [String],
+}
+
+impl CacheStore<'_> {
+    /// The answer stored under `key`, into `out`, when it is still right and younger
+    /// than `expire` seconds (0: no limit).
+    pub(super) fn lookup(&self, key: &[u8], expire: i64, out: &mut Vec<u8>) -> bool {
+        let now = shmem::now_secs();
+        match self.remote {
+            None => self.counters.lookup(key, now, expire, out),
+            Some(m) => {
+                let mut raw = Vec::new();
+                m.get(&self.counters.entry_name(key), &mut raw)
+                    && self.counters.open_entry(&raw, key, now, expire, out)
+            }
+        }
+    }
+
+    /// Keeps `answer` under `key` unless what it read changed since `stamp`.
+    pub(super) fn keep(&self, key: &[u8], stamp: &shmem::Stamp, answer: &[u8], expire: i64) {
+        let now = shmem::now_secs();
+        match self.remote {
+            None => {
+                self.counters.store(key, stamp, now, answer);
+            }
+            Some(m) => {
+                let entry = shmem::QueryCache::entry(key, stamp, now, answer);
+                if self.counters.is_current(stamp) {
+                    let expire = u32::try_from(expire).unwrap_or(0);
+                    m.set(&self.counters.entry_name(key), &entry, expire);
+                }
+            }
+        }
+    }
+
+    /// Forgets the answer under `key`; true when there was one.
+    fn forget(&self, key: &[u8]) -> bool {
+        match self.remote {
+            None => self.counters.remove(key),
+            Some(m) => m.delete(&self.counters.entry_name(key)),
+        }
+    }
+
+    /// Largest entry kept.
+    fn room(&self) -> usize {
+        match self.remote {
+            None => self.counters.max_entry(),
+            Some(_) => crate::memcached::MAX_ITEM - 4096,
+        }
+    }
 }
 
 /// A statement whose answer the cache may serve or keep.
@@ -98,6 +169,26 @@ impl CacheCapture {
     pub(super) fn fail(&mut self) {
         self.ok = false;
     }
+}
+
+/// The quoted query of `PGPOOL SET CACHE DELETE '...'` (words in any case, any blanks).
+fn cache_delete_argument(q: &[u8]) -> Option<&str> {
+    let mut rest = std::str::from_utf8(cstr(q).0).ok()?.trim();
+    for word in ["pgpool", "set", "cache", "delete"] {
+        let head = rest.get(..word.len())?;
+        let tail = &rest[word.len()..];
+        if !head.eq_ignore_ascii_case(word) || !tail.starts_with(char::is_whitespace) {
+            return None;
+        }
+        rest = tail.trim_start();
+    }
+    Some(rest.trim_end().trim_end_matches(';').trim_end())
+}
+
+/// The value of an SQL string literal (where '' stands for ').
+fn unquote(s: &str) -> Option<String> {
+    let inner = s.strip_prefix('\'')?.strip_suffix('\'')?;
+    (!inner.replace("''", "").contains('\'')).then(|| inner.replace("''", "'"))
 }
 
 fn listed(list: &[String], qualified: &str) -> bool {
@@ -220,18 +311,19 @@ impl Relay<'_> {
         self.cache_key(&c, &mut key);
         let cache = self.cfg.cache.as_ref()?;
         let mut stored = Vec::new();
-        let hit = cache
-            .store
-            .lookup(&key, shmem::now_secs(), cache.expire, &mut stored);
+        let hit = cache.store.lookup(&key, cache.expire, &mut stored);
         self.router.cache_key = key;
         if !hit {
             return None;
         }
-        cache.store.count_select(true);
-        log::info!(
-            "fetch from memory cache: query result fetched from cache. statement: {}",
-            String::from_utf8_lossy(&c.text)
-        );
+        cache.store.counters.count_select(true);
+        // Logged with log_per_node_statement, as Pgpool-II does (scripts grep it).
+        if self.cfg.log_per_node_statement {
+            log::info!(
+                "fetch from memory cache: query result fetched from cache. statement: {}",
+                String::from_utf8_lossy(&c.text)
+            );
+        }
         if !c.extended {
             return Some(stored);
         }
@@ -276,8 +368,11 @@ impl Relay<'_> {
         if !facts.forced && catalog_says_no() {
             return None;
         }
-        let stamp = c.store.stamp(facts.tables.iter().map(String::as_str))?;
-        c.store.count_select(false);
+        let stamp = c
+            .store
+            .counters
+            .stamp(facts.tables.iter().map(String::as_str))?;
+        c.store.counters.count_select(false);
         let mut key = Vec::new();
         self.cache_key(&candidate, &mut key);
         Some(Box::new(CacheCapture {
@@ -288,12 +383,49 @@ impl Relay<'_> {
         }))
     }
 
+    /// `PGPOOL SET CACHE DELETE 'query'` (Pgpool-II 4.6): forgets what this session's
+    /// user, database and search_path would be answered for that exact query text.
+    /// False when `q` (a Query's text) is not that command.
+    pub(super) fn cache_delete_command(&self, q: &[u8], out: &mut Vec<u8>) -> bool {
+        let Some(quoted) = cache_delete_argument(q) else {
+            return false;
+        };
+        let Some(text) = unquote(quoted) else {
+            build::error_response(
+                out,
+                "ERROR",
+                "42601",
+                "syntax error in PGPOOL SET CACHE DELETE: the query must be a quoted string",
+            );
+            return true;
+        };
+        let found = self.cfg.cache.as_ref().is_some_and(|cache| {
+            let candidate = Candidate {
+                text: text.as_bytes().to_vec(),
+                key_tail: Vec::new(),
+                parse_complete: false,
+                extended: false,
+            };
+            let mut key = Vec::new();
+            self.cache_key(&candidate, &mut key);
+            cache.store.forget(&key)
+        });
+        let message = if found {
+            format!("query cache deleted. query: \"{text}\"")
+        } else {
+            format!("query cache does not exist for query: \"{text}\"")
+        };
+        build::notice_or_error(out, b'N', "NOTICE", "00000", &message);
+        build::command_complete(out, "SET");
+        true
+    }
+
     /// Largest answer stored.
     pub(super) fn cache_limit(&self) -> usize {
         self.cfg
             .cache
             .as_ref()
-            .map_or(0, |c| c.maxcache.min(c.store.max_entry()))
+            .map_or(0, |c| c.maxcache.min(c.store.room()))
     }
 
     /// A statement of the batch being routed writes (or changes) `text`'s relations:
@@ -369,15 +501,16 @@ impl Relay<'_> {
                 tables.extend(self.catalog.relatives(&t));
                 tables.push(t);
             }
-            c.store.invalidate(tables.iter().map(String::as_str));
+            c.store
+                .counters
+                .invalidate(tables.iter().map(String::as_str));
             if std::mem::take(&mut r.tx_invalidate_all) {
-                c.store.invalidate_all();
+                c.store.counters.invalidate_all();
             }
         }
         if let Some(cap) = e.cache.take() {
             if cap.ok && status == b'I' {
-                c.store
-                    .store(&cap.key, &cap.stamp, shmem::now_secs(), &cap.answer);
+                c.store.keep(&cap.key, &cap.stamp, &cap.answer, c.expire);
             }
         }
     }

@@ -123,11 +123,7 @@ pub(super) fn drain_node(
                         }
                     }
                     match e.capture {
-                        Capture::Catalog => {
-                            relay.catalog.finish_load(!relay.router.catalog_failed);
-                            relay.router.catalog_wait = false;
-                            relay.router.catalog_arrived = true;
-                        }
+                        Capture::Catalog => relay.catalog_loaded(),
                         Capture::Now => {
                             relay.router.now_failed = relay.router.now.is_none();
                             relay.router.now_wait = false;

@@ -41,7 +41,7 @@ mod relay_loop;
 mod route;
 
 use cache::CacheCapture;
-pub use cache::{open_query_cache, CacheConfig};
+pub use cache::{open_query_cache, CacheConfig, CacheStore};
 use dispatch::*;
 use drain::*;
 use input::*;
@@ -167,7 +167,7 @@ impl Statement {
 /// Settings of the load-balancing session.
 pub struct RelayConfig<'a> {
     pub rules: &'a Rules,
-    pub disable_load_balance_on_write: &'a str,
+    pub disable_load_balance_on_write: config::LoadBalanceOnWrite,
     pub dml_relations: &'a Relationships,
     pub database: &'a str,
     pub check_temp_table: bool,
@@ -180,6 +180,9 @@ pub struct RelayConfig<'a> {
     pub fixed: bool,
     /// memory_cache_enabled (and its storage).
     pub cache: Option<CacheConfig<'a>>,
+    /// enable_shared_relcache: the catalog facts are shared through the cache's storage
+    /// for relcache_expire seconds (0: until a change of the catalog).
+    pub relcache: Option<(CacheStore<'a>, i64)>,
     /// Native replication: writes go to every connection of the session.
     pub replicate: bool,
     /// Native replication mode: writes go to the main node first, then to the others

@@ -4,6 +4,7 @@
 //! replication's preparation of writes, SQL-level prepared statements, and the route of one
 //! statement text.
 use super::*;
+use config::LoadBalanceOnWrite;
 
 impl Relay<'_> {
     pub(super) fn lb_allowed(&self, io: &[NodeIo], lb: usize) -> bool {
@@ -25,10 +26,10 @@ impl Relay<'_> {
         let in_tx = io[PRIMARY].tx != b'I';
         let wrote_block = match self.cfg.disable_load_balance_on_write {
             // Decided per statement by the tables it reads.
-            "off" | "dml_adaptive" => false,
-            "always" => r.wrote,
-            "trans_transaction" => r.write_in_tx || r.wrote_in_any_tx,
-            _ => r.write_in_tx,
+            LoadBalanceOnWrite::Off | LoadBalanceOnWrite::DmlAdaptive => false,
+            LoadBalanceOnWrite::Always => r.wrote,
+            LoadBalanceOnWrite::TransTransaction => r.write_in_tx || r.wrote_in_any_tx,
+            LoadBalanceOnWrite::Transaction => r.write_in_tx,
         };
         if wrote_block {
             return false;
@@ -189,7 +190,7 @@ impl Relay<'_> {
     }
 
     pub(super) fn dml_adaptive(&self) -> bool {
-        self.cfg.disable_load_balance_on_write == "dml_adaptive"
+        self.cfg.disable_load_balance_on_write == LoadBalanceOnWrite::DmlAdaptive
     }
 
     /// Must the catalog facts be (re)loaded before the next batch is routed? Not while
@@ -215,16 +216,29 @@ impl Relay<'_> {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Sends the catalog query to the primary; batches wait for its answer.
+    /// Sends the catalog query to the primary (batches wait for its answer), unless
+    /// another child shared its answer (enable_shared_relcache).
     pub(super) fn start_catalog_load(&mut self, io: &mut [NodeIo]) {
         let generation = self.catalog_generation();
+        let mut query = Vec::new();
         self.catalog.start_load(
             self.cfg.database,
             generation,
             self.cfg.main_first,
             self.cfg.cache.is_some(),
-            &mut io[PRIMARY].out,
+            &mut query,
         );
+        if let Some((store, expire)) = self.cfg.relcache {
+            let key = self.relcache_key(generation);
+            let mut rows = Vec::new();
+            if store.lookup(&key, expire, &mut rows) {
+                self.catalog.replay(&rows);
+                self.catalog.finish_load(true);
+                self.router.catalog_arrived = true;
+                return;
+            }
+        }
+        io[PRIMARY].out.extend_from_slice(&query);
         io[PRIMARY].queue.push_back(Expect {
             synced: true,
             capture: Capture::Catalog,
@@ -232,6 +246,30 @@ impl Relay<'_> {
         });
         self.router.catalog_wait = true;
         self.router.catalog_failed = false;
+    }
+
+    /// The shared relation cache's key of a catalog load: the query for the database
+    /// at a generation of the catalog (a change of it makes every older entry unreachable).
+    fn relcache_key(&self, generation: u64) -> Vec<u8> {
+        let query = Catalog::load_query(self.cfg.main_first, self.cfg.cache.is_some());
+        format!("relcache\0{}\0{generation}\0{query}", self.cfg.database).into_bytes()
+    }
+
+    /// The catalog query's answer arrived: shared with the other children
+    /// (enable_shared_relcache) when it came without an error.
+    pub(super) fn catalog_loaded(&mut self) {
+        let ok = !self.router.catalog_failed;
+        self.catalog.finish_load(ok);
+        self.router.catalog_wait = false;
+        self.router.catalog_arrived = true;
+        let Some((store, expire)) = self.cfg.relcache.filter(|_| ok) else {
+            return;
+        };
+        if let Some(stamp) = store.counters.stamp(std::iter::empty()) {
+            log::debug!("committing relation cache to cache storage");
+            let key = self.relcache_key(self.catalog.generation());
+            store.keep(&key, &stamp, self.catalog.rows(), expire);
+        }
     }
 
     pub(super) fn replication_needs(&mut self) -> ReplicationNeeds<'_> {

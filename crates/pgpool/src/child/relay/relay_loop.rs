@@ -21,12 +21,8 @@ pub(super) fn relay_loop(
     } = bufs;
     // Client bytes: read buffer with [from..to) not yet dispatched.
     let mut cfrom = 0usize;
-    let mut cto = 0usize;
-    if !initial.is_empty() {
-        let n = initial.len().min(cbuf.len());
-        cbuf[..n].copy_from_slice(&initial[..n]);
-        cto = n;
-    }
+    let mut cto = initial.len().min(cbuf.len());
+    cbuf[..cto].copy_from_slice(&initial[..cto]);
     // Order of batches whose answers the client sees: the answering node of each.
     let mut order: VecDeque<usize> = VecDeque::new();
     let mut to_client_from = 0usize;
@@ -345,7 +341,9 @@ pub(super) fn relay_loop(
                         build::ready_for_query(to_client, io[PRIMARY].tx);
                     }
                     LocalAnswer::Simple => {
-                        local.answer(&q, to_client);
+                        if !relay.cache_delete_command(&q, to_client) {
+                            local.answer(&q, to_client);
+                        }
                         build::ready_for_query(to_client, io[PRIMARY].tx);
                     }
                 }

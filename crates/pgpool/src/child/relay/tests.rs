@@ -181,7 +181,7 @@ fn session(steps: &[(Vec<u8>, usize)]) -> (Vec<Vec<String>>, RelayEnd) {
     let mut relay = Relay {
         cfg: RelayConfig {
             rules: &rules,
-            disable_load_balance_on_write: "transaction",
+            disable_load_balance_on_write: config::LoadBalanceOnWrite::Transaction,
             dml_relations: &relations,
             database: "test",
             check_temp_table: false,
@@ -191,6 +191,7 @@ fn session(steps: &[(Vec<u8>, usize)]) -> (Vec<Vec<String>>, RelayEnd) {
             notice_per_node_statement: false,
             fixed: true,
             cache: None,
+            relcache: None,
             replicate: false,
             main_first: false,
             insert_lock: false,

@@ -1,0 +1,92 @@
+//! Settings whose value is one of a fixed set of names, as Rust enums parsed once when
+//! the file is read (`memqcache_method`, `disable_load_balance_on_write`,
+//! `check_temp_table`): the rest of the program matches on variants, never on strings.
+//! Each enum lists its names in Pgpool-II's spelling; parsing ignores case, and the
+//! name a value prints with is the one `PGPOOL SHOW` reports.
+
+use crate::value::{FieldValue, Value};
+
+macro_rules! choice {
+    ($(#[$doc:meta])* $name:ident, $what:literal, { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl $name {
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            pub fn from_name(s: &str) -> Option<$name> {
+                [$($name::$variant),+]
+                    .into_iter()
+                    .find(|v| v.name().eq_ignore_ascii_case(s.trim()))
+            }
+        }
+
+        impl FieldValue for $name {
+            fn from_value(v: &Value) -> Result<Self, String> {
+                match v {
+                    Value::Enum(s) | Value::Str(s) => $name::from_name(s)
+                        .ok_or_else(|| format!(concat!("unsupported ", $what, " \"{}\""), s)),
+                    other => Err(format!(concat!("expected a ", $what, ", got {:?}"), other)),
+                }
+            }
+            fn to_value(&self) -> Value {
+                Value::Enum(self.name().to_string())
+            }
+        }
+    };
+}
+
+choice!(
+    /// `memqcache_method`: where the query cache keeps its results.
+    CacheMethod, "memqcache_method", {
+        Shmem = "shmem",
+        Memcached = "memcached",
+    }
+);
+
+choice!(
+    /// `disable_load_balance_on_write`: what a write does to the load balancing of the
+    /// reads after it.
+    LoadBalanceOnWrite, "disable_load_balance_on_write", {
+        /// Reads stay load balanced.
+        Off = "off",
+        /// Reads after a write in an explicit transaction go to the primary until it ends.
+        Transaction = "transaction",
+        /// As `Transaction`, and after a write in any transaction of the session, reads
+        /// in later transactions too.
+        TransTransaction = "trans_transaction",
+        /// After any write, every later read of the session goes to the primary.
+        Always = "always",
+        /// Decided per statement by the tables it reads (dml_adaptive.rs).
+        DmlAdaptive = "dml_adaptive",
+    }
+);
+
+choice!(
+    /// `check_temp_table`: how a session's temporary tables are recognised.
+    TempTableCheck, "check_temp_table", {
+        Catalog = "catalog",
+        Trace = "trace",
+        None = "none",
+        /// Old spelling of `catalog`.
+        On = "on",
+        /// Old spelling of `none`.
+        Off = "off",
+    }
+);
+
+impl TempTableCheck {
+    /// Temporary tables are looked for at all.
+    pub fn enabled(self) -> bool {
+        !matches!(self, TempTableCheck::None | TempTableCheck::Off)
+    }
+}
