@@ -106,7 +106,25 @@ pub fn check_once(
     let mut out = Vec::new();
     protocol::build::terminate(&mut out);
     let _ = std::io::Write::write_all(&mut conn.stream, &out);
+    if cfg.health_check_test && fake_down_requested(cfg, node) {
+        return Err(BackendError::Protocol(
+            "simulated failure: backend_down_request names this node".into(),
+        ));
+    }
     Ok(())
+}
+
+/// health_check_test: `work_dir/backend_down_request` lines `N<TAB>down` make every
+/// health check of node N fail (the test hook Pgpool-II's regression suite drives).
+fn fake_down_requested(cfg: &Config, node: usize) -> bool {
+    let path = std::path::Path::new(&cfg.work_dir).join("backend_down_request");
+    std::fs::read_to_string(path).is_ok_and(|text| {
+        text.lines().any(|l| {
+            let mut f = l.split('\t');
+            f.next().and_then(|n| n.trim().parse::<usize>().ok()) == Some(node)
+                && f.next().map(str::trim) == Some("down")
+        })
+    })
 }
 
 fn record(shm: &Shmem, node: usize, ok: bool, started: Instant, retries: u64) {

@@ -23,6 +23,7 @@ pub enum ProcessKind {
     HealthCheck = 2,
     SrCheck = 3,
     Pcp = 4,
+    Watchdog = 5,
 }
 
 pub fn set_process_kind(kind: ProcessKind) {

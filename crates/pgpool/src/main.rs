@@ -24,6 +24,7 @@ mod supervisor;
 mod sys;
 mod tls;
 mod tls_v1;
+mod watchdog;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -13,6 +13,7 @@ mod requests;
 mod segment;
 mod snapshot_gate;
 mod text;
+mod watchdog;
 
 pub use activity::{ChildActivity, STATEMENT_LEN};
 pub use nodes::{NodeSpec, NodeTable, NODE_ALWAYS_PRIMARY, NODE_DISALLOW_TO_FAILOVER};
@@ -27,6 +28,7 @@ pub use segment::{
 };
 pub use snapshot_gate::SnapshotStep;
 pub use text::ShmText;
+pub use watchdog::{WatchdogArea, WATCHDOG_INFO_LEN};
 
 /// Most backend nodes a configuration may name (backend_hostname0 .. 127).
 pub const MAX_BACKENDS: usize = 128;

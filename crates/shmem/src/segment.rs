@@ -327,6 +327,7 @@ struct Offsets {
     children: usize,
     pools: usize,
     conns: usize,
+    watchdog: usize,
     total: usize,
 }
 
@@ -366,6 +367,11 @@ impl Layout {
             align_of::<BackendConnInfo>(),
             self.num_children * self.max_pool * MAX_BACKENDS,
         );
+        let watchdog = place(
+            size_of::<crate::WatchdogArea>(),
+            align_of::<crate::WatchdogArea>(),
+            1,
+        );
         Offsets {
             cluster,
             requests,
@@ -374,6 +380,7 @@ impl Layout {
             children,
             pools,
             conns,
+            watchdog,
             total: off,
         }
     }
@@ -442,6 +449,10 @@ impl Shmem {
 
     pub fn cluster(&self) -> &Cluster {
         self.at(self.off.cluster, 0)
+    }
+
+    pub fn watchdog(&self) -> &crate::WatchdogArea {
+        self.at(self.off.watchdog, 0)
     }
 
     pub fn requests(&self) -> &RequestQueue {

@@ -155,14 +155,7 @@ pub fn dispatch(ctx: &Ctx, tag: u8, body: &[u8]) -> Result<Reply, Report> {
             }
             Ok(Reply::new(complete(b'z')))
         }
-        b'W' => Err(error(
-            "PCP: informing watchdog info failed",
-            if ctx.cfg.use_watchdog {
-                "watchdog is not supported by pgpool-rs yet".into()
-            } else {
-                "watchdog is not enabled".into()
-            },
-        )),
+        b'W' => watchdog_info(ctx, &arg),
         b'G' => {
             let Some(cache) = ctx.qcache else {
                 return Err(Report {
@@ -416,4 +409,22 @@ fn set_parameter(body: &[u8]) -> Result<Reply, Report> {
         ));
     }
     Ok(Reply::new(complete(b'a')))
+}
+
+/// pcp_watchdog_info: the watchdog process's published view, as Pgpool-II's JSON.
+fn watchdog_info(ctx: &Ctx, arg: &str) -> Result<Reply, Report> {
+    let failed = |detail: &str| error("PCP: informing watchdog info failed", detail.into());
+    if !ctx.cfg.use_watchdog {
+        return Err(failed("watchdog is not enabled"));
+    }
+    let Some(info) = watchdog::info::ClusterInfo::decode(&ctx.shm.watchdog().info()) else {
+        return Err(failed("watchdog is not running yet"));
+    };
+    let id = arg.trim().parse::<i32>().unwrap_or(-1);
+    let only = (id >= 0).then_some(id);
+    if only.is_some_and(|id| !info.nodes.iter().any(|n| n.id == id)) {
+        return Err(failed(&format!("no watchdog node with id {id}")));
+    }
+    let body = Body::new().str("CommandComplete").str(&info.json(only));
+    Ok(Reply::new(frame::packet(b'w', &body.0)))
 }

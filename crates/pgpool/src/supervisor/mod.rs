@@ -18,11 +18,13 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use shmem::{BackendStatus, Layout, Shmem};
 
-use crate::child::{self, ChildSetup};
+use crate::child;
 use crate::cli::Options;
 use crate::net::Listeners;
 use crate::sys::{self, Waker};
 use crate::{primary, status_file};
+
+mod spawn;
 
 const MAIN_SIGNALS: &[Signal] = &[
     Signal::SIGCHLD,
@@ -57,6 +59,7 @@ enum Proc {
     HealthCheck(usize),
     Pcp,
     SrCheck,
+    Watchdog,
 }
 
 struct Supervisor<'a> {
@@ -73,109 +76,11 @@ struct Supervisor<'a> {
     /// Dynamic process management: the spare-count keeper and its last cycle.
     spares: crate::spare::Keeper,
     last_spare_cycle: Instant,
+    /// This node's watchdog id (`pgpool_node_id`) when use_watchdog is on.
+    watchdog_id: Option<usize>,
 }
 
 impl Supervisor<'_> {
-    fn spawn_child(&mut self, index: usize) {
-        let hba = if self.cfg.enable_pool_hba {
-            match config::hba::load_hba(&crate::hba_path(&self.cfg)) {
-                Ok(h) => h,
-                Err(e) => {
-                    log::error!("{e}");
-                    Vec::new()
-                }
-            }
-        } else {
-            Vec::new()
-        };
-        let passwd = crate::load_passwd(&self.cfg).unwrap_or_else(|e| {
-            log::error!("{e}");
-            Default::default()
-        });
-        match sys::fork() {
-            Ok(Some(pid)) => {
-                self.shm
-                    .child(index)
-                    .pid
-                    .store(pid.as_raw(), Ordering::Release);
-                self.procs.insert(pid.as_raw(), Proc::Child(index));
-            }
-            Ok(None) => {
-                let setup = ChildSetup {
-                    index,
-                    cfg: self.cfg.clone(),
-                    shm: self.shm,
-                    qcache: self.qcache.filter(|_| self.cfg.memory_cache_enabled),
-                    listeners: self.listeners,
-                    hba,
-                    passwd,
-                    aes_key: crate::load_aes_key(),
-                    tls: self.tls.clone(),
-                };
-                child::run(setup);
-            }
-            Err(e) => log::error!("fork of child process {index} failed: {e}"),
-        }
-    }
-
-    fn spawn_health_check(&mut self, node: usize) {
-        let secret = self.passwd_secret(&self.cfg.health_check(node).user);
-        match sys::fork() {
-            Ok(Some(pid)) => {
-                self.procs.insert(pid.as_raw(), Proc::HealthCheck(node));
-            }
-            Ok(None) => {
-                // It serves no clients: the client ports must close with the main process.
-                self.listeners.close_fds();
-                crate::health_check::run(crate::health_check::HealthCheckSetup {
-                    node,
-                    cfg: self.cfg.clone(),
-                    shm: self.shm,
-                    passwd_secret: secret,
-                })
-            }
-            Err(e) => log::error!("fork of health check process {node} failed: {e}"),
-        }
-    }
-
-    fn spawn_pcp(&mut self) {
-        match sys::fork() {
-            Ok(Some(pid)) => {
-                self.procs.insert(pid.as_raw(), Proc::Pcp);
-            }
-            Ok(None) => {
-                // It serves no clients: the client ports must close with the main process.
-                self.listeners.close_fds();
-                crate::pcp::run(crate::pcp::PcpSetup {
-                    cfg: self.cfg.clone(),
-                    pcp_conf: self.opts.pcp_file.clone(),
-                    shm: self.shm,
-                    qcache: self.qcache,
-                })
-            }
-            Err(e) => log::error!("fork of PCP process failed: {e}"),
-        }
-    }
-
-    fn spawn_sr_check(&mut self) {
-        let secret = self.passwd_secret(&self.cfg.sr_check_user);
-        match sys::fork() {
-            Ok(Some(pid)) => {
-                self.procs.insert(pid.as_raw(), Proc::SrCheck);
-            }
-            Ok(None) => {
-                // It serves no clients: the client ports must close with the main process.
-                self.listeners.close_fds();
-                crate::sr_check::run(crate::sr_check::SrCheckSetup {
-                    cfg: self.cfg.clone(),
-                    shm: self.shm,
-                    secret,
-                })
-            }
-            Err(e) => log::error!("fork of sr_check worker failed: {e}"),
-        }
-    }
-
     fn dynamic(&self) -> bool {
         self.cfg.process_management_mode == "dynamic"
     }
@@ -196,6 +101,7 @@ impl Supervisor<'_> {
             Proc::HealthCheck(n) if self.configured(n) => self.spawn_health_check(n),
             Proc::HealthCheck(_) => {}
             Proc::Pcp => self.spawn_pcp(),
+            Proc::Watchdog => self.spawn_watchdog(),
         }
     }
 
@@ -227,6 +133,7 @@ impl Supervisor<'_> {
                         Proc::HealthCheck(n) => format!("health check process({n})"),
                         Proc::Pcp => "PCP process".to_string(),
                         Proc::SrCheck => "worker process".to_string(),
+                        Proc::Watchdog => "watchdog process".to_string(),
                     };
                     match status {
                         WaitStatus::Exited(_, 0) | WaitStatus::Exited(_, 1) => {
@@ -420,6 +327,17 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
     for name in cfg.unsupported_in_use() {
         log::warn!("parameter \"{name}\" is set but not supported yet by pgpool-rs; it is ignored");
     }
+    let watchdog_id = if cfg.use_watchdog {
+        match crate::watchdog::read_node_id(&cfg) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                log::error!("{e}");
+                return 3;
+            }
+        }
+    } else {
+        None
+    };
     let layout = Layout {
         num_children: cfg.num_init_children as usize,
         max_pool: cfg.max_pool.max(1) as usize,
@@ -510,6 +428,7 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         tls: None,
         spares: crate::spare::Keeper::default(),
         last_spare_cycle: Instant::now(),
+        watchdog_id,
     };
     sup.tls = match crate::tls::server_config(&sup.cfg) {
         Ok(t) => t,
@@ -537,6 +456,7 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         }
     }
     sup.spawn_pcp();
+    sup.spawn_watchdog();
     if matches!(
         sup.cfg.backend_clustering_mode,
         config::ClusteringMode::StreamingReplication

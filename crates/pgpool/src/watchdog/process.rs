@@ -1,0 +1,553 @@
+//! The watchdog's event loop: accepts and dials peer links, feeds Raft, ticks every
+//! 100 ms, and after each pass re-derives who leads, logs the transitions in Pgpool-II's
+//! words (scripts grep them), takes up or drops the leader's duties and publishes the
+//! cluster view for PCP.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use config::Config;
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::signal::Signal;
+use shmem::Shmem;
+use watchdog::consensus::{Consensus, ELECTION_TICKS, TICK};
+use watchdog::state::NodeState;
+use watchdog::wire::{auth_digest, Beacon, Frame, Hello};
+
+use super::duties::Duties;
+use super::links::Link;
+use super::view::{Authority, Peer, View};
+use crate::sys;
+
+const WAKER: Token = Token(0);
+const LISTENER: Token = Token(1);
+const DIAL_EVERY: Duration = Duration::from_secs(1);
+const BEACON_EVERY: Duration = Duration::from_secs(1);
+const TRANSFER_EVERY: Duration = Duration::from_secs(3);
+/// How long a new leader waits before taking up the duties: the old leader steps down
+/// within two election timeouts of losing its majority, so after three its lease is over.
+const LEASE: Duration = Duration::from_millis(3 * ELECTION_TICKS as u64 * 100);
+
+pub struct WatchdogSetup<'a> {
+    pub cfg: Config,
+    pub shm: &'a Shmem,
+    pub qcache: Option<&'a shmem::QueryCache>,
+    pub node_id: usize,
+}
+
+fn kernel_text(name: &str, fallback: &str) -> String {
+    std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| fallback.to_string())
+}
+
+struct Watchdog<'a> {
+    cfg: Config,
+    shm: &'a Shmem,
+    qcache: Option<&'a shmem::QueryCache>,
+    view: View,
+    raft: Consensus,
+    poll: Poll,
+    listener: TcpListener,
+    links: HashMap<Token, Link>,
+    next_token: usize,
+    duties: Duties,
+    state: NodeState,
+    leader_since: Instant,
+    told_no_quorum: bool,
+    lifecheck_started: bool,
+    last_dial: Option<Instant>,
+    last_beacon: Instant,
+    last_transfer: Instant,
+    published: String,
+}
+
+/// Runs the watchdog process; never returns.
+pub fn run(setup: WatchdogSetup<'_>) -> ! {
+    let waker = sys::enter_process(crate::logging::ProcessKind::Watchdog, sys::WORKER_SIGNALS);
+    sys::set_title("pgpool: watchdog");
+    let mut wd = match Watchdog::new(setup) {
+        Ok(w) => w,
+        Err(e) => {
+            log::error!("watchdog: {e}");
+            sys::exit_now(3);
+        }
+    };
+    let wake_fd = waker.fd().as_raw_fd();
+    if let Err(e) = wd
+        .poll
+        .registry()
+        .register(&mut SourceFd(&wake_fd), WAKER, Interest::READABLE)
+    {
+        log::error!("watchdog: could not watch its wake-up pipe: {e}");
+        sys::exit_now(3);
+    }
+    wd.shm.watchdog().set_pid(std::process::id() as i32);
+    log::info!(
+        "watchdog node \"{}\" started (node id {} of {})",
+        wd.view.local.node_name,
+        wd.view.me,
+        wd.view.total()
+    );
+    let mut events = Events::with_capacity(64);
+    let mut last_tick = Instant::now();
+    loop {
+        let wait = TICK.saturating_sub(last_tick.elapsed());
+        if let Err(e) = wd.poll.poll(&mut events, Some(wait)) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                log::error!("watchdog: poll failed: {e}");
+            }
+        }
+        for ev in events.iter() {
+            match ev.token() {
+                WAKER => waker.drain(),
+                LISTENER => wd.accept(),
+                t => wd.link_event(t),
+            }
+        }
+        let sigs = sys::take_pending();
+        if sys::has(sigs, Signal::SIGTERM)
+            || sys::has(sigs, Signal::SIGINT)
+            || sys::has(sigs, Signal::SIGQUIT)
+        {
+            wd.shutdown();
+        }
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            if nix::unistd::getppid().as_raw() != wd.shm.cluster().main_pid.load(Ordering::Acquire)
+            {
+                log::warn!("watchdog: the main process is gone");
+                wd.shutdown();
+            }
+            wd.raft.tick();
+            wd.periodic();
+        }
+        wd.pump_raft();
+        wd.evaluate();
+        wd.flush_all();
+    }
+}
+
+impl<'a> Watchdog<'a> {
+    fn new(setup: WatchdogSetup<'a>) -> Result<Watchdog<'a>, String> {
+        let cfg = setup.cfg;
+        let me = setup.node_id;
+        let total = cfg.watchdog_nodes.len();
+        let mine = &cfg.watchdog_nodes[me];
+        let node_name = format!(
+            "{}:{} {} {}",
+            mine.hostname,
+            mine.pgpool_port,
+            kernel_text("ostype", "Linux"),
+            kernel_text("hostname", "localhost")
+        );
+        let local = Hello {
+            node_id: me as u32,
+            priority: i32::try_from(cfg.wd_priority).unwrap_or(i32::MAX),
+            start_time: shmem::now_secs(),
+            pgpool_port: mine.pgpool_port,
+            wd_port: mine.wd_port,
+            auth: auth_digest(&cfg.wd_authkey, me as u32),
+            node_name,
+            host_name: mine.hostname.clone(),
+            delegate_ip: cfg.delegate_ip.clone(),
+        };
+        let peers = cfg
+            .watchdog_nodes
+            .iter()
+            .map(|w| Peer {
+                host: w.hostname.clone(),
+                wd_port: w.wd_port,
+                pgpool_port: w.pgpool_port,
+                hello: None,
+                beacon: None,
+                last_heard: None,
+                link_up: false,
+                shut_down: false,
+            })
+            .collect();
+        // Lower-priority nodes stand for election later, so the highest-priority live
+        // node usually wins the first election (peers' priorities are not known before
+        // their Hello: the rank comes from our own).
+        let rank = usize::try_from(10 - cfg.wd_priority.clamp(0, 10)).unwrap_or(0) / 2;
+        let state_file =
+            std::path::Path::new(&cfg.work_dir).join(format!("pgpool_watchdog_{me}.raft"));
+        let raft = Consensus::new(me, total, rank, Some(state_file))?;
+        let addr: SocketAddr = ([0, 0, 0, 0], mine.wd_port).into();
+        let std_listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("could not listen on watchdog port {}: {e}", mine.wd_port))?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|e| e.to_string())?;
+        let mut listener = TcpListener::from_std(std_listener);
+        let poll = Poll::new().map_err(|e| e.to_string())?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| e.to_string())?;
+        let deadtime = Duration::from_secs(u64::try_from(cfg.wd_heartbeat_deadtime).unwrap_or(30));
+        let now = Instant::now();
+        Ok(Watchdog {
+            view: View {
+                me,
+                peers,
+                local,
+                half_votes: cfg.enable_consensus_with_half_votes,
+                deadtime,
+            },
+            cfg,
+            shm: setup.shm,
+            qcache: setup.qcache,
+            raft,
+            poll,
+            listener,
+            links: HashMap::new(),
+            next_token: 2,
+            duties: Duties::new(),
+            state: NodeState::Loading,
+            leader_since: now,
+            told_no_quorum: false,
+            lifecheck_started: false,
+            last_dial: None,
+            last_beacon: now,
+            last_transfer: now,
+            published: String::new(),
+        })
+    }
+
+    fn add_link(&mut self, mut stream: TcpStream, dialled: Option<usize>) {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("watchdog: could not watch a peer link: {e}");
+            return;
+        }
+        let mut link = Link::new(stream, dialled);
+        link.send(&Frame::Hello(self.view.local.clone()));
+        self.links.insert(token, link);
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => self.add_link(stream, None),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    log::warn!("watchdog: accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Dials every peer with a higher id that has no link (lower ids dial us).
+    fn dial(&mut self) {
+        let linked: Vec<usize> = self
+            .links
+            .values()
+            .filter_map(|l| l.peer.or(l.dialled))
+            .collect();
+        for i in self.view.me + 1..self.view.total() {
+            if linked.contains(&i) {
+                continue;
+            }
+            let p = &self.view.peers[i];
+            let addr = (p.host.as_str(), p.wd_port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.find(|a| a.is_ipv4()).or_else(|| a.next()));
+            let Some(addr) = addr else {
+                log::warn!("watchdog: cannot resolve \"{}\" (hostname{i})", p.host);
+                continue;
+            };
+            match TcpStream::connect(addr) {
+                Ok(s) => self.add_link(s, Some(i)),
+                Err(e) => log::debug!("watchdog: connecting to node {i} failed: {e}"),
+            }
+        }
+    }
+
+    fn drop_link(&mut self, token: Token, why: &str) {
+        let Some(mut link) = self.links.remove(&token) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut link.stream);
+        if let Some(i) = link.peer {
+            let still_linked = self.links.values().any(|l| l.peer == Some(i));
+            let p = &mut self.view.peers[i];
+            if !still_linked {
+                p.link_up = false;
+                if !p.shut_down {
+                    log::info!(
+                        "remote node \"{}\" is lost: {why}",
+                        p.hello.as_ref().map_or("?", |h| h.node_name.as_str())
+                    );
+                }
+            }
+        }
+    }
+
+    fn link_event(&mut self, token: Token) {
+        let Some(link) = self.links.get_mut(&token) else {
+            return;
+        };
+        if let Ok(Some(e)) | Err(e) = link.stream.take_error() {
+            let why = e.to_string();
+            self.drop_link(token, &why);
+            return;
+        }
+        let read = link.fill();
+        loop {
+            let Some(link) = self.links.get_mut(&token) else {
+                return;
+            };
+            match link.next_frame() {
+                Ok(Some(f)) => self.on_frame(token, f),
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!("watchdog: bad frame from a peer: {e}");
+                    self.drop_link(token, &e);
+                    return;
+                }
+            }
+        }
+        if let Err(e) = read {
+            let why = e.to_string();
+            self.drop_link(token, &why);
+        }
+    }
+
+    fn on_frame(&mut self, token: Token, frame: Frame) {
+        let now = Instant::now();
+        let Some(link) = self.links.get_mut(&token) else {
+            return;
+        };
+        let Some(peer) = link.peer else {
+            let Frame::Hello(h) = frame else {
+                self.drop_link(token, "spoke before its Hello");
+                return;
+            };
+            let id = h.node_id as usize;
+            let valid = id < self.view.total() && id != self.view.me;
+            if !valid || h.auth != auth_digest(&self.cfg.wd_authkey, h.node_id) {
+                log::warn!(
+                    "watchdog: refusing a link from \"{}\": unknown node id or wrong wd_authkey",
+                    h.node_name
+                );
+                self.drop_link(token, "refused");
+                return;
+            }
+            link.peer = Some(id);
+            // A newer link replaces an older one to the same peer.
+            let stale: Vec<Token> = self
+                .links
+                .iter()
+                .filter(|(t, l)| **t != token && l.peer == Some(id))
+                .map(|(t, _)| *t)
+                .collect();
+            for t in stale {
+                self.drop_link(t, "replaced by a new link");
+            }
+            let p = &mut self.view.peers[id];
+            let first = p.hello.is_none() || p.shut_down || !p.link_up;
+            p.hello = Some(h);
+            p.link_up = true;
+            p.shut_down = false;
+            p.last_heard = Some(now);
+            if first {
+                log::info!(
+                    "new watchdog node connection is received from \"{}\"",
+                    self.view.node_name(id)
+                );
+            }
+            return;
+        };
+        self.view.peers[peer].last_heard = Some(now);
+        match frame {
+            Frame::Hello(_) => {}
+            Frame::Raft(bytes) => {
+                if let Err(e) = self.raft.step(&bytes) {
+                    log::debug!("watchdog: Raft message from node {peer} refused: {e}");
+                }
+            }
+            Frame::Beacon(b) => self.view.peers[peer].beacon = Some(b),
+            Frame::Shutdown => {
+                log::info!(
+                    "remote node \"{}\" is shutting down",
+                    self.view.node_name(peer)
+                );
+                self.view.peers[peer].shut_down = true;
+                self.drop_link(token, "shut down");
+            }
+            Frame::Request(_) => {}
+        }
+    }
+
+    fn send_to(&mut self, peer: usize, f: &Frame) {
+        if let Some(l) = self.links.values_mut().find(|l| l.peer == Some(peer)) {
+            l.send(f);
+        }
+    }
+
+    fn periodic(&mut self) {
+        let now = Instant::now();
+        if self.last_dial.is_none_or(|t| now - t >= DIAL_EVERY) {
+            self.last_dial = Some(now);
+            self.dial();
+        }
+        if now - self.last_beacon >= BEACON_EVERY {
+            self.last_beacon = now;
+            let b = Frame::Beacon(Beacon {
+                state: self.state as u8,
+                escalated: self.duties.escalated(),
+            });
+            for l in self.links.values_mut().filter(|l| l.peer.is_some()) {
+                l.send(&b);
+            }
+        }
+        // wd_priority: hand leadership to a higher-priority node that has caught up.
+        if self.raft.is_leader() && now - self.last_transfer >= TRANSFER_EVERY {
+            let best = self.view.preferred_leader(now);
+            if best != self.view.me && self.raft.caught_up(best) {
+                self.last_transfer = now;
+                log::info!(
+                    "watchdog: handing leadership to \"{}\", which has a higher wd_priority",
+                    self.view.node_name(best)
+                );
+                self.raft.transfer_to(best);
+            }
+        }
+        self.duties.poll();
+    }
+
+    fn pump_raft(&mut self) {
+        for _ in 0..4 {
+            let out = match self.raft.drain() {
+                Ok(o) => o,
+                Err(e) => {
+                    log::error!("watchdog: {e}");
+                    return;
+                }
+            };
+            if out.messages.is_empty() && out.committed.is_empty() {
+                return;
+            }
+            for (to, bytes) in out.messages {
+                self.send_to(to, &Frame::Raft(bytes));
+            }
+            for entry in out.committed {
+                self.apply(&entry);
+            }
+        }
+    }
+
+    /// A committed backend decision (the next slice routes failover votes through it).
+    fn apply(&mut self, entry: &[u8]) {
+        if let Some(d) = watchdog::decision::Decision::decode(entry) {
+            log::info!(
+                "watchdog: cluster decided {} for backend node {} (asked by watchdog node {})",
+                d.kind,
+                d.node,
+                d.from
+            );
+        }
+    }
+
+    fn evaluate(&mut self) {
+        let now = Instant::now();
+        let auth = self
+            .view
+            .authority(self.raft.leader(), self.raft.is_leader(), now);
+        let state = self.view.local_state(auth);
+        if state != self.state {
+            log::info!(
+                "watchdog node state changed from [{}] to [{}]",
+                self.state.name(),
+                state.name()
+            );
+            self.state = state;
+            match state {
+                NodeState::Leader => {
+                    self.leader_since = now;
+                    self.told_no_quorum = false;
+                    log::info!("I am the cluster leader node");
+                }
+                NodeState::Standby => {
+                    let leader = auth.leader().map(|l| self.view.node_name(l));
+                    log::info!(
+                        "successfully joined the watchdog cluster as standby node\nDETAIL:  our join coordinator request is accepted by cluster leader node \"{}\"",
+                        leader.unwrap_or_default()
+                    );
+                }
+                _ => {}
+            }
+            if matches!(state, NodeState::Leader | NodeState::Standby) && !self.lifecheck_started {
+                self.lifecheck_started = true;
+                log::info!("watchdog: lifecheck started");
+            }
+        }
+        if state == NodeState::Leader {
+            if self.view.may_escalate(auth, now) {
+                if !self.duties.escalated() && now - self.leader_since >= LEASE {
+                    log::info!("I am the cluster leader node. Starting escalation process");
+                    self.duties.escalate(&self.cfg, self.qcache);
+                }
+            } else {
+                if self.duties.escalated() {
+                    log::info!("We have lost the quorum");
+                    self.duties.resign(&self.cfg);
+                }
+                if !self.told_no_quorum && matches!(auth, Authority::Visible(_)) {
+                    self.told_no_quorum = true;
+                    log::info!("I am the cluster leader node but we do not have enough nodes in cluster\nDETAIL:  waiting for the quorum to start escalation process");
+                }
+            }
+        } else if self.duties.escalated() {
+            self.duties.resign(&self.cfg);
+        }
+        self.publish(auth, now);
+    }
+
+    fn publish(&mut self, auth: Authority, now: Instant) {
+        let text = self.view.info(auth, self.duties.escalated(), now).encode();
+        if text != self.published {
+            self.shm.watchdog().publish(&text, self.duties.escalated());
+            self.published = text;
+        }
+    }
+
+    fn flush_all(&mut self) {
+        let mut broken = Vec::new();
+        for (t, l) in &mut self.links {
+            if let Err(e) = l.flush() {
+                broken.push((*t, e.to_string()));
+            }
+        }
+        for (t, why) in broken {
+            self.drop_link(t, &why);
+        }
+    }
+
+    fn shutdown(&mut self) -> ! {
+        log::info!("Watchdog is shutting down");
+        self.duties.finish(&self.cfg, Duration::from_secs(5));
+        for l in self.links.values_mut().filter(|l| l.peer.is_some()) {
+            l.send(&Frame::Shutdown);
+        }
+        let until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < until {
+            self.flush_all();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.shm.watchdog().publish("", false);
+        sys::exit_now(0);
+    }
+}
