@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use config::{ClusteringMode, Config};
 use shmem::{
-    BackendRole, BackendStatus, Request, RequestKind, Shmem, REQUEST_FROM_PCP, REQUEST_SWITCHOVER,
+    BackendRole, BackendStatus, Request, RequestKind, Shmem, REQUEST_FROM_PCP, REQUEST_NO_COMMANDS,
+    REQUEST_SWITCHOVER,
 };
 
 use crate::backend::Secret;
@@ -160,7 +161,7 @@ impl ClusterOps<'_> {
             changed |= match r.kind {
                 RequestKind::Detach => self.detach(cfg, n, r.flags),
                 RequestKind::Quarantine => self.mark_down(cfg, n),
-                RequestKind::Attach => self.attach(cfg, n),
+                RequestKind::Attach => self.attach(cfg, n, r.flags),
                 RequestKind::Promote => self.promote(cfg, n, r.flags & REQUEST_SWITCHOVER != 0),
             };
             self.shm
@@ -171,11 +172,16 @@ impl ClusterOps<'_> {
         changed
     }
 
+    /// Quarantine: down here only, no failover_command (the watchdog cluster did not
+    /// confirm the failure); health checks go on and lift it.
     fn mark_down(&self, cfg: &Config, node: usize) -> bool {
         if !self.alive(node) {
             return false;
         }
-        self.shm.backend(node).set_status(BackendStatus::Down);
+        log::info!("node {node} is quarantined: down on this pgpool only, no failover_command");
+        self.shm
+            .backend(node)
+            .set_quarantine(true, BackendStatus::Down);
         self.shm
             .cluster()
             .main_node_id
@@ -186,10 +192,12 @@ impl ClusterOps<'_> {
     /// Failover of `node`.
     fn detach(&self, cfg: &Config, node: usize, flags: u32) -> bool {
         let b = &cfg.backends[node];
-        if !self.alive(node) {
+        let quarantined = self.shm.backend(node).quarantined();
+        if !self.alive(node) && !quarantined {
             log::info!("failover request for node {node} ignored: node is already down");
             return false;
         }
+        let run_commands = flags & REQUEST_NO_COMMANDS == 0;
         if b.flag.disallow_to_failover && flags & REQUEST_FROM_PCP == 0 {
             log::warn!("node {node} has DISALLOW_TO_FAILOVER: failover request ignored");
             return false;
@@ -210,7 +218,9 @@ impl ClusterOps<'_> {
             b.hostname,
             b.port
         );
-        self.shm.backend(node).set_status(BackendStatus::Down);
+        self.shm
+            .backend(node)
+            .set_quarantine(false, BackendStatus::Down);
         self.shm.backend(node).pg_up.store(0, Ordering::Relaxed);
         self.shm
             .backend(node)
@@ -223,7 +233,7 @@ impl ClusterOps<'_> {
             .store(new_main, Ordering::Release);
         let primary_failed = replication_mode(cfg) && old_primary == node as i32;
         let esc = Escapes::new(cfg, node as i32, new_main, old_main, old_primary);
-        if !cfg.failover_command.is_empty() {
+        if run_commands && !cfg.failover_command.is_empty() {
             run_command("failover_command", &esc.expand(&cfg.failover_command));
         }
         if primary_failed {
@@ -238,7 +248,9 @@ impl ClusterOps<'_> {
             let found = self.search_primary(cfg);
             if let Some(p) = found {
                 log::info!("find_primary_node: primary node is {p}");
-                self.follow_primary(cfg, p, old_main, old_primary);
+                if run_commands {
+                    self.follow_primary(cfg, p, old_main, old_primary);
+                }
             } else {
                 log::warn!("find_primary_node: no primary node found after failover");
             }
@@ -363,12 +375,26 @@ impl ClusterOps<'_> {
     }
 
     /// Failback: the node is usable again.
-    fn attach(&self, cfg: &Config, node: usize) -> bool {
+    fn attach(&self, cfg: &Config, node: usize, flags: u32) -> bool {
         if self.alive(node) {
             log::info!("node {node} is already attached");
             return false;
         }
         let b = &cfg.backends[node];
+        let state = self.shm.backend(node);
+        if state.quarantined() {
+            // Pgpool-II's words: the node returns without failback_command.
+            log::info!(
+                "failback request is changed to update status request because node_id: {node} was quarantined"
+            );
+            state.set_quarantine(false, BackendStatus::ConnectWait);
+            let main = self.first_alive(cfg);
+            self.shm
+                .cluster()
+                .main_node_id
+                .store(main, Ordering::Release);
+            return true;
+        }
         self.shm
             .backend(node)
             .admin_detached
@@ -413,7 +439,7 @@ impl ClusterOps<'_> {
                 .store(role as u8, Ordering::Release);
         }
         let esc = Escapes::new(cfg, node as i32, main, main, self.primary());
-        if !cfg.failback_command.is_empty() {
+        if flags & REQUEST_NO_COMMANDS == 0 && !cfg.failback_command.is_empty() {
             run_command("failback_command", &esc.expand(&cfg.failback_command));
         }
         log::info!("failback done. attach host {}({})", b.hostname, b.port);

@@ -180,7 +180,8 @@ pub fn run(setup: HealthCheckSetup<'_>) -> ! {
             continue;
         }
         let state = shm.backend(node);
-        if !state.status().is_alive() {
+        // A quarantined node is down here only: it is watched until it answers again.
+        if !state.status().is_alive() && !state.quarantined() {
             state.health.skip_count.fetch_add(1, Ordering::Relaxed);
             state
                 .health
@@ -222,6 +223,19 @@ pub fn run(setup: HealthCheckSetup<'_>) -> ! {
                 }
             }
             record(shm, node, ok, started, retries);
+            if ok && state.quarantined() {
+                log::info!(
+                    "health check succeeded on quarantined node {node}: lifting the quarantine"
+                );
+                if shm
+                    .request(RequestKind::Attach, node as i32, REQUEST_FROM_HEALTH_CHECK)
+                    .is_none()
+                {
+                    log::error!("failover request queue is full");
+                }
+            } else if !ok && state.quarantined() {
+                log::info!("health check failed on quarantine node {node}\nDETAIL:  ignoring..");
+            }
             if ok {
                 state.pg_up.store(1, Ordering::Relaxed);
                 if state.status() == BackendStatus::ConnectWait {
@@ -232,6 +246,10 @@ pub fn run(setup: HealthCheckSetup<'_>) -> ! {
                 // A node already marked down is not failed over twice.
                 if state.status().is_alive() {
                     log::error!("health check failed on node {node}: requesting failover");
+                    log::info!(
+                        "received degenerate backend request for node_id: {node} from pid [{}]",
+                        std::process::id()
+                    );
                     if shm
                         .request(RequestKind::Detach, node as i32, REQUEST_FROM_HEALTH_CHECK)
                         .is_none()

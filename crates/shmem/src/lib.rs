@@ -19,8 +19,9 @@ pub use activity::{ChildActivity, STATEMENT_LEN};
 pub use nodes::{NodeSpec, NodeTable, NODE_ALWAYS_PRIMARY, NODE_DISALLOW_TO_FAILOVER};
 pub use query_cache::{CacheLayout, CacheStats, QueryCache, Stamp};
 pub use requests::{
-    Request, RequestKind, RequestQueue, REQUEST_FROM_CHILD, REQUEST_FROM_HEALTH_CHECK,
-    REQUEST_FROM_PCP, REQUEST_GRACEFUL, REQUEST_SWITCHOVER,
+    Request, RequestKind, RequestQueue, REQUEST_CONFIRMED, REQUEST_FROM_CHILD,
+    REQUEST_FROM_HEALTH_CHECK, REQUEST_FROM_PCP, REQUEST_GRACEFUL, REQUEST_NO_COMMANDS,
+    REQUEST_SWITCHOVER,
 };
 pub use segment::{
     BackendConnInfo, BackendRole, BackendState, BackendStatus, ChildSlot, ChildState, Cluster,

@@ -35,6 +35,10 @@ pub const REQUEST_SWITCHOVER: u32 = 2;
 pub const REQUEST_FROM_HEALTH_CHECK: u32 = 4;
 pub const REQUEST_FROM_CHILD: u32 = 8;
 pub const REQUEST_FROM_PCP: u32 = 16;
+/// Decided by the watchdog cluster (or needing no decision): the main process applies it.
+pub const REQUEST_CONFIRMED: u32 = 32;
+/// Apply the node state only: another pgpool (the watchdog leader) runs the commands.
+pub const REQUEST_NO_COMMANDS: u32 = 64;
 
 /// A request taken from the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -91,6 +91,10 @@ pub struct BackendState {
     /// 1 when an administrator detached the node (pcp_detach_node): auto_failback
     /// leaves it alone.
     pub admin_detached: AtomicU8,
+    /// 1 while the node is down here only because this pgpool alone saw it fail
+    /// (watchdog quarantine): no failover_command ran, health checks go on and bring it
+    /// back when it answers again.
+    quarantined: AtomicU8,
 }
 
 /// Per-node statement counters (SHOW POOL_BACKEND_STATS).
@@ -136,6 +140,16 @@ impl BackendState {
             .store(crate::now_secs(), Ordering::Relaxed);
     }
 
+    pub fn quarantined(&self) -> bool {
+        self.quarantined.load(Ordering::Acquire) != 0
+    }
+
+    /// Down locally (quarantine) or back (`false`), with the status to match.
+    pub fn set_quarantine(&self, on: bool, status: BackendStatus) {
+        self.quarantined.store(u8::from(on), Ordering::Release);
+        self.set_status(status);
+    }
+
     pub fn role(&self) -> BackendRole {
         BackendRole::from_u8(self.role.load(Ordering::Acquire))
     }
@@ -149,6 +163,7 @@ impl BackendState {
             &self.pg_up,
             &self.delay_by_time,
             &self.admin_detached,
+            &self.quarantined,
         ] {
             a.store(0, Ordering::Relaxed);
         }

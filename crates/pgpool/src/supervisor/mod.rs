@@ -123,6 +123,9 @@ impl Supervisor<'_> {
                     let Some(proc) = self.procs.remove(&pid.as_raw()) else {
                         continue;
                     };
+                    if proc == Proc::Watchdog {
+                        self.shm.watchdog().set_pid(0);
+                    }
                     if let Proc::Child(index) = proc {
                         self.shm.child(index).pid.store(0, Ordering::Release);
                         self.shm.child(index).publish_cancel_key(0, 0);
@@ -177,7 +180,10 @@ impl Supervisor<'_> {
     }
 
     fn handle_requests(&mut self) {
-        let requests = self.shm.requests().take_all();
+        let mut requests = self.shm.requests().take_all();
+        if self.watchdog_id.is_some() && self.shm.watchdog().pid() > 0 {
+            requests.retain(|r| !self.pass_to_watchdog(r));
+        }
         if requests.is_empty() {
             return;
         }
@@ -189,6 +195,34 @@ impl Supervisor<'_> {
             self.save_status();
             self.notify_children();
         }
+    }
+
+    /// With the watchdog, a node's failover, failback or promotion is the cluster's
+    /// decision: the request goes to the watchdog process, which hands back what was
+    /// decided (REQUEST_CONFIRMED). A quarantine is this node's own business.
+    fn pass_to_watchdog(&self, r: &shmem::Request) -> bool {
+        let lifts_quarantine = r.kind == shmem::RequestKind::Attach
+            && usize::try_from(r.node)
+                .is_ok_and(|n| n < self.cfg.backends.len() && self.shm.backend(n).quarantined());
+        if r.flags & shmem::REQUEST_CONFIRMED != 0
+            || r.kind == shmem::RequestKind::Quarantine
+            || lifts_quarantine
+        {
+            return false;
+        }
+        let wd = self.shm.watchdog();
+        if wd.proposals.push(r.kind, r.node, r.flags).is_none() {
+            log::error!(
+                "watchdog request queue is full: {:?} of node {} dropped",
+                r.kind,
+                r.node
+            );
+        }
+        self.shm
+            .requests()
+            .done_seq
+            .fetch_max(r.seq, Ordering::AcqRel);
+        true
     }
 
     fn begin_shutdown(&mut self, sig: Signal) {

@@ -24,6 +24,8 @@ use super::links::Link;
 use super::view::{Authority, Peer, View};
 use crate::sys;
 
+mod ballots;
+
 const WAKER: Token = Token(0);
 const LISTENER: Token = Token(1);
 const DIAL_EVERY: Duration = Duration::from_secs(1);
@@ -65,6 +67,12 @@ struct Watchdog<'a> {
     last_beacon: Instant,
     last_transfer: Instant,
     published: String,
+    /// The leader's count of failover votes.
+    tally: watchdog::decision::Tally,
+    /// Requests waiting for an election to end, with their deadline.
+    waiting: Vec<(watchdog::decision::Decision, Instant)>,
+    had_quorum: bool,
+    last_leader: Option<usize>,
 }
 
 /// Runs the watchdog process; never returns.
@@ -127,6 +135,7 @@ pub fn run(setup: WatchdogSetup<'_>) -> ! {
             wd.raft.tick();
             wd.periodic();
         }
+        wd.take_proposals();
         wd.pump_raft();
         wd.evaluate();
         wd.flush_all();
@@ -216,6 +225,10 @@ impl<'a> Watchdog<'a> {
             last_beacon: now,
             last_transfer: now,
             published: String::new(),
+            tally: Default::default(),
+            waiting: Vec::new(),
+            had_quorum: false,
+            last_leader: None,
         })
     }
 
@@ -387,7 +400,7 @@ impl<'a> Watchdog<'a> {
                 self.view.peers[peer].shut_down = true;
                 self.drop_link(token, "shut down");
             }
-            Frame::Request(_) => {}
+            Frame::Request(bytes) => self.on_ballot(peer, &bytes),
         }
     }
 
@@ -426,6 +439,7 @@ impl<'a> Watchdog<'a> {
             }
         }
         self.duties.poll();
+        self.retry_waiting();
     }
 
     fn pump_raft(&mut self) {
@@ -449,23 +463,28 @@ impl<'a> Watchdog<'a> {
         }
     }
 
-    /// A committed backend decision (the next slice routes failover votes through it).
-    fn apply(&mut self, entry: &[u8]) {
-        if let Some(d) = watchdog::decision::Decision::decode(entry) {
-            log::info!(
-                "watchdog: cluster decided {} for backend node {} (asked by watchdog node {})",
-                d.kind,
-                d.node,
-                d.from
-            );
-        }
+    fn authority(&self, now: Instant) -> Authority {
+        self.view
+            .authority(self.raft.leader(), self.raft.is_leader(), now)
     }
 
     fn evaluate(&mut self) {
         let now = Instant::now();
-        let auth = self
-            .view
-            .authority(self.raft.leader(), self.raft.is_leader(), now);
+        let auth = self.authority(now);
+        let quorum = self.view.quorum(now).holds();
+        let raft_leader = match auth {
+            Authority::Raft(l) => Some(l),
+            _ => None,
+        };
+        if (quorum && !self.had_quorum)
+            || (raft_leader.is_some() && raft_leader != self.last_leader)
+        {
+            self.had_quorum = quorum;
+            self.last_leader = raft_leader;
+            self.revote_quarantined();
+        }
+        self.had_quorum = quorum;
+        self.last_leader = raft_leader;
         let state = self.view.local_state(auth);
         if state != self.state {
             log::info!(
