@@ -202,8 +202,10 @@ impl ClusterOps<'_> {
             log::warn!("node {node} has DISALLOW_TO_FAILOVER: failover request ignored");
             return false;
         }
-        let alive_count = (0..cfg.backends.len()).filter(|&i| self.alive(i)).count();
-        if alive_count <= 1 && flags & REQUEST_FROM_PCP == 0 {
+        let others_alive = (0..cfg.backends.len())
+            .filter(|&i| i != node && self.alive(i))
+            .count();
+        if others_alive == 0 && flags & REQUEST_FROM_PCP == 0 {
             // Detaching the last node helps nobody: clients could not connect at all.
             log::warn!("node {node} is the last live node: failover request ignored");
             // Pgpool-II's words for a failover that detached nothing (scripts grep them).

@@ -78,7 +78,8 @@ fn queue(ctx: &Ctx, kind: RequestKind, node: i64, flags: u32, wait: bool) {
         log::error!("PCP: request queue is full; {kind:?} of node {node} dropped");
         return;
     };
-    if wait {
+    // With the watchdog the cluster decides first: answer once it did.
+    if wait || ctx.cfg.use_watchdog {
         ctx.shm.requests().wait_done(seq, GRACEFUL_WAIT, || false);
     }
 }

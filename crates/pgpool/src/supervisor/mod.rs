@@ -78,7 +78,12 @@ struct Supervisor<'a> {
     last_spare_cycle: Instant,
     /// This node's watchdog id (`pgpool_node_id`) when use_watchdog is on.
     watchdog_id: Option<usize>,
+    /// Requests handed to the watchdog, reported done (to a waiting PCP worker) when
+    /// the decision for the same node comes back or after `FORWARD_LIMIT`.
+    forwarded: Vec<(u64, shmem::RequestKind, i32, Instant)>,
 }
+
+const FORWARD_LIMIT: Duration = Duration::from_secs(15);
 
 impl Supervisor<'_> {
     fn dynamic(&self) -> bool {
@@ -184,23 +189,23 @@ impl Supervisor<'_> {
         if self.watchdog_id.is_some() && self.shm.watchdog().pid() > 0 {
             requests.retain(|r| !self.pass_to_watchdog(r));
         }
-        if requests.is_empty() {
-            return;
+        if !requests.is_empty() {
+            let ops = crate::failover::ClusterOps {
+                shm: self.shm,
+                secret: self.passwd_secret(&self.cfg.sr_check_user),
+            };
+            if ops.handle(&self.cfg, requests.clone()) {
+                self.save_status();
+                self.notify_children();
+            }
         }
-        let ops = crate::failover::ClusterOps {
-            shm: self.shm,
-            secret: self.passwd_secret(&self.cfg.sr_check_user),
-        };
-        if ops.handle(&self.cfg, requests) {
-            self.save_status();
-            self.notify_children();
-        }
+        self.settle_forwarded(&requests);
     }
 
     /// With the watchdog, a node's failover, failback or promotion is the cluster's
     /// decision: the request goes to the watchdog process, which hands back what was
     /// decided (REQUEST_CONFIRMED). A quarantine is this node's own business.
-    fn pass_to_watchdog(&self, r: &shmem::Request) -> bool {
+    fn pass_to_watchdog(&mut self, r: &shmem::Request) -> bool {
         let lifts_quarantine = r.kind == shmem::RequestKind::Attach
             && usize::try_from(r.node)
                 .is_ok_and(|n| n < self.cfg.backends.len() && self.shm.backend(n).quarantined());
@@ -218,11 +223,24 @@ impl Supervisor<'_> {
                 r.node
             );
         }
-        self.shm
-            .requests()
-            .done_seq
-            .fetch_max(r.seq, Ordering::AcqRel);
+        let _ = kill(Pid::from_raw(wd.pid()), Signal::SIGUSR1);
+        self.forwarded.push((r.seq, r.kind, r.node, Instant::now()));
         true
+    }
+
+    /// Forwarded requests whose decision came back in `confirmed` (or that waited too
+    /// long) are done: a PCP worker waiting on them may answer.
+    fn settle_forwarded(&mut self, confirmed: &[shmem::Request]) {
+        let done = &self.shm.requests().done_seq;
+        self.forwarded.retain(|&(seq, kind, node, at)| {
+            let answered = confirmed.iter().any(|c| c.kind == kind && c.node == node);
+            if answered || at.elapsed() >= FORWARD_LIMIT {
+                done.fetch_max(seq, Ordering::AcqRel);
+                false
+            } else {
+                true
+            }
+        });
     }
 
     fn begin_shutdown(&mut self, sig: Signal) {
@@ -463,6 +481,7 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         spares: crate::spare::Keeper::default(),
         last_spare_cycle: Instant::now(),
         watchdog_id,
+        forwarded: Vec::new(),
     };
     sup.tls = match crate::tls::server_config(&sup.cfg) {
         Ok(t) => t,

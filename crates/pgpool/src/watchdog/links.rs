@@ -16,6 +16,7 @@ pub struct Link {
     pub peer: Option<usize>,
     /// The node id this side dialled (outbound links), before any Hello.
     pub dialled: Option<usize>,
+    pub opened: std::time::Instant,
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
 }
@@ -26,6 +27,7 @@ impl Link {
             stream,
             peer: None,
             dialled,
+            opened: std::time::Instant::now(),
             inbuf: Vec::new(),
             outbuf: Vec::new(),
         }

@@ -410,8 +410,30 @@ impl<'a> Watchdog<'a> {
         }
     }
 
+    /// A link whose peer fell silent for `wd_heartbeat_deadtime` (or that never said
+    /// Hello) is closed, so that the peer is dialled afresh: a cut cable leaves TCP
+    /// connections that look established for minutes.
+    fn drop_silent_links(&mut self, now: Instant) {
+        let deadtime = self.view.deadtime;
+        let silent: Vec<Token> = self
+            .links
+            .iter()
+            .filter(|(_, l)| match l.peer {
+                Some(i) => self.view.peers[i]
+                    .last_heard
+                    .is_none_or(|t| now.saturating_duration_since(t) >= deadtime),
+                None => now.saturating_duration_since(l.opened) >= deadtime,
+            })
+            .map(|(t, _)| *t)
+            .collect();
+        for t in silent {
+            self.drop_link(t, "no heartbeat within wd_heartbeat_deadtime");
+        }
+    }
+
     fn periodic(&mut self) {
         let now = Instant::now();
+        self.drop_silent_links(now);
         if self.last_dial.is_none_or(|t| now - t >= DIAL_EVERY) {
             self.last_dial = Some(now);
             self.dial();
