@@ -266,9 +266,9 @@ macro_rules! config_params {
 config_params! {
   fields {
     serialize_accept: bool = [K::Bool, "off", Restart, true, 0, "whether to serialize accept() call to avoid thundering herd problem"],
-    failover_when_quorum_exists: bool = [K::Bool, "on", Restart, false, 0, "Do failover only when cluster has the quorum."],
-    failover_require_consensus: bool = [K::Bool, "on", Restart, false, 0, "Only do failover when majority aggrees."],
-    allow_multiple_failover_requests_from_node: bool = [K::Bool, "off", Restart, false, 0, "A Pgpool-II node can send multiple failover requests to build consensus."],
+    failover_when_quorum_exists: bool = [K::Bool, "on", Restart, true, 0, "Do failover only when cluster has the quorum."],
+    failover_require_consensus: bool = [K::Bool, "on", Restart, true, 0, "Only do failover when majority aggrees."],
+    allow_multiple_failover_requests_from_node: bool = [K::Bool, "off", Restart, true, 0, "A Pgpool-II node can send multiple failover requests to build consensus."],
     enable_consensus_with_half_votes: bool = [K::Bool, "off", Restart, true, 0, "apply majority rule for consensus and quorum computation at 50% of votes in a cluster with an even number of nodes."],
     wd_remove_shutdown_nodes: bool = [K::Bool, "off", Reload, false, 0, "Revoke the cluster membership of properly shutdown watchdog nodes."],
     log_connections: bool = [K::Bool, "off", Reload, true, 0, "Logs each successful connection."],
