@@ -412,7 +412,7 @@ config_params! {
     wd_lost_node_removal_timeout: i64 = [K::Int(0, I32MAX, U::S), "0", Reload, false, 0, "Timeout in seconds to revoke the cluster membership of LOST watchdog nodes."],
     wd_no_show_node_removal_timeout: i64 = [K::Int(0, I32MAX, U::S), "0", Reload, false, 0, "Timeout in seconds to revoke the cluster membership of NO-SHOW watchdog nodes."],
     wd_life_point: i64 = [K::Int(0, I32MAX, U::None), "3", Restart, false, 0, "Maximum number of retries before failing the life check."],
-    wd_heartbeat_keepalive: i64 = [K::Int(1, I32MAX, U::S), "2", Restart, false, 0, "Time interval in seconds between sending the heartbeat signal."],
+    wd_heartbeat_keepalive: i64 = [K::Int(1, I32MAX, U::S), "2", Restart, true, 0, "Time interval in seconds between sending the heartbeat signal."],
     wd_heartbeat_deadtime: i64 = [K::Int(1, I32MAX, U::S), "30", Restart, true, 0, "Deadtime interval in seconds for heartbeat signal."],
     relcache_size: i64 = [K::Int(0, I32MAX, U::None), "256", Restart, false, 0, "Number of relation cache entry."],
     memqcache_memcached_port: i64 = [K::Int(0, I32MAX, U::None), "11211", Restart, true, 0, "Port number of Memcached server."],
@@ -441,7 +441,7 @@ config_params! {
   }
   indexed {
     backend_port = [K::Int(1024, 65535, U::None), "5432", Reload, true, 0, Backend, "port number of PostgreSQL backend."],
-    heartbeat_port = [K::Int(1024, 65535, U::None), "9694", Reload, false, 0, Heartbeat, "Port for sending heartbeat."],
+    heartbeat_port = [K::Int(1024, 65535, U::None), "9694", Reload, true, 0, Heartbeat, "Port for sending heartbeat."],
     wd_port = [K::Int(1024, 65535, U::None), "9000", Reload, true, 0, Watchdog, "tcp/ip watchdog port number of other pgpool node for watchdog connection.."],
     pgpool_port = [K::Int(1024, 65535, U::None), "9999", Reload, true, 0, Watchdog, "tcp/ip pgpool port number of other pgpool node for watchdog connection."],
     backend_weight = [K::Real(0.0, 100000000.0), "1", Reload, true, 0, Backend, "load balance weight of backend."],
@@ -449,7 +449,7 @@ config_params! {
     backend_data_directory = [K::Str, "", Reload, true, 0, Backend, "data directory of the backend."],
     backend_application_name = [K::Str, "", Reload, true, 0, Backend, "application_name of the backend."],
     backend_flag = [K::Str, "ALLOW_TO_FAILOVER", Reload, true, 0, Backend, "Controls various backend behavior."],
-    heartbeat_hostname = [K::Str, "", Reload, false, 0, Heartbeat, "Hostname for sending heartbeat signal."],
+    heartbeat_hostname = [K::Str, "", Reload, true, 0, Heartbeat, "Hostname for sending heartbeat signal."],
     heartbeat_device = [K::Str, "", Reload, false, 0, Heartbeat, "Name of NIC device for sending heartbeat."],
     hostname = [K::Str, "localhost", Reload, true, 0, Watchdog, "Hostname of pgpool node for watchdog connection."],
   }

@@ -285,11 +285,11 @@ fn reload_rules_and_unsupported() {
     assert!(a.restart_required_changes(&a).is_empty());
 
     let c =
-        parse("memory_cache_enabled = on\nuse_watchdog = off\nhostname0 = 'pg1'\nheartbeat_port0 = 9000\nwd_life_point = 5\n")
+        parse("memory_cache_enabled = on\nuse_watchdog = off\nhostname0 = 'pg1'\nheartbeat_device0 = 'eth1'\nwd_life_point = 5\n")
             .expect("parses");
     let mut u = c.unsupported_in_use();
     u.sort_unstable();
-    assert_eq!(u, vec!["heartbeat_port", "wd_life_point"]);
+    assert_eq!(u, vec!["heartbeat_device", "wd_life_point"]);
 }
 
 #[test]

@@ -226,3 +226,61 @@ mod tests {
         assert_ne!(auth_digest("key", 1), auth_digest("other", 1));
     }
 }
+
+/// The UDP heartbeat (`heartbeat_hostnameN` / `heartbeat_portN`, every
+/// `wd_heartbeat_keepalive`): the sender's id, its start time and its proof of
+/// `wd_authkey`. A second path beside the TCP link, as in Pgpool-II.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub node_id: u32,
+    pub start_time: i64,
+    pub auth: [u8; 32],
+}
+
+const HEARTBEAT_MAGIC: &[u8; 8] = b"PGRSHB01";
+
+impl Heartbeat {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(52);
+        out.extend_from_slice(HEARTBEAT_MAGIC);
+        out.extend_from_slice(&self.node_id.to_be_bytes());
+        out.extend_from_slice(&self.start_time.to_be_bytes());
+        out.extend_from_slice(&self.auth);
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Option<Heartbeat> {
+        if b.len() != 52 || &b[..8] != HEARTBEAT_MAGIC {
+            return None;
+        }
+        let mut r = Reader(&b[8..]);
+        let node_id = r.u32().ok()?;
+        let start_time = r.i64().ok()?;
+        let mut auth = [0u8; 32];
+        auth.copy_from_slice(r.take(32).ok()?);
+        Some(Heartbeat {
+            node_id,
+            start_time,
+            auth,
+        })
+    }
+}
+
+#[cfg(test)]
+mod heartbeat_tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_round_trip() {
+        let h = Heartbeat {
+            node_id: 2,
+            start_time: 17,
+            auth: auth_digest("k", 2),
+        };
+        assert_eq!(Heartbeat::decode(&h.encode()), Some(h));
+        assert_eq!(Heartbeat::decode(b"PGRSHB01short"), None);
+        let mut bad = h.encode();
+        bad[0] = b'X';
+        assert_eq!(Heartbeat::decode(&bad), None);
+    }
+}

@@ -54,10 +54,13 @@ for k in 0 1 2; do
         echo "if_down_cmd = '/bin/rm -f $VIPS/held.$k'"
         echo "arping_cmd = ''"
         echo "wd_escalation_command = '/usr/bin/touch $VIPS/escalated.$k'"
+        echo "wd_heartbeat_keepalive = 1"
         for n in 0 1 2; do
             echo "hostname$n = 'localhost'"
             echo "wd_port$n = $((WD_BASE + n))"
             echo "pgpool_port$n = $(pgpool_port_of "$n")"
+            echo "heartbeat_hostname$n = '127.0.0.1'"
+            echo "heartbeat_port$n = $((WD_BASE + 10 + n))"
         done
     } >>"$d/etc/pgpool.conf"
 done
@@ -130,6 +133,11 @@ grep -q "I am the cluster leader node. Starting escalation process" "$PGPOOL_LOG
 grep -q "successfully joined the watchdog cluster as standby node" "$TEST_DIR/pgpool1/log/pgpool.log" \
     || fail "node 1 did not log that it joined as standby"
 [ -e "$VIPS/escalated.0" ] || fail "wd_escalation_command did not run on node 0"
+for k in 0 1 2; do
+    grep -q "sending and receiving heartbeats on port $((WD_BASE + 10 + k))" "$(node_dir "$k")/log/pgpool.log" \
+        || fail "node $k does not run its UDP heartbeat"
+done
+assert_not_contains "$(cat "$PGPOOL_LOG")" "heartbeat_port\" is set but not supported" "heartbeat parameters are implemented"
 log "node 0 leads and holds the VIP"
 
 if [ -x /usr/sbin/pcp_watchdog_info ]; then

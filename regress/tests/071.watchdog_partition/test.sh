@@ -118,10 +118,13 @@ for k in 0 1 2; do
         echo "if_up_cmd = '/usr/sbin/ip addr add \$_IP_\$/32 dev lo'"
         echo "if_down_cmd = '/usr/sbin/ip addr del \$_IP_\$/32 dev lo'"
         echo "arping_cmd = ''"
+        echo "wd_heartbeat_keepalive = 1"
         for n in 0 1 2; do
             echo "hostname$n = '$(svc "$n")'"
             echo "wd_port$n = $((WD_BASE + n))"
             echo "pgpool_port$n = $(pgpool_port_of "$n")"
+            echo "heartbeat_hostname$n = '$(svc "$n")'"
+            echo "heartbeat_port$n = $((WD_BASE + 10 + n))"
         done
     } >>"$d/etc/pgpool.conf"
 done

@@ -4,10 +4,12 @@
 //! cluster view PCP publishes from shared memory, and the leader's duties (virtual IP,
 //! escalation commands), which a node takes up only after the previous leader's lease
 //! can have expired and drops as soon as it is no longer the leader with a quorum.
-//! Beacons on the links double as the heartbeat: a peer not heard from within
-//! `wd_heartbeat_deadtime` is LOST; a peer that stops says so first.
+//! Beacons on the links and, where `heartbeat_hostnameN` is set, UDP heartbeats are the
+//! lifecheck: a peer not heard from within `wd_heartbeat_deadtime` is LOST; a peer that
+//! stops says so first.
 
 mod duties;
+mod heartbeat;
 mod links;
 mod node_id;
 mod process;

@@ -17,9 +17,10 @@ use nix::sys::signal::Signal;
 use shmem::Shmem;
 use watchdog::consensus::{Consensus, ELECTION_TICKS, TICK};
 use watchdog::state::NodeState;
-use watchdog::wire::{auth_digest, Beacon, Frame, Hello};
+use watchdog::wire::{auth_digest, Beacon, Frame, Heartbeat, Hello};
 
 use super::duties::Duties;
+use super::heartbeat::HeartbeatLink;
 use super::links::Link;
 use super::view::{Authority, Peer, View};
 use crate::sys;
@@ -28,6 +29,7 @@ mod ballots;
 
 const WAKER: Token = Token(0);
 const LISTENER: Token = Token(1);
+const HEARTBEAT: Token = Token(2);
 const DIAL_EVERY: Duration = Duration::from_secs(1);
 const BEACON_EVERY: Duration = Duration::from_secs(1);
 const TRANSFER_EVERY: Duration = Duration::from_secs(3);
@@ -58,6 +60,7 @@ struct Watchdog<'a> {
     listener: TcpListener,
     links: HashMap<Token, Link>,
     next_token: usize,
+    heartbeat: Option<HeartbeatLink>,
     duties: Duties,
     state: NodeState,
     leader_since: Instant,
@@ -115,6 +118,7 @@ pub fn run(setup: WatchdogSetup<'_>) -> ! {
             match ev.token() {
                 WAKER => waker.drain(),
                 LISTENER => wd.accept(),
+                HEARTBEAT => wd.receive_heartbeats(),
                 t => wd.link_event(t),
             }
         }
@@ -178,6 +182,9 @@ impl<'a> Watchdog<'a> {
                 last_heard: None,
                 link_up: false,
                 shut_down: false,
+                link_since: None,
+                heartbeat_expected: false,
+                last_heartbeat: None,
             })
             .collect();
         // Lower-priority nodes stand for election later, so the highest-priority live
@@ -198,8 +205,20 @@ impl<'a> Watchdog<'a> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| e.to_string())?;
+        // Without its heartbeat port the node still has its links: not fatal.
+        let heartbeat =
+            HeartbeatLink::open(&cfg, me, poll.registry(), HEARTBEAT).unwrap_or_else(|e| {
+                log::warn!("watchdog: {e}; peers are watched through their links only");
+                None
+            });
         let deadtime = Duration::from_secs(u64::try_from(cfg.wd_heartbeat_deadtime).unwrap_or(30));
         let now = Instant::now();
+        let mut peers: Vec<Peer> = peers;
+        if let Some(hb) = &heartbeat {
+            for (i, p) in peers.iter_mut().enumerate() {
+                p.heartbeat_expected = hb.expects(i);
+            }
+        }
         Ok(Watchdog {
             view: View {
                 me,
@@ -215,7 +234,8 @@ impl<'a> Watchdog<'a> {
             poll,
             listener,
             links: HashMap::new(),
-            next_token: 2,
+            next_token: 3,
+            heartbeat,
             duties: Duties::new(),
             state: NodeState::Loading,
             leader_since: now,
@@ -375,6 +395,7 @@ impl<'a> Watchdog<'a> {
             p.link_up = true;
             p.shut_down = false;
             p.last_heard = Some(now);
+            p.link_since = Some(now);
             if first {
                 log::info!(
                     "new watchdog node connection is received from \"{}\"",
@@ -431,8 +452,26 @@ impl<'a> Watchdog<'a> {
         }
     }
 
+    fn receive_heartbeats(&mut self) {
+        let Some(hb) = &mut self.heartbeat else {
+            return;
+        };
+        let now = Instant::now();
+        for id in hb.receive(&self.cfg.wd_authkey, self.view.total(), self.view.me) {
+            self.view.peers[id].last_heartbeat = Some(now);
+        }
+    }
+
     fn periodic(&mut self) {
         let now = Instant::now();
+        if let Some(hb) = &mut self.heartbeat {
+            let beat = Heartbeat {
+                node_id: self.view.me as u32,
+                start_time: self.view.local.start_time,
+                auth: self.view.local.auth,
+            };
+            hb.send_due(&beat, now);
+        }
         self.drop_silent_links(now);
         if self.last_dial.is_none_or(|t| now - t >= DIAL_EVERY) {
             self.last_dial = Some(now);

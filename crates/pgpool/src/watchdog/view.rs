@@ -24,6 +24,11 @@ pub struct Peer {
     pub last_heard: Option<Instant>,
     pub link_up: bool,
     pub shut_down: bool,
+    /// When its current link was greeted.
+    pub link_since: Option<Instant>,
+    /// Its UDP heartbeats, when it is expected to send them.
+    pub heartbeat_expected: bool,
+    pub last_heartbeat: Option<Instant>,
 }
 
 /// Who leads the part of the cluster this node can see.
@@ -65,11 +70,12 @@ impl View {
             return true;
         }
         let p = &self.peers[i];
-        p.link_up
-            && !p.shut_down
-            && p.hello.is_some()
-            && p.last_heard
-                .is_some_and(|t| now.saturating_duration_since(t) < self.deadtime)
+        let fresh = |t: Option<Instant>| {
+            t.is_some_and(|t| now.saturating_duration_since(t) < self.deadtime)
+        };
+        // A new link gets one deadtime for the first heartbeat to arrive.
+        let heartbeat_ok = !p.heartbeat_expected || fresh(p.last_heartbeat) || fresh(p.link_since);
+        p.link_up && !p.shut_down && p.hello.is_some() && fresh(p.last_heard) && heartbeat_ok
     }
 
     pub fn alive_count(&self, now: Instant) -> usize {
@@ -243,6 +249,9 @@ mod tests {
             last_heard: None,
             link_up: false,
             shut_down: false,
+            link_since: None,
+            heartbeat_expected: false,
+            last_heartbeat: None,
         };
         View {
             me: 0,
@@ -258,6 +267,7 @@ mod tests {
         p.hello = Some(hello(i as u32, priority));
         p.link_up = true;
         p.last_heard = Some(now);
+        p.link_since = Some(now);
     }
 
     #[test]
@@ -302,5 +312,22 @@ mod tests {
         let later = now + Duration::from_secs(31);
         assert_eq!(v.authority(Some(1), false, later), Authority::Visible(0));
         assert_eq!(v.info(auth, false, later).nodes[1].state, NodeState::Lost);
+    }
+
+    #[test]
+    fn silent_heartbeat_loses_a_peer_whose_link_looks_fine() {
+        let now = Instant::now();
+        let mut v = view(3, false);
+        greet(&mut v, 1, 1, now);
+        v.peers[1].heartbeat_expected = true;
+        assert!(
+            v.alive(1, now),
+            "a new link waits one deadtime for heartbeats"
+        );
+        let later = now + Duration::from_secs(31);
+        v.peers[1].last_heard = Some(later);
+        assert!(!v.alive(1, later), "no heartbeat for a deadtime: lost");
+        v.peers[1].last_heartbeat = Some(later);
+        assert!(v.alive(1, later));
     }
 }
