@@ -175,19 +175,7 @@ impl<'a> Watchdog<'a> {
         let peers = cfg
             .watchdog_nodes
             .iter()
-            .map(|w| Peer {
-                host: w.hostname.clone(),
-                wd_port: w.wd_port,
-                pgpool_port: w.pgpool_port,
-                hello: None,
-                beacon: None,
-                last_heard: None,
-                link_up: false,
-                shut_down: false,
-                link_since: None,
-                heartbeat_expected: false,
-                last_heartbeat: None,
-            })
+            .map(|w| Peer::configured(&w.hostname, w.wd_port, w.pgpool_port))
             .collect();
         // Lower-priority nodes stand for election later, so the highest-priority live
         // node usually wins the first election (peers' priorities are not known before

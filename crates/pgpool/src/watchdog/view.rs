@@ -31,6 +31,25 @@ pub struct Peer {
     pub last_heartbeat: Option<Instant>,
 }
 
+impl Peer {
+    /// A configured node not heard from yet.
+    pub fn configured(host: &str, wd_port: u16, pgpool_port: u16) -> Peer {
+        Peer {
+            host: host.to_string(),
+            wd_port,
+            pgpool_port,
+            hello: None,
+            beacon: None,
+            last_heard: None,
+            link_up: false,
+            shut_down: false,
+            link_since: None,
+            heartbeat_expected: false,
+            last_heartbeat: None,
+        }
+    }
+}
+
 /// Who leads the part of the cluster this node can see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Authority {
@@ -240,19 +259,7 @@ mod tests {
     }
 
     fn view(total: usize, half_votes: bool) -> View {
-        let peer = Peer {
-            host: "h".into(),
-            wd_port: 9000,
-            pgpool_port: 9999,
-            hello: None,
-            beacon: None,
-            last_heard: None,
-            link_up: false,
-            shut_down: false,
-            link_since: None,
-            heartbeat_expected: false,
-            last_heartbeat: None,
-        };
+        let peer = Peer::configured("h", 9000, 9999);
         View {
             me: 0,
             peers: vec![peer; total],
