@@ -24,6 +24,7 @@ release:
 	$(CARGO) build --release --workspace
 
 unit:
+	scripts/check_deps test
 	$(CARGO) test --release --workspace
 
 regress: release

@@ -46,16 +46,6 @@ fn err(message: impl Into<String>) -> Report {
     }
 }
 
-/// A SQL string literal (as PQescapeLiteral makes it: E'' when backslashes occur).
-fn literal(s: &str) -> String {
-    let body = s.replace('\'', "''");
-    if s.contains('\\') {
-        format!("E'{}'", body.replace('\\', "\\\\"))
-    } else {
-        format!("'{body}'")
-    }
-}
-
 /// The host name handed to the recovery scripts: a socket directory means this
 /// machine, which Pgpool-II passes on as "localhost".
 fn script_host(host: &str) -> &str {
@@ -256,12 +246,12 @@ fn start_recovery(cfg: &Config, shm: &Shmem, node: usize) -> Result<(), Report> 
     let host = script_host(&target.hostname);
     let sql = format!(
         "SELECT pgpool_recovery({}, {}, {}, {}, {node}, {}, {})",
-        literal(&cfg.recovery_1st_stage_command),
-        literal(host),
-        literal(&target.data_directory),
-        literal(&main.port.to_string()),
-        literal(&target.port.to_string()),
-        literal(&main.hostname),
+        sql::literal::quote(&cfg.recovery_1st_stage_command),
+        sql::literal::quote(host),
+        sql::literal::quote(&target.data_directory),
+        sql::literal::quote(&main.port.to_string()),
+        sql::literal::quote(&target.port.to_string()),
+        sql::literal::quote(&main.hostname),
     );
     log::info!("executing recovery");
     log::info!("DETAIL:  starting recovery command: \"{sql}\"");
@@ -288,8 +278,8 @@ fn start_recovery(cfg: &Config, shm: &Shmem, node: usize) -> Result<(), Report> 
     // Start the node.
     let sql = format!(
         "SELECT pgpool_remote_start({}, {})",
-        literal(host),
-        literal(&target.data_directory)
+        sql::literal::quote(host),
+        sql::literal::quote(&target.data_directory)
     );
     log::info!("node recovery, starting node {node}");
     log::info!("DETAIL:  executing \"{sql}\"");
@@ -382,9 +372,12 @@ mod tests {
 
     #[test]
     fn literals() {
-        assert_eq!(literal("recovery_1st_stage"), "'recovery_1st_stage'");
-        assert_eq!(literal("it's"), "'it''s'");
-        assert_eq!(literal("a\\b'"), "E'a\\\\b'''");
+        assert_eq!(
+            sql::literal::quote("recovery_1st_stage"),
+            "'recovery_1st_stage'"
+        );
+        assert_eq!(sql::literal::quote("it's"), "'it''s'");
+        assert_eq!(sql::literal::quote("a\\b'"), "E'a\\\\b'''");
     }
 
     #[test]

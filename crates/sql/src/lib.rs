@@ -8,6 +8,7 @@
 mod cache;
 mod cacheable;
 mod classify;
+pub mod literal;
 mod quick;
 mod rules;
 mod statement;

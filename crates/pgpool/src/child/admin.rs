@@ -357,7 +357,18 @@ impl Admin<'_> {
                 None => return error(out, "42601", "syntax error in PGPOOL SET"),
             },
         };
-        let value = value.trim_matches('\'');
+        let unquoted;
+        let value = if value.starts_with('\'') {
+            match sql::literal::unquote(value) {
+                Some(v) => {
+                    unquoted = v;
+                    unquoted.as_str()
+                }
+                None => return error(out, "42601", "unterminated quoted string in PGPOOL SET"),
+            }
+        } else {
+            value
+        };
         let base = self.cfg;
         let cfg = self.session_cfg.get_or_insert_with(|| base.clone());
         let r = if value.eq_ignore_ascii_case("default") {

@@ -223,10 +223,6 @@ pub(super) fn quote_guc_name(name: &str) -> String {
         .join(".")
 }
 
-pub(super) fn quote_literal(v: &str) -> String {
-    format!("'{}'", v.replace('\'', "''"))
-}
-
 pub(super) fn refuse(stream: &mut Stream, f: AuthFailure) -> Result<(), String> {
     // An empty code means the backend's own error was relayed already.
     if !f.code.is_empty() {

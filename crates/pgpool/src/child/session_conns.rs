@@ -249,7 +249,7 @@ pub(super) fn apply_gucs(
         sql.push_str(&format!(
             "SET {} = {};",
             quote_guc_name(name),
-            quote_literal(value)
+            sql::literal::quote(value)
         ));
     }
     if sql.is_empty() {

@@ -185,12 +185,6 @@ fn cache_delete_argument(q: &[u8]) -> Option<&str> {
     Some(rest.trim_end().trim_end_matches(';').trim_end())
 }
 
-/// The value of an SQL string literal (where '' stands for ').
-fn unquote(s: &str) -> Option<String> {
-    let inner = s.strip_prefix('\'')?.strip_suffix('\'')?;
-    (!inner.replace("''", "").contains('\'')).then(|| inner.replace("''", "'"))
-}
-
 fn listed(list: &[String], qualified: &str) -> bool {
     list.iter()
         .any(|t| t.eq_ignore_ascii_case(qualified) || t.eq_ignore_ascii_case(bare(qualified)))
@@ -390,7 +384,7 @@ impl Relay<'_> {
         let Some(quoted) = cache_delete_argument(q) else {
             return false;
         };
-        let Some(text) = unquote(quoted) else {
+        let Some(text) = sql::literal::unquote(quoted) else {
             build::error_response(
                 out,
                 "ERROR",
