@@ -317,8 +317,13 @@ impl Supervisor<'_> {
     }
 
     fn save_status(&self) {
+        // A quarantine is this pgpool's passing view, not the cluster's: a restart
+        // checks the node afresh.
         let states: Vec<BackendStatus> = (0..self.cfg.backends.len())
-            .map(|i| self.shm.backend(i).status())
+            .map(|i| match self.shm.backend(i) {
+                b if b.quarantined() => BackendStatus::Up,
+                b => b.status(),
+            })
             .collect();
         let p = status_file::path(&self.cfg.work_dir);
         if let Err(e) = status_file::write(&p, &states) {
