@@ -6,6 +6,7 @@
 //! process that dies mid-update can never leave a lock held.
 
 mod activity;
+mod backend_state;
 mod mapping;
 mod nodes;
 mod query_cache;

@@ -19,7 +19,7 @@ pub enum RequestKind {
 }
 
 impl RequestKind {
-    fn from_u8(v: u8) -> Option<RequestKind> {
+    pub fn from_u8(v: u8) -> Option<RequestKind> {
         match v {
             1 => Some(RequestKind::Detach),
             2 => Some(RequestKind::Attach),

@@ -22,13 +22,9 @@ use crate::watchdog::view::Authority;
 /// How long a request waits for an election to end before it is settled locally.
 const WAIT_FOR_LEADER: Duration = Duration::from_secs(10);
 
+/// What the main process is asked to do; a quarantine is never a cluster decision.
 fn kind_of(d: &Decision) -> Option<RequestKind> {
-    match d.kind {
-        1 => Some(RequestKind::Detach),
-        2 => Some(RequestKind::Attach),
-        3 => Some(RequestKind::Promote),
-        _ => None,
-    }
+    RequestKind::from_u8(d.kind).filter(|k| *k != RequestKind::Quarantine)
 }
 
 /// A failover a health check (or a child) asked for: it takes the cluster's votes; an
