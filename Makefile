@@ -63,7 +63,8 @@ bench: release
 
 install: release
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/pgpool-rs
-	install -m 755 target/release/pgpool $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 target/release/pgpool target/release/pcp_* target/release/pg_md5 \
+		target/release/pg_enc target/release/wd_cli $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 etc/*.sample $(DESTDIR)$(PREFIX)/share/pgpool-rs/
 
 clean:

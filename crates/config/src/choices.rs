@@ -1,6 +1,6 @@
 //! Settings whose value is one of a fixed set of names, as Rust enums parsed once when
 //! the file is read (`memqcache_method`, `disable_load_balance_on_write`,
-//! `check_temp_table`): the rest of the program matches on variants, never on strings.
+//! `check_temp_table`, `wd_lifecheck_method`): the rest of the program matches on variants, never on strings.
 //! Each enum lists its names in Pgpool-II's spelling; parsing ignores case, and the
 //! name a value prints with is the one `PGPOOL SHOW` reports.
 
@@ -90,3 +90,15 @@ impl TempTableCheck {
         !matches!(self, TempTableCheck::None | TempTableCheck::Off)
     }
 }
+
+choice!(
+    /// `wd_lifecheck_method`: how the watchdog decides that a pgpool node is alive.
+    LifecheckMethod, "wd_lifecheck_method", {
+        /// UDP heartbeats between the nodes (Pgpool-II's default).
+        Heartbeat = "heartbeat",
+        /// `wd_lifecheck_query` through every node's pgpool port each `wd_interval`.
+        Query = "query",
+        /// An outside system reports node states with `wd_cli`.
+        External = "external",
+    }
+);

@@ -12,6 +12,7 @@ pub mod choices;
 pub mod compat;
 pub mod hba;
 pub mod lexer;
+pub mod node_id;
 pub mod params;
 pub mod passwd;
 pub mod pcpconf;
@@ -22,7 +23,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use choices::{CacheMethod, LoadBalanceOnWrite, TempTableCheck};
+pub use choices::{CacheMethod, LifecheckMethod, LoadBalanceOnWrite, TempTableCheck};
 pub use params::{Config, Context, Group, Kind, ParamDef, Unit, PARAMS};
 pub use show::describe_config;
 pub use value::{BackendFlag, ClusteringMode, Value};

@@ -5,7 +5,7 @@
 //! implements it yet. The `config_params!` macro turns the table into the
 //! typed [`Config`] struct fields plus the by-name accessors the loader and `PGPOOL SHOW/SET` use.
 
-use crate::choices::{CacheMethod, LoadBalanceOnWrite, TempTableCheck};
+use crate::choices::{CacheMethod, LifecheckMethod, LoadBalanceOnWrite, TempTableCheck};
 use crate::value::{FieldValue, Value};
 use crate::ClusteringMode;
 use Kind as K;
@@ -167,7 +167,6 @@ pub const MESSAGE_LEVELS: [&str; 13] = [
     "error", "log", "fatal", "panic",
 ];
 pub const STANDBY_DELAY_OPTS: [&str; 3] = ["always", "if_over_threshold", "none"];
-pub const LIFECHECK_METHODS: [&str; 3] = ["query", "heartbeat", "external"];
 pub const RELCACHE_TARGETS: [&str; 2] = ["primary", "load_balance_node"];
 pub const PROCESS_MANAGEMENT_MODES: [&str; 2] = ["static", "dynamic"];
 pub const PROCESS_MANAGEMENT_STRATEGIES: [&str; 3] = ["aggressive", "gentle", "lazy"];
@@ -316,7 +315,7 @@ config_params! {
     unix_socket_directories: Vec<String> = [K::List(","), "/tmp", Restart, true, 0, "The directories to create the UNIX domain sockets for accepting pgpool-II client connections."],
     unix_socket_group: String = [K::Str, "", Restart, true, 0, "The owning user of the sockets that always starts the server."],
     pcp_socket_dir: Vec<String> = [K::List(","), "/tmp", Restart, true, 0, "The directory to create the UNIX domain socket for accepting pgpool-II PCP connections."],
-    wd_ipc_socket_dir: String = [K::Str, "/tmp", Restart, false, 0, "The directory to create the UNIX domain socket for accepting pgpool-II watchdog IPC connections."],
+    wd_ipc_socket_dir: String = [K::Str, "/tmp", Restart, true, 0, "The directory to create the UNIX domain socket for accepting pgpool-II watchdog IPC connections."],
     log_destination: String = [K::Str, "stderr", Reload, true, 0, "destination of pgpool-II log"],
     syslog_ident: String = [K::Str, "pgpool", Reload, false, 0, "syslog program ident string."],
     pid_file_name: String = [K::Str, "/var/run/pgpool/pgpool.pid", Restart, true, 0, "Path to store pgpool-II pid file."],
@@ -336,22 +335,22 @@ config_params! {
     lobj_lock_table: String = [K::Str, "", Reload, false, 0, "Table name used for large object replication control."],
     wd_escalation_command: String = [K::Str, "", Reload, true, 0, "Command to execute when watchdog node becomes cluster leader node."],
     wd_de_escalation_command: String = [K::Str, "", Reload, true, 0, "Command to execute when watchdog node resigns from the cluster leader node."],
-    trusted_servers: String = [K::Str, "", Restart, false, 0, "List of servers to verify connectivity."],
-    trusted_server_command: String = [K::Str, "ping -q -c3 %h", Reload, false, 0, "Command to excute when communicate with trusted server."],
+    trusted_servers: String = [K::Str, "", Restart, true, 0, "List of servers to verify connectivity."],
+    trusted_server_command: String = [K::Str, "ping -q -c3 %h", Reload, true, 0, "Command to excute when communicate with trusted server."],
     delegate_ip: String = [K::Str, "", Restart, true, 0, "Delegate IP address to be used when pgpool node become a watchdog cluster leader."],
-    ping_path: String = [K::Str, "/bin", Restart, false, 0, "path to ping command."],
+    ping_path: String = [K::Str, "/bin", Restart, true, 0, "path to ping command."],
     if_cmd_path: String = [K::Str, "/sbin", Restart, true, 0, "Path to interface command."],
     if_up_cmd: String = [K::Str, "/usr/bin/sudo /sbin/ip addr add $_IP_$/24 dev eth0 label eth0:0", Restart, true, 0, "Complete command to bring UP virtual interface."],
     if_down_cmd: String = [K::Str, "/usr/bin/sudo /sbin/ip addr del $_IP_$/24 dev eth0", Restart, true, 0, "Complete command to bring down virtual interface."],
     arping_path: String = [K::Str, "/usr/sbin", Restart, true, 0, "path to arping command."],
     arping_cmd: String = [K::Str, "/usr/bin/sudo /usr/sbin/arping -U $_IP_$ -w 1 -I eth0", Restart, true, 0, "arping command."],
-    wd_lifecheck_query: String = [K::Str, "SELECT 1", Restart, false, 0, "SQL query to be used by watchdog lifecheck."],
-    wd_lifecheck_dbname: String = [K::Str, "template1", Reload, false, 0, "Database name to be used for by watchdog lifecheck."],
-    wd_lifecheck_user: String = [K::Str, "", Reload, false, 0, "User name to be used for by watchdog lifecheck."],
-    wd_lifecheck_password: String = [K::Str, "", Reload, false, HIDE_VALUE, "Password for watchdog user in lifecheck."],
+    wd_lifecheck_query: String = [K::Str, "SELECT 1", Restart, true, 0, "SQL query to be used by watchdog lifecheck."],
+    wd_lifecheck_dbname: String = [K::Str, "template1", Reload, true, 0, "Database name to be used for by watchdog lifecheck."],
+    wd_lifecheck_user: String = [K::Str, "", Reload, true, 0, "User name to be used for by watchdog lifecheck."],
+    wd_lifecheck_password: String = [K::Str, "", Reload, true, HIDE_VALUE, "Password for watchdog user in lifecheck."],
     wd_authkey: String = [K::Str, "", Reload, true, 0, "Authentication key to be used in watchdog communication."],
-    wd_listen_address: String = [K::Str, "", Restart, false, 0, "hostname(s) or IP address which watchdog will listen on."],
-    wd_heartbeat_listen_addresses: String = [K::Str, "", Restart, false, 0, "hostname(s) or IP address(es) which heartbeat will listen on."],
+    wd_listen_address: String = [K::Str, "", Restart, true, 0, "hostname(s) or IP address which watchdog will listen on."],
+    wd_heartbeat_listen_addresses: String = [K::Str, "", Restart, true, 0, "hostname(s) or IP address(es) which heartbeat will listen on."],
     ssl_cert: String = [K::Str, "", Restart, true, 0, "SSL public certificate file."],
     ssl_key: String = [K::Str, "", Restart, true, 0, "SSL private key file."],
     ssl_ca_cert: String = [K::Str, "", Restart, true, 0, "Single PEM format file containing CA root certificate(s)."],
@@ -372,7 +371,7 @@ config_params! {
     cache_safe_memqcache_table_list: Vec<String> = [K::List(","), "", Reload, true, 0, "list of tables to be cached."],
     cache_unsafe_memqcache_table_list: Vec<String> = [K::List(","), "", Reload, true, 0, "list of tables should not be cached."],
     primary_routing_query_pattern_list: Vec<String> = [K::List(";"), "", Reload, true, 0, "list of query patterns that should be sent to primary node."],
-    wd_monitoring_interfaces_list: Vec<String> = [K::List(","), "", Restart, false, 0, "List of network device names, to be monitored by the watchdog process for the network link state."],
+    wd_monitoring_interfaces_list: Vec<String> = [K::List(","), "", Restart, true, 0, "List of network device names, to be monitored by the watchdog process for the network link state."],
     delay_threshold: i64 = [K::Int(0, I64MAX, U::Byte), "0", Reload, true, 0, "standby delay threshold in bytes."],
     delay_threshold_by_time: i64 = [K::Int(0, I32MAX, U::Ms), "0", Reload, true, 0, "standby delay threshold by time."],
     relcache_expire: i64 = [K::Int(0, I64MAX, U::S), "0", Restart, true, 0, "Relation cache expiration time in seconds."],
@@ -390,8 +389,8 @@ config_params! {
     unix_socket_permissions: u32 = [K::Int(0, 0o777, U::None), "0777", Restart, true, OCTAL, "The access permissions of the Unix domain sockets."],
     // Pgpool-II's range is 1024..65535 with 0 (not set) as the default; 0 is accepted here so
     // that the sample's own `wd_listen_port = 0` loads.
-    wd_listen_port: u16 = [K::Int(0, 65535, U::None), "0", Restart, false, 0, "tcp/IP port number which watchdog will listen on."],
-    wd_heartbeat_listen_port: u16 = [K::Int(0, I32MAX, U::None), "0", Restart, false, 0, "tcp/IP port number which heartbeat will listen on."],
+    wd_listen_port: u16 = [K::Int(0, 65535, U::None), "0", Restart, true, 0, "tcp/IP port number which watchdog will listen on."],
+    wd_heartbeat_listen_port: u16 = [K::Int(0, I32MAX, U::None), "0", Restart, true, 0, "tcp/IP port number which heartbeat will listen on."],
     num_init_children: u32 = [K::Int(1, I32MAX, U::None), "32", Restart, true, 0, "Number of children pre-forked for client connections."],
     min_spare_children: u32 = [K::Int(1, I32MAX, U::None), "5", Reload, true, 0, "Minimum number of spare child processes."],
     max_spare_children: u32 = [K::Int(1, I32MAX, U::None), "10", Reload, true, 0, "Maximum number of spare child processes."],
@@ -408,10 +407,10 @@ config_params! {
     client_idle_limit_in_recovery: i64 = [K::Int(-1, I32MAX, U::S), "0", Session, false, 0, "Time limit is seconds for the child connection, before it is terminated during the 2nd stage recovery."],
     search_primary_node_timeout: i64 = [K::Int(0, I32MAX, U::S), "300", Reload, true, 0, "Max time in seconds to search for primary node after failover."],
     wd_priority: i64 = [K::Int(0, I32MAX, U::None), "1", Restart, true, 0, "Watchdog node priority for leader election."],
-    wd_interval: i64 = [K::Int(0, I32MAX, U::S), "10", Restart, false, 0, "Time interval in seconds between life check."],
+    wd_interval: i64 = [K::Int(0, I32MAX, U::S), "10", Restart, true, 0, "Time interval in seconds between life check."],
     wd_lost_node_removal_timeout: i64 = [K::Int(0, I32MAX, U::S), "0", Reload, false, 0, "Timeout in seconds to revoke the cluster membership of LOST watchdog nodes."],
     wd_no_show_node_removal_timeout: i64 = [K::Int(0, I32MAX, U::S), "0", Reload, false, 0, "Timeout in seconds to revoke the cluster membership of NO-SHOW watchdog nodes."],
-    wd_life_point: i64 = [K::Int(0, I32MAX, U::None), "3", Restart, false, 0, "Maximum number of retries before failing the life check."],
+    wd_life_point: i64 = [K::Int(0, I32MAX, U::None), "3", Restart, true, 0, "Maximum number of retries before failing the life check."],
     wd_heartbeat_keepalive: i64 = [K::Int(1, I32MAX, U::S), "2", Restart, true, 0, "Time interval in seconds between sending the heartbeat signal."],
     wd_heartbeat_deadtime: i64 = [K::Int(1, I32MAX, U::S), "30", Restart, true, 0, "Deadtime interval in seconds for heartbeat signal."],
     relcache_size: i64 = [K::Int(0, I32MAX, U::None), "256", Restart, false, 0, "Number of relation cache entry."],
@@ -431,7 +430,7 @@ config_params! {
     log_min_messages: String = [K::Enum(&MESSAGE_LEVELS), "warning", Session, true, 0, "Which messages should be emitted to server log."],
     log_backend_messages: String = [K::Enum(&BACKEND_MESSAGE_LOGGING), "none", Session, false, 0, "Logs any backend messages in the pgpool logs."],
     log_standby_delay: String = [K::Enum(&STANDBY_DELAY_OPTS), "if_over_threshold", Reload, false, 0, "When to log standby delay."],
-    wd_lifecheck_method: String = [K::Enum(&LIFECHECK_METHODS), "heartbeat", Restart, false, 0, "method for watchdog lifecheck."],
+    wd_lifecheck_method: LifecheckMethod = [K::Enum(LifecheckMethod::NAMES), "heartbeat", Restart, true, 0, "method for watchdog lifecheck."],
     memqcache_method: CacheMethod = [K::Enum(CacheMethod::NAMES), "shmem", Restart, true, 0, "Cache store method. either shmem(shared memory) or Memcached. shmem by default."],
     disable_load_balance_on_write: LoadBalanceOnWrite = [K::Enum(LoadBalanceOnWrite::NAMES), "transaction", Reload, true, 0, "Load balance behavior when write query is received."],
     relcache_query_target: String = [K::Enum(&RELCACHE_TARGETS), "primary", Reload, false, 0, "Target node to send relache queries."],

@@ -289,7 +289,7 @@ fn reload_rules_and_unsupported() {
             .expect("parses");
     let mut u = c.unsupported_in_use();
     u.sort_unstable();
-    assert_eq!(u, vec!["heartbeat_device", "wd_life_point"]);
+    assert_eq!(u, vec!["heartbeat_device"]);
 }
 
 #[test]

@@ -84,20 +84,8 @@ fn parameters_of_4_4_to_4_7() {
     assert!(e.message.contains("static, dynamic"), "{e}");
     let e = parse("unix_socket_permissions = 01777\n").unwrap_err();
     assert!(e.message.contains("outside the valid range"), "{e}");
-    // of these only the watchdog's are not implemented
-    let mut u = c.unsupported_in_use();
-    u.sort_unstable();
-    assert_eq!(
-        u,
-        vec![
-            "log_backend_messages",
-            "trusted_server_command",
-            "wd_heartbeat_listen_addresses",
-            "wd_heartbeat_listen_port",
-            "wd_listen_address",
-            "wd_listen_port"
-        ]
-    );
+    // of these only backend message logging is not implemented
+    assert_eq!(c.unsupported_in_use(), vec!["log_backend_messages"]);
     let all = rows(&Config::default(), "all");
     for name in [
         "delay_threshold_by_time",
@@ -209,5 +197,6 @@ fn describe_config_lists_every_parameter_and_old_name() {
     assert!(line("health_check_user[N]").contains("\tstring\t"));
     assert!(line("backend_hostnameN").contains("\treload\t"));
     assert!(line("logdir").contains("\talias\t"));
-    assert!(line("wd_listen_port").contains("\tno\t"));
+    assert!(line("wd_listen_port").contains("\tyes\t"));
+    assert!(line("wd_remove_shutdown_nodes").contains("\tno\t"));
 }

@@ -11,3 +11,4 @@ pub mod frame;
 pub mod output;
 pub mod pcppass;
 pub mod pwtools;
+pub mod wd_cli;

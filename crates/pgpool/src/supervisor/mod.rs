@@ -385,7 +385,7 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         log::warn!("parameter \"{name}\" is set but not supported yet by pgpool-rs; it is ignored");
     }
     let watchdog_id = if cfg.use_watchdog {
-        match crate::watchdog::read_node_id(&cfg) {
+        match config::node_id::read_node_id(&cfg) {
             Ok(id) => Some(id),
             Err(e) => {
                 log::error!("{e}");

@@ -13,6 +13,8 @@ use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 use watchdog::wire::{auth_digest, Heartbeat};
 
+use super::links::listen_address;
+
 pub struct HeartbeatLink {
     socket: UdpSocket,
     /// Where each node listens (None: not configured or unresolvable; own slot unused).
@@ -39,9 +41,13 @@ impl HeartbeatLink {
         let Some(mine) = cfg.heartbeats.get(me).filter(|h| !h.hostname.is_empty()) else {
             return Ok(None);
         };
-        let addr: SocketAddr = ([0, 0, 0, 0], mine.port).into();
+        let addr = listen_address(
+            &cfg.wd_heartbeat_listen_addresses,
+            cfg.wd_heartbeat_listen_port,
+            mine.port,
+        )?;
         let mut socket = UdpSocket::bind(addr)
-            .map_err(|e| format!("could not listen for heartbeats on port {}: {e}", mine.port))?;
+            .map_err(|e| format!("could not listen for heartbeats on {addr}: {e}"))?;
         registry
             .register(&mut socket, token, Interest::READABLE)
             .map_err(|e| e.to_string())?;
@@ -63,7 +69,7 @@ impl HeartbeatLink {
             .collect();
         log::info!(
             "watchdog: sending and receiving heartbeats on port {}",
-            mine.port
+            addr.port()
         );
         Ok(Some(HeartbeatLink {
             socket,
@@ -78,15 +84,18 @@ impl HeartbeatLink {
         self.targets.get(i).is_some_and(Option::is_some)
     }
 
-    pub fn send_due(&mut self, beat: &Heartbeat, now: Instant) {
+    /// Sends the heartbeat when due, to every peer but those `skip` names.
+    pub fn send_due(&mut self, beat: &Heartbeat, now: Instant, skip: impl Fn(usize) -> bool) {
         if self.last_sent.is_some_and(|t| now - t < self.keepalive) {
             return;
         }
         self.last_sent = Some(now);
         let bytes = beat.encode();
-        for t in self.targets.iter().flatten() {
-            // Lost datagrams are what the deadtime is for.
-            let _ = self.socket.send_to(&bytes, *t);
+        for (i, t) in self.targets.iter().enumerate() {
+            if let Some(t) = t.filter(|_| !skip(i)) {
+                // Lost datagrams are what the deadtime is for.
+                let _ = self.socket.send_to(&bytes, t);
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //! peer's Hello names it.
 
 use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
 
 use mio::net::TcpStream;
 use watchdog::wire::{Frame, MAX_FRAME};
@@ -79,5 +80,21 @@ impl Link {
             }
             None => Ok(None),
         }
+    }
+}
+
+/// Where to listen: the first of `hosts` (4.7's `wd_listen_address`,
+/// `wd_heartbeat_listen_addresses`) on `port` when set, else every address (also for
+/// `*`) on the node's own port.
+pub fn listen_address(host: &str, port: u16, default_port: u16) -> Result<SocketAddr, String> {
+    let port = if port == 0 { default_port } else { port };
+    let first = host.split(',').map(str::trim).find(|h| !h.is_empty());
+    match first {
+        None | Some("*") => Ok(([0, 0, 0, 0], port).into()),
+        Some(h) => (h, port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| format!("cannot resolve listen address \"{h}\"")),
     }
 }

@@ -10,10 +10,10 @@
 
 mod duties;
 mod heartbeat;
+mod ipc_server;
+mod lifecheck;
 mod links;
-mod node_id;
 mod process;
 mod view;
 
-pub use node_id::read_node_id;
 pub use process::{run, WatchdogSetup};

@@ -5,7 +5,6 @@
 //! for PCP.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -22,16 +21,20 @@ use watchdog::wire::{auth_digest, Beacon, Frame, Heartbeat, Hello};
 
 use super::duties::Duties;
 use super::heartbeat::HeartbeatLink;
-use super::links::Link;
+use super::ipc_server::IpcServer;
+use super::lifecheck::{self, Finding, InterfaceWatch};
+use super::links::{listen_address, Link};
 use super::view::{Authority, Peer, View};
 use crate::sys;
 
 mod ballots;
 mod peers;
+mod verdicts;
 
 const WAKER: Token = Token(0);
 const LISTENER: Token = Token(1);
 const HEARTBEAT: Token = Token(2);
+const IPC: Token = Token(3);
 const DIAL_EVERY: Duration = Duration::from_secs(1);
 const BEACON_EVERY: Duration = Duration::from_secs(1);
 const TRANSFER_EVERY: Duration = Duration::from_secs(3);
@@ -63,6 +66,10 @@ struct Watchdog<'a> {
     links: HashMap<Token, Link>,
     next_token: usize,
     heartbeat: Option<HeartbeatLink>,
+    ipc: Option<IpcServer>,
+    lifecheck: Option<std::sync::mpsc::Receiver<Finding>>,
+    interfaces: Option<InterfaceWatch>,
+    health: verdicts::LocalHealth,
     duties: Duties,
     state: NodeState,
     leader_since: Instant,
@@ -121,6 +128,7 @@ pub fn run(setup: WatchdogSetup<'_>) -> ! {
                 WAKER => waker.drain(),
                 LISTENER => wd.accept(),
                 HEARTBEAT => wd.receive_heartbeats(),
+                t if wd.ipc.as_ref().is_some_and(|i| i.owns(t)) => wd.ipc_event(t),
                 t => wd.link_event(t),
             }
         }
@@ -184,9 +192,9 @@ impl<'a> Watchdog<'a> {
         let state_file =
             std::path::Path::new(&cfg.work_dir).join(format!("pgpool_watchdog_{me}.raft"));
         let raft = Consensus::new(me, total, rank, Some(state_file))?;
-        let addr: SocketAddr = ([0, 0, 0, 0], mine.wd_port).into();
+        let addr = listen_address(&cfg.wd_listen_address, cfg.wd_listen_port, mine.wd_port)?;
         let std_listener = std::net::TcpListener::bind(addr)
-            .map_err(|e| format!("could not listen on watchdog port {}: {e}", mine.wd_port))?;
+            .map_err(|e| format!("could not listen for watchdog links on {addr}: {e}"))?;
         std_listener
             .set_nonblocking(true)
             .map_err(|e| e.to_string())?;
@@ -196,11 +204,21 @@ impl<'a> Watchdog<'a> {
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| e.to_string())?;
         // Without its heartbeat port the node still has its links: not fatal.
-        let heartbeat =
+        let heartbeat = if cfg.wd_lifecheck_method == config::LifecheckMethod::Heartbeat {
             HeartbeatLink::open(&cfg, me, poll.registry(), HEARTBEAT).unwrap_or_else(|e| {
                 log::warn!("watchdog: {e}; peers are watched through their links only");
                 None
-            });
+            })
+        } else {
+            None
+        };
+        // wd_cli and an external lifecheck need the socket; the cluster does not.
+        let ipc_path = watchdog::ipc::socket_path(&cfg.wd_ipc_socket_dir, mine.wd_port);
+        let ipc = IpcServer::open(&ipc_path, poll.registry(), IPC)
+            .map_err(|e| log::warn!("watchdog: {e}"))
+            .ok();
+        let lifecheck = lifecheck::start(&cfg);
+        let interfaces = InterfaceWatch::new(&cfg);
         let deadtime = Duration::from_secs(u64::try_from(cfg.wd_heartbeat_deadtime).unwrap_or(30));
         let now = Instant::now();
         let mut peers: Vec<Peer> = peers;
@@ -212,6 +230,7 @@ impl<'a> Watchdog<'a> {
         Ok(Watchdog {
             view: View {
                 me,
+                trouble: None,
                 peers,
                 local,
                 half_votes: cfg.enable_consensus_with_half_votes,
@@ -224,8 +243,12 @@ impl<'a> Watchdog<'a> {
             poll,
             listener,
             links: HashMap::new(),
-            next_token: 3,
+            next_token: 4,
             heartbeat,
+            ipc,
+            lifecheck,
+            interfaces,
+            health: Default::default(),
             duties: Duties::new(),
             state: NodeState::Loading,
             leader_since: now,
@@ -244,13 +267,19 @@ impl<'a> Watchdog<'a> {
 
     fn periodic(&mut self) {
         let now = Instant::now();
-        if let Some(hb) = &mut self.heartbeat {
+        self.check_lifecheck(now);
+        if let Some(ipc) = &mut self.ipc {
+            ipc.expire(self.poll.registry());
+        }
+        let isolated = self.view.trouble.is_some();
+        let condemned: Vec<bool> = self.view.peers.iter().map(|p| p.condemned).collect();
+        if let Some(hb) = self.heartbeat.as_mut().filter(|_| !isolated) {
             let beat = Heartbeat {
                 node_id: self.view.me as u32,
                 start_time: self.view.local.start_time,
                 auth: self.view.local.auth,
             };
-            hb.send_due(&beat, now);
+            hb.send_due(&beat, now, |i| condemned[i]);
         }
         self.drop_silent_links(now);
         if self.last_dial.is_none_or(|t| now - t >= DIAL_EVERY) {
@@ -396,6 +425,9 @@ impl<'a> Watchdog<'a> {
             std::thread::sleep(Duration::from_millis(10));
         }
         self.shm.watchdog().publish("", false);
+        if let Some(ipc) = &self.ipc {
+            ipc.remove_socket();
+        }
         sys::exit_now(0);
     }
 }

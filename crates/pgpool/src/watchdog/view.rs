@@ -29,6 +29,8 @@ pub struct Peer {
     /// Its UDP heartbeats, when it is expected to send them.
     pub heartbeat_expected: bool,
     pub last_heartbeat: Option<Instant>,
+    /// The lifecheck (query or external) says it is dead: links to it are cut.
+    pub condemned: bool,
 }
 
 impl Peer {
@@ -46,6 +48,7 @@ impl Peer {
             link_since: None,
             heartbeat_expected: false,
             last_heartbeat: None,
+            condemned: false,
         }
     }
 }
@@ -70,8 +73,20 @@ impl Authority {
     }
 }
 
+/// Why the local node cannot take part in the cluster (it cuts its links until the
+/// trouble is over).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trouble {
+    /// The lifecheck says this node is cut off (no trusted server answers, its own
+    /// pgpool does not answer the lifecheck query, or `wd_cli` said so).
+    Lost,
+    /// Every interface of `wd_monitoring_interfaces_list` is down.
+    NetworkDown,
+}
+
 pub struct View {
     pub me: usize,
+    pub trouble: Option<Trouble>,
     /// Indexed by watchdog node id; the local node's entry is unused.
     pub peers: Vec<Peer>,
     pub local: Hello,
@@ -94,7 +109,12 @@ impl View {
         };
         // A new link gets one deadtime for the first heartbeat to arrive.
         let heartbeat_ok = !p.heartbeat_expected || fresh(p.last_heartbeat) || fresh(p.link_since);
-        p.link_up && !p.shut_down && p.hello.is_some() && fresh(p.last_heard) && heartbeat_ok
+        p.link_up
+            && !p.shut_down
+            && !p.condemned
+            && p.hello.is_some()
+            && fresh(p.last_heard)
+            && heartbeat_ok
     }
 
     pub fn alive_count(&self, now: Instant) -> usize {
@@ -144,6 +164,9 @@ impl View {
 
     /// May the leader `auth` names hold the virtual IP and decide failovers?
     pub fn may_escalate(&self, auth: Authority, now: Instant) -> bool {
+        if self.trouble.is_some() {
+            return false;
+        }
         match auth {
             Authority::Raft(l) => l == self.me,
             Authority::Visible(l) => l == self.me && self.quorum(now) == Quorum::OnTheEdge,
@@ -152,6 +175,11 @@ impl View {
     }
 
     pub fn local_state(&self, auth: Authority) -> NodeState {
+        match self.trouble {
+            Some(Trouble::Lost) => return NodeState::Lost,
+            Some(Trouble::NetworkDown) => return NodeState::InNetworkTrouble,
+            None => {}
+        }
         match auth.leader() {
             Some(l) if l == self.me => NodeState::Leader,
             Some(_) => NodeState::Standby,
@@ -171,7 +199,7 @@ impl View {
         }
         if p.shut_down {
             NodeState::Shutdown
-        } else if p.hello.is_some() {
+        } else if p.hello.is_some() || p.condemned {
             NodeState::Lost
         } else {
             NodeState::Dead
@@ -262,6 +290,7 @@ mod tests {
         let peer = Peer::configured("h", 9000, 9999);
         View {
             me: 0,
+            trouble: None,
             peers: vec![peer; total],
             local: hello(0, 1),
             half_votes,
@@ -336,5 +365,28 @@ mod tests {
         assert!(!v.alive(1, later), "no heartbeat for a deadtime: lost");
         v.peers[1].last_heartbeat = Some(later);
         assert!(v.alive(1, later));
+    }
+
+    #[test]
+    fn condemned_peers_and_local_trouble() {
+        let now = Instant::now();
+        let mut v = view(3, false);
+        greet(&mut v, 1, 1, now);
+        greet(&mut v, 2, 1, now);
+        v.peers[2].condemned = true;
+        assert!(!v.alive(2, now), "the lifecheck overrules a live link");
+        assert_eq!(
+            v.info(Authority::Raft(0), false, now).nodes[2].state,
+            NodeState::Lost
+        );
+        assert!(v.may_escalate(Authority::Raft(0), now));
+        v.trouble = Some(Trouble::NetworkDown);
+        assert!(!v.may_escalate(Authority::Raft(0), now));
+        assert_eq!(
+            v.local_state(Authority::Raft(0)),
+            NodeState::InNetworkTrouble
+        );
+        v.trouble = Some(Trouble::Lost);
+        assert_eq!(v.local_state(Authority::Raft(0)), NodeState::Lost);
     }
 }

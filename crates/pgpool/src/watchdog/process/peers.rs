@@ -51,7 +51,7 @@ impl Watchdog<'_> {
             .filter_map(|l| l.peer.or(l.dialled))
             .collect();
         for i in self.view.me + 1..self.view.total() {
-            if linked.contains(&i) {
+            if linked.contains(&i) || self.shunned(i) {
                 continue;
             }
             let p = &self.view.peers[i];
@@ -140,6 +140,13 @@ impl Watchdog<'_> {
                 self.drop_link(token, "refused");
                 return;
             }
+            if self.shunned(id) {
+                self.drop_link(token, "refused while the lifecheck reports a node dead");
+                return;
+            }
+            let Some(link) = self.links.get_mut(&token) else {
+                return;
+            };
             link.peer = Some(id);
             // A newer link replaces an older one to the same peer.
             let stale: Vec<Token> = self

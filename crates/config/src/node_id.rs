@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use config::Config;
+use crate::Config;
 
 /// The watchdog id of this node, checked against the configured watchdog nodes.
 pub fn read_node_id(cfg: &Config) -> Result<usize, String> {
