@@ -68,36 +68,48 @@ impl Escapes {
 
     /// Expands `%d %h %p %D %m %H %M %P %r %R %N %S %%` in `template`.
     pub fn expand(&self, template: &str) -> String {
-        let mut out = String::with_capacity(template.len() + 32);
-        let mut chars = template.chars();
-        while let Some(c) = chars.next() {
-            if c != '%' {
-                out.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some('d') => out.push_str(&self.failed_node.to_string()),
-                Some('h') => out.push_str(&self.failed_host),
-                Some('p') => out.push_str(&self.failed_port),
-                Some('D') => out.push_str(&self.failed_dir),
-                Some('m') => out.push_str(&self.new_main.to_string()),
-                Some('H') => out.push_str(&self.new_main_host),
-                Some('M') => out.push_str(&self.old_main.to_string()),
-                Some('P') => out.push_str(&self.old_primary.to_string()),
-                Some('r') => out.push_str(&self.new_main_port),
-                Some('R') => out.push_str(&self.new_main_dir),
-                Some('N') => out.push_str(&self.old_primary_host),
-                Some('S') => out.push_str(&self.old_primary_port),
-                Some('%') => out.push('%'),
-                Some(other) => {
-                    out.push('%');
-                    out.push(other);
-                }
-                None => out.push('%'),
-            }
-        }
-        out
+        expand_percent(template, |c| {
+            Some(match c {
+                'd' => self.failed_node.to_string(),
+                'h' => self.failed_host.clone(),
+                'p' => self.failed_port.clone(),
+                'D' => self.failed_dir.clone(),
+                'm' => self.new_main.to_string(),
+                'H' => self.new_main_host.clone(),
+                'M' => self.old_main.to_string(),
+                'P' => self.old_primary.to_string(),
+                'r' => self.new_main_port.clone(),
+                'R' => self.new_main_dir.clone(),
+                'N' => self.old_primary_host.clone(),
+                'S' => self.old_primary_port.clone(),
+                _ => return None,
+            })
+        })
     }
+}
+
+/// Replaces `%c` in a command template by `value(c)`; `%%` is a percent sign, and an
+/// escape `value` does not know stays as written (Pgpool-II's command lines).
+pub fn expand_percent(template: &str, value: impl Fn(char) -> Option<String>) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') | None => out.push('%'),
+            Some(e) => match value(e) {
+                Some(v) => out.push_str(&v),
+                None => {
+                    out.push('%');
+                    out.push(e);
+                }
+            },
+        }
+    }
+    out
 }
 
 /// Runs a command line through /bin/sh and logs how it ended.

@@ -28,23 +28,7 @@ pub enum Finding {
 
 /// The trusted-server command line for `host`: `%h` is the host, `%%` a percent.
 fn server_command(template: &str, host: &str) -> String {
-    let mut out = String::new();
-    let mut chars = template.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('h') => out.push_str(host),
-            Some('%') | None => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
-        }
-    }
-    out
+    crate::failover::expand_percent(template, |c| (c == 'h').then(|| host.to_string()))
 }
 
 /// The command that checks one trusted server: `trusted_server_command`, or, for a 4.3
