@@ -24,11 +24,15 @@ pub fn forward(ctx: &ChildContext<'_>, pid: u32, key: u32) {
         .map(|node| (node, ctx.shm.conn(target, slot as usize, node)))
         .filter(|(_, c)| c.connected.load(Ordering::Acquire) != 0)
         .collect();
-    // Only the connections running something (a late cancel would hit an idle one's next
-    // statement); all of them when none is marked (the single-connection relay).
-    let any_busy = conns.iter().any(|(_, c)| c.is_busy());
+    // Only the connections running what the client waits for: a cancel sent to another
+    // one would hit its next statement. None running: the session is idle, and
+    // PostgreSQL ignores a cancel that finds nothing to cancel too.
+    if !conns.iter().any(|(_, c)| c.is_busy()) {
+        log::info!("cancel request for pgpool child {pid}: nothing running, ignored");
+        return;
+    }
     for (node, conn) in conns {
-        if any_busy && !conn.is_busy() {
+        if !conn.is_busy() {
             continue;
         }
         let b = &ctx.cfg.backends[node];

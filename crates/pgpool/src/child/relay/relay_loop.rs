@@ -366,9 +366,17 @@ pub(super) fn relay_loop(
         }
         let replicated = advance_replication(relay.router, io, &mut order);
         // Before anything is written: busy from before a request goes out, idle before
-        // the client can see the last answer.
-        for (n, info) in io.iter().zip(&relay.cfg.conn_info) {
-            info.set_busy(!n.queue.is_empty());
+        // the client can see the last answer. Busy means running what the client waits
+        // for: the node answering the first batch in order (a Sync or a replayed Parse
+        // owed by another node must not draw a cancel meant for it), every node owing
+        // answers under native replication (they all run the statement).
+        for (k, (n, info)) in io.iter().zip(&relay.cfg.conn_info).enumerate() {
+            let running = if relay.cfg.replicate {
+                !n.queue.is_empty()
+            } else {
+                order.front() == Some(&k)
+            };
+            info.set_busy(running);
         }
         // 4. Writes.
         if io[PRIMARY].held_from.is_some() {

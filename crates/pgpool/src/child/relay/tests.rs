@@ -50,10 +50,11 @@ fn text_of(body: &[u8]) -> String {
 /// up to the next Sync is skipped); "copy in" / "copy out" start COPY; "bye" closes the
 /// connection without answering; "notify" answers and then sends a NotificationResponse
 /// on its own a moment later.
-fn fake_backend(mut s: UnixStream) {
+fn fake_backend(mut s: UnixStream, conn_info: &[&shmem::BackendConnInfo]) {
     let mut statements: Vec<(Vec<u8>, String)> = Vec::new();
     let mut bound = String::new();
     let mut skipping = false;
+    let mut tx = b'I';
     while let Some((tag, body)) = read_msg(&mut s) {
         let mut out = Vec::new();
         if skipping && tag != b'S' {
@@ -83,10 +84,17 @@ fn fake_backend(mut s: UnixStream) {
                     out.extend(msg(b'd', b"row 2\n"));
                     out.extend(msg(b'c', b""));
                     build::command_complete(&mut out, "COPY 2");
+                } else if q.contains("busy?") {
+                    build::command_complete(&mut out, &running(conn_info));
                 } else {
                     build::command_complete(&mut out, &q);
                 }
-                build::ready_for_query(&mut out, b'I');
+                match q.as_str() {
+                    "BEGIN" => tx = b'T',
+                    "COMMIT" => tx = b'I',
+                    _ => {}
+                }
+                build::ready_for_query(&mut out, tx);
                 if q == "notify" {
                     s.write_all(&out).ok();
                     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -111,7 +119,9 @@ fn fake_backend(mut s: UnixStream) {
                 out.extend(msg(b'2', b""));
             }
             b'E' => {
-                if bound.starts_with("fail") {
+                if bound.contains("busy?") {
+                    build::command_complete(&mut out, &running(conn_info));
+                } else if bound.starts_with("fail") {
                     build::error_response(&mut out, "ERROR", "42000", &bound);
                     skipping = true;
                 } else {
@@ -120,7 +130,7 @@ fn fake_backend(mut s: UnixStream) {
             }
             b'S' => {
                 skipping = false;
-                build::ready_for_query(&mut out, b'I');
+                build::ready_for_query(&mut out, tx);
             }
             b'X' => return,
             _ => {}
@@ -129,6 +139,13 @@ fn fake_backend(mut s: UnixStream) {
             return;
         }
     }
+}
+
+/// What a cancel forwarded now would find: which connections of the session are marked
+/// as running the statement the client waits for.
+fn running(conn_info: &[&shmem::BackendConnInfo]) -> String {
+    let marks: Vec<String> = conn_info.iter().map(|c| c.is_busy().to_string()).collect();
+    format!("running {}", marks.join(" "))
 }
 
 fn query(q: &str) -> Vec<u8> {
@@ -166,18 +183,26 @@ fn seen(tag: u8, body: &[u8]) -> String {
 /// single write, and after each reads answers until `until` messages arrived; returns
 /// what it saw per step and how the relay ended.
 fn session(steps: &[(Vec<u8>, usize)]) -> (Vec<Vec<String>>, RelayEnd) {
+    session_on(1, steps)
+}
+
+/// [`session`] over `nodes` connections: node 0 is the primary, reads go to the last.
+fn session_on(nodes: usize, steps: &[(Vec<u8>, usize)]) -> (Vec<Vec<String>>, RelayEnd) {
     let (client_ours, client_theirs) = UnixStream::pair().expect("pair");
-    let (backend_ours, backend_theirs) = UnixStream::pair().expect("pair");
+    let pairs: Vec<_> = (0..nodes)
+        .map(|_| UnixStream::pair().expect("pair"))
+        .collect();
     let shm = shmem::Shmem::create(shmem::Layout {
         num_children: 1,
         max_pool: 1,
     })
     .expect("shmem");
+    let conn_info: Vec<_> = (0..nodes).map(|k| shm.conn(0, 0, k)).collect();
     let rules = sql::Rules::default();
     let relations = Relationships::default();
     let mut cache = ClassifierCache::new(16);
     let mut catalog = Catalog::default();
-    let mut router = Router::with_lb(0);
+    let mut router = Router::with_lb(nodes - 1);
     let mut relay = Relay {
         cfg: RelayConfig {
             rules: &rules,
@@ -189,15 +214,15 @@ fn session(steps: &[(Vec<u8>, usize)]) -> (Vec<Vec<String>>, RelayEnd) {
             log_statement: false,
             log_per_node_statement: false,
             notice_per_node_statement: false,
-            fixed: true,
+            fixed: nodes == 1,
             cache: None,
             relcache: None,
             replicate: false,
             main_first: false,
             insert_lock: false,
             client_idle_limit: 0,
-            node_ids: vec![0],
-            conn_info: vec![shm.conn(0, 0, 0)],
+            node_ids: (0..nodes).collect(),
+            conn_info: conn_info.clone(),
             statement_weights: Vec::new(),
             delay_threshold: 0,
             lower_delay_weights: Vec::new(),
@@ -209,22 +234,33 @@ fn session(steps: &[(Vec<u8>, usize)]) -> (Vec<Vec<String>>, RelayEnd) {
         client_log: None,
         snapshot_child: None,
     };
-    let mut conn = BackendConn {
-        stream: Stream::Unix(backend_ours),
-        node: 0,
-        pid: 1,
-        key: 1,
-        params: Vec::new(),
-        password_required: false,
-        startup_params: Vec::new(),
-        tx_status: b'I',
-    };
+    let mut theirs = Vec::new();
+    let mut conns: Vec<BackendConn> = pairs
+        .into_iter()
+        .enumerate()
+        .map(|(node, (ours, other))| {
+            theirs.push(other);
+            BackendConn {
+                stream: Stream::Unix(ours),
+                node,
+                pid: 1 + node as u32,
+                key: 1,
+                params: Vec::new(),
+                password_required: false,
+                startup_params: Vec::new(),
+                tx_status: b'I',
+            }
+        })
+        .collect();
     let waker = Waker::new().expect("waker");
     let mut bufs = RelayBuffers::default();
     let mut outcome = RelayOutcome::default();
     let mut client = Stream::Unix(client_ours);
     std::thread::scope(|scope| {
-        scope.spawn(move || fake_backend(backend_theirs));
+        for other in theirs {
+            let conn_info = &conn_info;
+            scope.spawn(move || fake_backend(other, conn_info));
+        }
         let talker = scope.spawn(move || {
             let mut s = client_theirs;
             let mut seen_per_step = Vec::new();
@@ -244,7 +280,7 @@ fn session(steps: &[(Vec<u8>, usize)]) -> (Vec<Vec<String>>, RelayEnd) {
         });
         let end = super::relay(
             &mut client,
-            vec![&mut conn],
+            conns.iter_mut().collect(),
             &[],
             &waker,
             &mut TestLocal,
@@ -254,8 +290,10 @@ fn session(steps: &[(Vec<u8>, usize)]) -> (Vec<Vec<String>>, RelayEnd) {
         );
         drop(client);
         // The pool would keep the backend connection; the fake backend stops at its end.
-        if let Stream::Unix(s) = &conn.stream {
-            let _ = s.shutdown(std::net::Shutdown::Both);
+        for conn in &conns {
+            if let Stream::Unix(s) = &conn.stream {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
         }
         (talker.join().expect("client thread"), end)
     })
@@ -374,4 +412,35 @@ fn buffers_are_kept_between_sessions() {
     assert_eq!(bufs.nodes.len(), 1);
     assert!(bufs.nodes[0].out.is_empty() && bufs.nodes[0].queue.is_empty());
     assert_eq!(bufs.nodes[0].out.capacity(), kept);
+}
+
+#[test]
+fn the_connection_answering_the_client_is_marked_running() {
+    let mut batch = query("first");
+    batch.extend(query("busy?"));
+    let (seen, _) = session(&[(batch, 4), (query("busy?"), 2)]);
+    assert_eq!(seen[0], strs(&["C first", "Z", "C running true", "Z"]));
+    assert_eq!(seen[1], strs(&["C running true", "Z"]));
+}
+
+#[test]
+fn only_the_node_answering_the_client_is_marked_running() {
+    // A read runs on the load-balance node while the primary has the pipeline's next
+    // statement queued (held until the read is answered): a cancel must reach only the
+    // node running the statement the client waits for.
+    let mut batch = extended("SELECT 'busy?'");
+    batch.extend(sync());
+    batch.extend(query("INSERT INTO t VALUES (1)"));
+    let (seen, _) = session_on(2, &[(batch, 6)]);
+    assert_eq!(
+        seen[0],
+        strs(&[
+            "1",
+            "2",
+            "C running false true",
+            "Z",
+            "C INSERT INTO t VALUES (1)",
+            "Z"
+        ])
+    );
 }
