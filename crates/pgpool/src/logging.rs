@@ -13,6 +13,7 @@ const KINDS: &[&str] = &[
     "sr_check",
     "pcp",
     "watchdog",
+    "cache_feed",
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +25,7 @@ pub enum ProcessKind {
     SrCheck = 3,
     Pcp = 4,
     Watchdog = 5,
+    CacheFeed = 6,
 }
 
 pub fn set_process_kind(kind: ProcessKind) {

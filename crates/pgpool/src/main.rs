@@ -3,6 +3,7 @@
 //! signal a running server through its pid file.
 
 mod backend;
+mod cache_feed;
 mod child;
 mod cli;
 mod failover;

@@ -12,7 +12,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use config::Config;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use shmem::{BackendRole, RequestKind, Shmem, REQUEST_FROM_HEALTH_CHECK};
 
@@ -69,30 +68,8 @@ impl Worker<'_> {
     }
 
     fn connect(&self, node: usize) -> Result<BackendConn, BackendError> {
-        let mut addr = NodeAddr::of(&self.cfg, node);
-        addr.connect_timeout = addr.connect_timeout.max(Duration::from_secs(1));
-        let db = if self.cfg.sr_check_database.is_empty() {
-            "postgres".to_string()
-        } else {
-            self.cfg.sr_check_database.clone()
-        };
-        let mut reader = MessageReader::default();
-        let mut password = || {
-            if !self.cfg.sr_check_password.is_empty() {
-                return Ok(Secret::Plain(self.cfg.sr_check_password.clone()));
-            }
-            self.secret.clone().ok_or(BackendError::NeedPassword)
-        };
-        backend::connect(
-            &addr,
-            &[
-                ("user", &self.cfg.sr_check_user),
-                ("database", &db),
-                ("application_name", "pgpool_sr_check"),
-            ],
-            &mut reader,
-            &mut password,
-        )
+        let db = sr_check_database(&self.cfg);
+        connect_as_sr_check_user(&self.cfg, self.secret.as_ref(), node, db, "pgpool_sr_check")
     }
 
     /// Runs `sql` on `node` over the kept connection (reconnecting once).
@@ -247,6 +224,45 @@ impl Worker<'_> {
     }
 }
 
+/// The database workers connect to: sr_check_database, or postgres.
+pub(crate) fn sr_check_database(cfg: &Config) -> &str {
+    if cfg.sr_check_database.is_empty() {
+        "postgres"
+    } else {
+        &cfg.sr_check_database
+    }
+}
+
+/// Logs in to `node`'s database `db` as sr_check_user (sr_check_password, else the
+/// pool_passwd secret), as the workers that watch the backends do.
+pub(crate) fn connect_as_sr_check_user(
+    cfg: &Config,
+    secret: Option<&Secret>,
+    node: usize,
+    db: &str,
+    application_name: &str,
+) -> Result<BackendConn, BackendError> {
+    let mut addr = NodeAddr::of(cfg, node);
+    addr.connect_timeout = addr.connect_timeout.max(Duration::from_secs(1));
+    let mut reader = MessageReader::default();
+    let mut password = || {
+        if !cfg.sr_check_password.is_empty() {
+            return Ok(Secret::Plain(cfg.sr_check_password.clone()));
+        }
+        secret.cloned().ok_or(BackendError::NeedPassword)
+    };
+    backend::connect(
+        &addr,
+        &[
+            ("user", &cfg.sr_check_user),
+            ("database", db),
+            ("application_name", application_name),
+        ],
+        &mut reader,
+        &mut password,
+    )
+}
+
 pub fn run(setup: SrCheckSetup<'_>) -> ! {
     let waker = sys::enter_process(
         crate::logging::ProcessKind::SrCheck,
@@ -277,20 +293,7 @@ pub fn run(setup: SrCheckSetup<'_>) -> ! {
         } else {
             3_600_000
         };
-        let mut fds = [PollFd::new(waker.fd(), PollFlags::POLLIN)];
-        let _ = poll(
-            &mut fds,
-            PollTimeout::try_from(wait.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::NONE),
-        );
-        waker.drain();
-        let sigs = sys::take_pending();
-        if sys::has(sigs, Signal::SIGTERM)
-            || sys::has(sigs, Signal::SIGINT)
-            || sys::has(sigs, Signal::SIGQUIT)
-        {
-            sys::exit_now(0);
-        }
-        if sys::has(sigs, Signal::SIGHUP) {
+        if sys::wait_for_signals(&waker, wait) == sys::Wakeup::Reload {
             if let Ok(newer) = Config::load(&w.cfg.config_file) {
                 w.cfg = newer;
             }

@@ -287,3 +287,32 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit is always safe to call; it never returns.
     unsafe { libc::_exit(code) }
 }
+
+/// Why a worker's wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wakeup {
+    /// The time was up (or a signal that asks nothing of the worker came).
+    Timeout,
+    /// SIGHUP: read the configuration again.
+    Reload,
+}
+
+/// A worker's sleep between rounds: waits up to `ms` milliseconds for a signal; exits
+/// the process on SIGTERM, SIGINT or SIGQUIT.
+pub fn wait_for_signals(waker: &Waker, ms: u64) -> Wakeup {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(waker.fd(), PollFlags::POLLIN)];
+    let timeout =
+        PollTimeout::try_from(ms.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::NONE);
+    let _ = poll(&mut fds, timeout);
+    waker.drain();
+    let sigs = take_pending();
+    if has(sigs, Signal::SIGTERM) || has(sigs, Signal::SIGINT) || has(sigs, Signal::SIGQUIT) {
+        exit_now(0);
+    }
+    if has(sigs, Signal::SIGHUP) {
+        Wakeup::Reload
+    } else {
+        Wakeup::Timeout
+    }
+}

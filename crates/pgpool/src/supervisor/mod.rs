@@ -59,6 +59,7 @@ enum Proc {
     HealthCheck(usize),
     Pcp,
     SrCheck,
+    CacheFeed,
     Watchdog,
 }
 
@@ -100,6 +101,7 @@ impl Supervisor<'_> {
     fn respawn(&mut self, proc: Proc) {
         match proc {
             Proc::SrCheck => self.spawn_sr_check(),
+            Proc::CacheFeed => self.spawn_cache_feed(),
             // dynamic mode: the next cycle forks what the spare count needs
             Proc::Child(_) if self.dynamic() => {}
             Proc::Child(i) => self.spawn_child(i),
@@ -141,6 +143,7 @@ impl Supervisor<'_> {
                         Proc::HealthCheck(n) => format!("health check process({n})"),
                         Proc::Pcp => "PCP process".to_string(),
                         Proc::SrCheck => "worker process".to_string(),
+                        Proc::CacheFeed => "query cache feed process".to_string(),
                         Proc::Watchdog => "watchdog process".to_string(),
                     };
                     match status {
@@ -521,6 +524,7 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
     ) {
         sup.spawn_sr_check();
     }
+    sup.spawn_cache_feed();
     log::info!(
         "pgpool-rs {} successfully started, listening on {}:{} ({} children)",
         env!("CARGO_PKG_VERSION"),

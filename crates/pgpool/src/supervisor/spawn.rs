@@ -1,6 +1,7 @@
 //! How the main process forks each kind of process it supervises: pooled children,
-//! one health check per backend node, the PCP server, the streaming-replication check
-//! and the watchdog. Each forked process closes the client ports it does not serve.
+//! one health check per backend node, the PCP server, the streaming-replication check,
+//! the query cache's change feed and the watchdog. Each forked process closes the client
+//! ports it does not serve.
 
 use std::sync::atomic::Ordering;
 
@@ -51,82 +52,91 @@ impl Supervisor<'_> {
         }
     }
 
-    pub(super) fn spawn_health_check(&mut self, node: usize) {
-        let secret = self.passwd_secret(&self.cfg.health_check(node).user);
+    /// Forks a process that serves no clients (the client ports close in it, so that
+    /// they close with the main process); `run` is its life (the worker functions never
+    /// return: they exit).
+    fn fork_worker(&mut self, proc: Proc, what: &str, run: impl FnOnce(&Self)) {
         match sys::fork() {
             Ok(Some(pid)) => {
-                self.procs.insert(pid.as_raw(), Proc::HealthCheck(node));
+                self.procs.insert(pid.as_raw(), proc);
             }
             Ok(None) => {
-                // It serves no clients: the client ports must close with the main process.
                 self.listeners.close_fds();
-                crate::health_check::run(crate::health_check::HealthCheckSetup {
-                    node,
-                    cfg: self.cfg.clone(),
-                    shm: self.shm,
-                    passwd_secret: secret,
-                })
+                run(self);
+                sys::exit_now(1)
             }
-            Err(e) => log::error!("fork of health check process {node} failed: {e}"),
+            Err(e) => log::error!("fork of {what} failed: {e}"),
         }
     }
 
+    pub(super) fn spawn_health_check(&mut self, node: usize) {
+        let secret = self.passwd_secret(&self.cfg.health_check(node).user);
+        let what = format!("health check process {node}");
+        self.fork_worker(Proc::HealthCheck(node), &what, |sup| {
+            crate::health_check::run(crate::health_check::HealthCheckSetup {
+                node,
+                cfg: sup.cfg.clone(),
+                shm: sup.shm,
+                passwd_secret: secret,
+            })
+        });
+    }
+
     pub(super) fn spawn_pcp(&mut self) {
-        match sys::fork() {
-            Ok(Some(pid)) => {
-                self.procs.insert(pid.as_raw(), Proc::Pcp);
-            }
-            Ok(None) => {
-                // It serves no clients: the client ports must close with the main process.
-                self.listeners.close_fds();
-                crate::pcp::run(crate::pcp::PcpSetup {
-                    cfg: self.cfg.clone(),
-                    pcp_conf: self.opts.pcp_file.clone(),
-                    shm: self.shm,
-                    qcache: self.qcache,
-                })
-            }
-            Err(e) => log::error!("fork of PCP process failed: {e}"),
-        }
+        self.fork_worker(Proc::Pcp, "PCP process", |sup| {
+            crate::pcp::run(crate::pcp::PcpSetup {
+                cfg: sup.cfg.clone(),
+                pcp_conf: sup.opts.pcp_file.clone(),
+                shm: sup.shm,
+                qcache: sup.qcache,
+            })
+        });
     }
 
     pub(super) fn spawn_sr_check(&mut self) {
         let secret = self.passwd_secret(&self.cfg.sr_check_user);
-        match sys::fork() {
-            Ok(Some(pid)) => {
-                self.procs.insert(pid.as_raw(), Proc::SrCheck);
-            }
-            Ok(None) => {
-                // It serves no clients: the client ports must close with the main process.
-                self.listeners.close_fds();
-                crate::sr_check::run(crate::sr_check::SrCheckSetup {
-                    cfg: self.cfg.clone(),
-                    shm: self.shm,
-                    secret,
-                })
-            }
-            Err(e) => log::error!("fork of sr_check worker failed: {e}"),
+        self.fork_worker(Proc::SrCheck, "sr_check worker", |sup| {
+            crate::sr_check::run(crate::sr_check::SrCheckSetup {
+                cfg: sup.cfg.clone(),
+                shm: sup.shm,
+                secret,
+            })
+        });
+    }
+
+    /// The query cache's change feed (memqcache_logical_invalidation), when asked for.
+    pub(super) fn spawn_cache_feed(&mut self) {
+        if self.cfg.memqcache_logical_invalidation && !self.cfg.memory_cache_enabled {
+            log::warn!("memqcache_logical_invalidation is on but memory_cache_enabled is off: there is no cache to invalidate");
         }
+        let Some(cache) = self
+            .qcache
+            .filter(|_| self.cfg.memory_cache_enabled && self.cfg.memqcache_logical_invalidation)
+        else {
+            return;
+        };
+        let secret = self.passwd_secret(&self.cfg.sr_check_user);
+        self.fork_worker(Proc::CacheFeed, "query cache feed", |sup| {
+            crate::cache_feed::run(crate::cache_feed::CacheFeedSetup {
+                cfg: sup.cfg.clone(),
+                shm: sup.shm,
+                cache,
+                secret,
+            })
+        });
     }
 
     pub(super) fn spawn_watchdog(&mut self) {
         let Some(node_id) = self.watchdog_id else {
             return;
         };
-        match sys::fork() {
-            Ok(Some(pid)) => {
-                self.procs.insert(pid.as_raw(), Proc::Watchdog);
-            }
-            Ok(None) => {
-                self.listeners.close_fds();
-                crate::watchdog::run(crate::watchdog::WatchdogSetup {
-                    cfg: self.cfg.clone(),
-                    shm: self.shm,
-                    qcache: self.qcache,
-                    node_id,
-                })
-            }
-            Err(e) => log::error!("fork of watchdog process failed: {e}"),
-        }
+        self.fork_worker(Proc::Watchdog, "watchdog process", |sup| {
+            crate::watchdog::run(crate::watchdog::WatchdogSetup {
+                cfg: sup.cfg.clone(),
+                shm: sup.shm,
+                qcache: sup.qcache,
+                node_id,
+            })
+        });
     }
 }
