@@ -152,9 +152,15 @@ all_agree_leader_is() {
     for k in "${@:2}"; do [ "$(leader_port_seen_by "$k")" = "$(pgpool_port_of "$1")" ] || return 1; done
 }
 vip_holders() {
-    local k out=""
+    local k out="" addrs try
     for k in 0 1 2; do
-        ip -n "$(ns "$k")" -o addr show dev lo 2>/dev/null | grep -q " $VIP/" && out="$out$k"
+        # A failed listing is not an absent VIP: under load `ip` now and then fails
+        # (an interrupted netlink dump), so it is asked again.
+        for try in 1 2 3 4 5; do
+            addrs=$(ip -n "$(ns "$k")" -o addr show dev lo 2>/dev/null) && break
+            sleep 0.02
+        done
+        grep -q " $VIP/" <<<"$addrs" && out="$out$k"
     done
     echo "$out"
 }
