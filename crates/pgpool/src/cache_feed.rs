@@ -14,7 +14,6 @@
 //! the cache answers only what was stored within the last interval, the same bound.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 
 use config::Config;
 use nix::sys::signal::Signal;
@@ -95,7 +94,7 @@ impl Feed<'_> {
     fn primary(&self) -> Option<usize> {
         let alive =
             |n: usize| n < self.cfg.backends.len() && self.shm.backend(n).status().is_alive();
-        let id = self.shm.cluster().primary_node_id.load(Ordering::Acquire);
+        let id = self.shm.cluster().primary_node_id();
         match usize::try_from(id) {
             Ok(n) => Some(n).filter(|&n| alive(n)),
             Err(_) => (0..self.cfg.backends.len()).find(|&n| alive(n)),

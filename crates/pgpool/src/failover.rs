@@ -155,7 +155,7 @@ impl ClusterOps<'_> {
     }
 
     fn primary(&self) -> i32 {
-        self.shm.cluster().primary_node_id.load(Ordering::Acquire)
+        self.shm.cluster().primary_node_id()
     }
 
     /// Handles queued requests; returns true when node states changed.
@@ -251,14 +251,8 @@ impl ClusterOps<'_> {
             run_command("failover_command", &esc.expand(&cfg.failover_command));
         }
         if primary_failed {
-            self.shm
-                .cluster()
-                .primary_node_id
-                .store(-1, Ordering::Release);
-            self.shm
-                .backend(node)
-                .role
-                .store(BackendRole::Unknown as u8, Ordering::Release);
+            self.shm.cluster().set_primary(None);
+            self.shm.backend(node).set_role(BackendRole::Unknown);
             let found = self.search_primary(cfg);
             if let Some(p) = found {
                 log::info!("find_primary_node: primary node is {p}");
@@ -343,10 +337,7 @@ impl ClusterOps<'_> {
 
     /// Records `node` as the primary and the other live nodes as its standbys.
     fn set_primary(&self, cfg: &Config, node: usize) {
-        self.shm
-            .cluster()
-            .primary_node_id
-            .store(node as i32, Ordering::Release);
+        self.shm.cluster().set_primary(Some(node));
         for other in 0..cfg.backends.len() {
             if other != node && !self.alive(other) {
                 continue;
@@ -357,8 +348,7 @@ impl ClusterOps<'_> {
                 BackendRole::Standby
             };
             let st = self.shm.backend(other);
-            st.role.store(role as u8, Ordering::Release);
-            st.pg_role.store(role as u8, Ordering::Release);
+            st.set_roles(role);
         }
     }
 
@@ -424,10 +414,7 @@ impl ClusterOps<'_> {
         if replication_mode(cfg) {
             let role = match primary::is_in_recovery(cfg, node, self.secret.clone()) {
                 Ok(false) if self.primary() < 0 => {
-                    self.shm
-                        .cluster()
-                        .primary_node_id
-                        .store(node as i32, Ordering::Release);
+                    self.shm.cluster().set_primary(Some(node));
                     BackendRole::Primary
                 }
                 Ok(false) => {
@@ -443,14 +430,8 @@ impl ClusterOps<'_> {
                     BackendRole::Unknown
                 }
             };
-            self.shm
-                .backend(node)
-                .role
-                .store(role as u8, Ordering::Release);
-            self.shm
-                .backend(node)
-                .pg_role
-                .store(role as u8, Ordering::Release);
+            self.shm.backend(node).set_role(role);
+            self.shm.backend(node).set_pg_role(role);
         }
         let esc = Escapes::new(cfg, node as i32, main, main, self.primary());
         if flags & REQUEST_NO_COMMANDS == 0 && !cfg.failback_command.is_empty() {

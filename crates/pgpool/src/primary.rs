@@ -73,11 +73,11 @@ pub fn detect(cfg: &Config, shm: &Shmem, secret_for: impl Fn(&str) -> Option<Sec
             continue;
         }
         if !replication {
-            st.role.store(BackendRole::Unknown as u8, Ordering::Release);
+            st.set_role(BackendRole::Unknown);
             continue;
         }
         if cfg.backends[node].flag.always_primary {
-            st.role.store(BackendRole::Primary as u8, Ordering::Release);
+            st.set_role(BackendRole::Primary);
             if primary < 0 {
                 primary = node as i32;
             }
@@ -95,9 +95,9 @@ pub fn detect(cfg: &Config, shm: &Shmem, secret_for: impl Fn(&str) -> Option<Sec
                     if !in_recovery {
                         log::warn!("node {node} is not in recovery but node {primary} is already the primary: treating node {node} as a standby");
                     }
-                    st.role.store(BackendRole::Standby as u8, Ordering::Release);
+                    st.set_role(BackendRole::Standby);
                 } else {
-                    st.role.store(BackendRole::Primary as u8, Ordering::Release);
+                    st.set_role(BackendRole::Primary);
                     if primary < 0 {
                         primary = node as i32;
                     }
@@ -111,9 +111,7 @@ pub fn detect(cfg: &Config, shm: &Shmem, secret_for: impl Fn(&str) -> Option<Sec
         .map_or(-1, |i| i as i32);
     shm.cluster().main_node_id.store(main, Ordering::Release);
     if replication {
-        shm.cluster()
-            .primary_node_id
-            .store(primary, Ordering::Release);
+        shm.cluster().set_primary(usize::try_from(primary).ok());
         if primary >= 0 {
             log::info!("find_primary_node: primary node is {primary}");
         } else {

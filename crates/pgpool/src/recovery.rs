@@ -213,7 +213,7 @@ fn start_recovery(cfg: &Config, shm: &Shmem, node: usize) -> Result<(), Report> 
             "recovery_1st_stage_command is not set",
         ));
     }
-    let primary = shm.cluster().primary_node_id.load(Ordering::Acquire);
+    let primary = shm.cluster().primary_node_id();
     let Some(primary) = usize::try_from(primary)
         .ok()
         .filter(|&p| p < cfg.backends.len() && shm.backend(p).status().is_alive())

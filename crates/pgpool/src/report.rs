@@ -165,7 +165,7 @@ impl Node {
 pub fn nodes(cfg: &Config, shm: &Shmem) -> Vec<Node> {
     let total: f64 = cfg.backends.iter().map(|b| b.weight).sum();
     let stream = streaming(cfg);
-    let primary = shm.cluster().primary_node_id.load(Ordering::Acquire);
+    let primary = shm.cluster().primary_node_id();
     let main = shm.cluster().main_node_id.load(Ordering::Acquire);
     cfg.backends
         .iter()
@@ -193,7 +193,7 @@ pub fn nodes(cfg: &Config, shm: &Shmem) -> Vec<Node> {
             } else if pg_status != "up" || cfg.sr_check_period == 0 {
                 "unknown"
             } else {
-                match BackendRole::from_u8(st.pg_role.load(Ordering::Acquire)) {
+                match st.pg_role() {
                     BackendRole::Primary => "primary",
                     BackendRole::Standby => "standby",
                     BackendRole::Unknown => role.name(),
@@ -484,7 +484,7 @@ mod tests {
             max_pool: 1,
         })
         .expect("shmem");
-        shm.cluster().primary_node_id.store(0, Ordering::Release);
+        shm.cluster().set_primary(Some(0));
         (cfg, shm)
     }
 

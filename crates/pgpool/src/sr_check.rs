@@ -102,7 +102,7 @@ impl Worker<'_> {
 
     fn check(&mut self) {
         let n = self.cfg.backends.len();
-        let primary = self.shm.cluster().primary_node_id.load(Ordering::Acquire);
+        let primary = self.shm.cluster().primary_node_id();
         if primary < 0 || primary as usize >= n {
             return;
         }
@@ -149,8 +149,7 @@ impl Worker<'_> {
             let row = rows.into_iter().next().unwrap_or_default();
             let in_recovery = row.first().cloned().flatten().as_deref() == Some("t");
             if !in_recovery {
-                st.pg_role
-                    .store(BackendRole::Primary as u8, Ordering::Release);
+                st.set_pg_role(BackendRole::Primary);
                 log::warn!(
                     "sr_check: node {node} is not in recovery although node {p} is the primary: false primary"
                 );
@@ -164,8 +163,7 @@ impl Worker<'_> {
                 }
                 continue;
             }
-            st.pg_role
-                .store(BackendRole::Standby as u8, Ordering::Release);
+            st.set_pg_role(BackendRole::Standby);
             let replay: f64 = row
                 .get(1)
                 .cloned()
@@ -217,10 +215,7 @@ impl Worker<'_> {
             .backend(p)
             .replication_delay
             .store(0, Ordering::Release);
-        self.shm
-            .backend(p)
-            .pg_role
-            .store(BackendRole::Primary as u8, Ordering::Release);
+        self.shm.backend(p).set_pg_role(BackendRole::Primary);
     }
 }
 

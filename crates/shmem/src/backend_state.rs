@@ -62,9 +62,9 @@ impl BackendRole {
 #[repr(C)]
 pub struct BackendState {
     pub status: AtomicU8,
-    pub role: AtomicU8,
+    role: AtomicU8,
     /// Role the node itself reports (pg_is_in_recovery), for SHOW POOL_NODES pg_role.
-    pub pg_role: AtomicU8,
+    pg_role: AtomicU8,
     /// 1 when the last check reached the node (pg_status).
     pub pg_up: AtomicU8,
     /// 1 when `replication_delay` is a time (microseconds, from the primary's replay_lag:
@@ -135,6 +135,19 @@ impl BackendState {
             .store(crate::now_secs(), Ordering::Relaxed);
     }
 
+    /// Is the node no further behind the primary than `limit` (delay_threshold, or
+    /// delay_threshold_by_time in microseconds; 0: no limit)?
+    pub fn within_delay(&self, limit: u64) -> bool {
+        limit == 0 || self.replication_delay.load(Ordering::Relaxed) <= limit
+    }
+
+    /// The one answer to "may reads go to this node now": it is up and not beyond the
+    /// delay limit (its weight is the caller's business: a redirect may name a node
+    /// whose weight is 0).
+    pub fn usable_for_reads(&self, delay_limit: u64) -> bool {
+        self.status().is_alive() && self.within_delay(delay_limit)
+    }
+
     pub fn quarantined(&self) -> bool {
         self.quarantined.load(Ordering::Acquire) != 0
     }
@@ -147,6 +160,26 @@ impl BackendState {
 
     pub fn role(&self) -> BackendRole {
         BackendRole::from_u8(self.role.load(Ordering::Acquire))
+    }
+
+    /// The role pgpool gives the node (SHOW POOL_NODES role).
+    pub fn set_role(&self, role: BackendRole) {
+        self.role.store(role as u8, Ordering::Release);
+    }
+
+    /// The role the node itself reported (pg_is_in_recovery), SHOW POOL_NODES pg_role.
+    pub fn pg_role(&self) -> BackendRole {
+        BackendRole::from_u8(self.pg_role.load(Ordering::Acquire))
+    }
+
+    pub fn set_pg_role(&self, role: BackendRole) {
+        self.pg_role.store(role as u8, Ordering::Release);
+    }
+
+    /// A role given and confirmed by the node at once (after a promotion).
+    pub fn set_roles(&self, role: BackendRole) {
+        self.set_role(role);
+        self.set_pg_role(role);
     }
 
     /// A node id taken into use (or out of it) by a reload: the counters and facts of
@@ -198,5 +231,30 @@ impl BackendState {
             a.store(0, Ordering::Relaxed);
         }
         self.set_status(status);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Layout, Shmem};
+
+    use super::*;
+
+    #[test]
+    fn reads_go_only_to_live_nodes_within_the_delay_limit() {
+        let shm = Shmem::create(Layout {
+            num_children: 1,
+            max_pool: 1,
+        })
+        .expect("shmem");
+        let b = shm.backend(1);
+        b.set_status(BackendStatus::Up);
+        b.replication_delay.store(500, Ordering::Relaxed);
+        assert!(b.usable_for_reads(0), "no limit");
+        assert!(b.usable_for_reads(500), "at the limit");
+        assert!(!b.usable_for_reads(499), "beyond it");
+        b.set_status(BackendStatus::Down);
+        assert!(!b.usable_for_reads(0), "down");
+        assert!(b.within_delay(0));
     }
 }

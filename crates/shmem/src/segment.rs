@@ -16,8 +16,8 @@ use crate::MAX_BACKENDS;
 /// Cluster-wide facts.
 #[repr(C)]
 pub struct Cluster {
-    /// Node id of the primary, -1 when none is known.
-    pub primary_node_id: AtomicI32,
+    /// Node id of the primary, -1 when none is known (see [`Cluster::set_primary`]).
+    primary_node_id: AtomicI32,
     /// Lowest-numbered live node (the one raw mode uses).
     pub main_node_id: AtomicI32,
     /// Process id of the main (supervisor) process.
@@ -31,6 +31,24 @@ pub struct Cluster {
     /// Bumped by a child that ran DDL: every child's cached catalog facts (volatile
     /// functions, unlogged tables) are stale from then on.
     pub catalog_generation: AtomicU64,
+}
+
+impl Cluster {
+    /// The primary's node id as Pgpool-II shows it: -1 when none is known.
+    pub fn primary_node_id(&self) -> i32 {
+        self.primary_node_id.load(Ordering::Acquire)
+    }
+
+    /// The primary's node id, when one is known.
+    pub fn primary(&self) -> Option<usize> {
+        usize::try_from(self.primary_node_id()).ok()
+    }
+
+    /// Records the primary (None: none is known).
+    pub fn set_primary(&self, node: Option<usize>) {
+        let id = node.and_then(|n| i32::try_from(n).ok()).unwrap_or(-1);
+        self.primary_node_id.store(id, Ordering::Release);
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,7 +259,7 @@ impl Shmem {
             layout,
             off,
         };
-        shm.cluster().primary_node_id.store(-1, Ordering::Relaxed);
+        shm.cluster().set_primary(None);
         shm.cluster().main_node_id.store(-1, Ordering::Relaxed);
         for c in 0..layout.num_children {
             shm.child(c).current_pool.store(-1, Ordering::Relaxed);
@@ -363,7 +381,8 @@ mod tests {
             max_pool: 2,
         })
         .unwrap();
-        assert_eq!(shm.cluster().primary_node_id.load(Ordering::Relaxed), -1);
+        assert_eq!(shm.cluster().primary_node_id(), -1);
+        assert_eq!(shm.cluster().primary(), None);
         // SAFETY: test-only fork; the child only touches atomics and exits immediately.
         let pid = unsafe { libc::fork() };
         if pid == 0 {

@@ -38,11 +38,21 @@ fn is_moment_literal(s: &str) -> bool {
 
 /// The facts of a cacheable text; None when its result must not be cached.
 pub fn cache_facts(sql: &str) -> Option<CacheFacts> {
+    let parsed = pg_query::parse(sql, 0).ok()?;
+    let summary = pg_query::summary(sql, 0, -1).ok()?;
+    facts_from(sql, &parsed, &summary)
+}
+
+/// [`cache_facts`] from a text's parse tree and summary (the classifier's).
+pub(crate) fn facts_from(
+    sql: &str,
+    parsed: &pg_query::ParseResult,
+    summary: &pg_query::SummaryResult,
+) -> Option<CacheFacts> {
     if has_hint(sql, "/*NO QUERY CACHE*/") {
         return None;
     }
     let forced = has_hint(sql, "/*FORCE QUERY CACHE*/");
-    let parsed = pg_query::parse(sql, 0).ok()?;
     let [raw] = parsed.protobuf.stmts.as_slice() else {
         return None;
     };
@@ -71,7 +81,6 @@ pub fn cache_facts(sql: &str) -> Option<CacheFacts> {
             return None;
         }
     }
-    let summary = pg_query::summary(sql, 0, -1).ok()?;
     let mut facts = CacheFacts {
         forced,
         ..CacheFacts::default()
@@ -134,5 +143,19 @@ mod tests {
         }
         let f = cache_facts("/*FORCE QUERY CACHE*/ SELECT now()").expect("forced");
         assert!(f.forced);
+    }
+
+    #[test]
+    fn the_classification_carries_the_same_facts() {
+        let rules = crate::Rules::default();
+        for q in [
+            "SELECT * FROM s.t JOIN u USING (i)",
+            "INSERT INTO t VALUES (1)",
+            "/*NO QUERY CACHE*/ SELECT 1",
+            "SELECT CURRENT_USER",
+        ] {
+            let c = crate::classify(q, &rules);
+            assert_eq!(c.cache.map(|f| *f), cache_facts(q), "{q}");
+        }
     }
 }

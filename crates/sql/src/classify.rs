@@ -157,6 +157,9 @@ pub struct Classification {
     /// Tables the text INSERTs into: quoted as written (`"public"."t"`) and bare, for
     /// insert_lock.
     pub insert_targets: Vec<(String, String)>,
+    /// The query cache's facts when the text is one SELECT whose result may be kept
+    /// (from the same parse as the rest).
+    pub cache: Option<Box<crate::cacheable::CacheFacts>>,
 }
 
 /// The two verdicts of a statement whose routing depends on function volatility. `route` /
@@ -208,6 +211,7 @@ impl Classification {
             cursor_name: None,
             session_statements: None,
             insert_targets: Vec::new(),
+            cache: None,
         }
     }
 }
@@ -344,6 +348,7 @@ pub fn classify(sql: &str, rules: &Rules) -> Classification {
     c.tables = tables;
     c.functions = functions;
     c.written_tables = written_tables;
+    c.cache = crate::cacheable::facts_from(sql, &parsed, &summary).map(Box::new);
     c
 }
 

@@ -11,6 +11,7 @@
 #   new data every time;
 # - an UPDATE in a transaction is not seen by others before COMMIT, and seen after;
 # - clock, session and volatile values are never cached; the safe / unsafe lists;
+# - temporary tables are never cached, with check_temp_table = off too;
 # - shmem: a 1 MB cache under 600 distinct results evicts, stays within its size, and
 #   every answer equals the primary's; memcached: 047 goes on (memcached killed).
 # shellcheck source=regress/lib.sh
@@ -150,6 +151,31 @@ r1=$(psql_pgpool -c 'SELECT random()')
 r2=$(psql_pgpool -c 'SELECT random()')
 [ "$r1" != "$r2" ] || fail "random() answered twice alike: $r1"
 log "ok: volatile, stable, session and clock values, views, catalogs and the unsafe list are not cached; immutable functions and the safe list are"
+
+# Temporary tables are never cached, whatever check_temp_table says (off from here on,
+# so the reads name the primary): two sessions each read their own tt, and a temporary
+# t that hides the table t, which is cached by now.
+echo "check_temp_table = off" >>"$PGPOOL_CONF"
+kill -HUP "$(pgpool_main_pid)"
+sleep 2
+real=$(psql_node 0 -c 'SELECT * FROM t')
+psql_pgpool -c 'SELECT * FROM t' >/dev/null
+for v in 101 102; do
+    got=$(psql_pgpool -q 2>&1 <<SQL
+CREATE TEMP TABLE tt (i int);
+INSERT INTO tt VALUES ($v);
+/*NO LOAD BALANCE*/ SELECT * FROM tt;
+/*NO LOAD BALANCE*/ SELECT * FROM tt;
+CREATE TEMP TABLE t (i int);
+INSERT INTO t VALUES ($v);
+/*NO LOAD BALANCE*/ SELECT * FROM t;
+SQL
+    )
+    assert_eq "$v $v $v" "$(echo $got)" "session $v's temporary tables"
+done
+assert_eq "$real" "$(psql_pgpool -c 'SELECT * FROM t')" "t after the sessions with a temporary t"
+assert_eq 0 "$(hits_of '/*NO LOAD BALANCE*/ SELECT * FROM tt')" "hits of a temporary table"
+log "ok: temporary tables are not cached with check_temp_table = off"
 
 # PGPOOL SET CACHE DELETE forgets one entry; pcp_invalidate_query_cache all of them.
 psql_pgpool -c 'SELECT imm(2)' >/dev/null

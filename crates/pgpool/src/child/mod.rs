@@ -119,7 +119,7 @@ impl ChildContext<'_> {
             self.cfg.backend_clustering_mode,
             ClusteringMode::StreamingReplication | ClusteringMode::LogicalReplication
         ) {
-            let p = self.shm.cluster().primary_node_id.load(Ordering::Acquire);
+            let p = self.shm.cluster().primary_node_id();
             if p >= 0 && (p as usize) < n && alive(p as usize) {
                 return Some(p as usize);
             }
@@ -198,7 +198,7 @@ impl ChildContext<'_> {
         database: &str,
         app_name: &str,
     ) -> Option<usize> {
-        let usable = |i: usize| self.shm.backend(i).status().is_alive() && !self.delayed(i);
+        let usable = |i: usize| self.usable_for_reads(i);
         let weighted = |i: usize| self.cfg.backends[i].weight > 0.0 && usable(i);
         let rule = redirect::find(&self.app_redirects, app_name)
             .or_else(|| redirect::find(&self.db_redirects, database))
@@ -246,17 +246,12 @@ impl ChildContext<'_> {
         weighted_choice(&candidates)
     }
 
-    /// A standby further behind the primary than delay_threshold (bytes) or
-    /// delay_threshold_by_time gets no reads.
-    pub fn delayed(&self, node: usize) -> bool {
-        let t = self.cfg.delay_limit();
-        t > 0
-            && self
-                .shm
-                .backend(node)
-                .replication_delay
-                .load(Ordering::Relaxed)
-                > t
+    /// May reads go to `node` now (up, and within delay_threshold or
+    /// delay_threshold_by_time)?
+    pub fn usable_for_reads(&self, node: usize) -> bool {
+        self.shm
+            .backend(node)
+            .usable_for_reads(self.cfg.delay_limit())
     }
 
     /// reserved_connections: refuse when too few children are left free.

@@ -325,7 +325,7 @@ fn promote(ctx: &Ctx, body: &[u8], graceful: bool) -> Result<Reply, Report> {
             format!("not in streaming replication mode, can't promote node id {id}"),
         ));
     }
-    if ctx.shm.cluster().primary_node_id.load(Ordering::Acquire) as i64 == id {
+    if ctx.shm.cluster().primary_node_id() as i64 == id {
         return Err(Report::fatal(
             "invalid promote request",
             format!("specified node is already primary node, can't promote node id {id}"),
@@ -354,7 +354,7 @@ fn recovery(ctx: &Ctx, arg: &str) -> Result<Reply, Report> {
         ctx.cfg.backend_clustering_mode,
         ClusteringMode::NativeReplication | ClusteringMode::SnapshotIsolation
     );
-    let primary = ctx.shm.cluster().primary_node_id.load(Ordering::Acquire) as i64;
+    let primary = ctx.shm.cluster().primary_node_id() as i64;
     if stream && id == primary {
         return Err(error(
             failed,

@@ -26,7 +26,7 @@ fn shmem() -> Shmem {
         max_pool: 1,
     })
     .expect("shmem");
-    shm.cluster().primary_node_id.store(0, Ordering::Release);
+    shm.cluster().set_primary(Some(0));
     shm
 }
 

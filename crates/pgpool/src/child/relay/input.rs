@@ -145,3 +145,17 @@ pub(super) fn scan_client(
     }
     Ok(Scan::Incomplete)
 }
+
+/// A batch that ends inside a message too large for the buffer: how many bytes of that
+/// message are still to come from the client (they follow the batch to its nodes).
+pub(super) fn overflow_rest(batch: &[u8]) -> Option<usize> {
+    let mut j = 0;
+    while j + 5 <= batch.len() {
+        match scan_header(&batch[j..]) {
+            Ok(Some(h)) if j + h.total_len() <= batch.len() => j += h.total_len(),
+            Ok(Some(h)) => return Some(j + h.total_len() - batch.len()),
+            _ => return None,
+        }
+    }
+    None
+}

@@ -12,14 +12,10 @@ impl Relay<'_> {
         if r.serializable_tx {
             return false;
         }
-        let t = self.cfg.delay_threshold;
-        if t > 0
-            && self
-                .shm
-                .backend(self.cfg.node_ids[lb])
-                .replication_delay
-                .load(std::sync::atomic::Ordering::Relaxed)
-                > t
+        if !self
+            .shm
+            .backend(self.cfg.node_ids[lb])
+            .within_delay(self.cfg.delay_threshold)
         {
             return false;
         }
@@ -63,13 +59,11 @@ impl Relay<'_> {
             return self.least_delayed_if_behind();
         }
         let usable = |k: usize| {
-            let b = self.shm.backend(self.cfg.node_ids[k]);
             w[k] > 0.0
-                && b.status().is_alive()
-                && (self.cfg.delay_threshold == 0
-                    || b.replication_delay
-                        .load(std::sync::atomic::Ordering::Relaxed)
-                        <= self.cfg.delay_threshold)
+                && self
+                    .shm
+                    .backend(self.cfg.node_ids[k])
+                    .usable_for_reads(self.cfg.delay_threshold)
         };
         let candidates: Vec<(usize, f64)> = (0..w.len())
             .filter(|&k| usable(k))

@@ -231,18 +231,9 @@ pub(super) fn relay_loop(
                         local.note_sent(prefix, t, &mut nodes);
                     }
                     if kind == BatchEnd::Overflow {
-                        // Part of a message that does not fit: the rest follows it.
-                        let mut j = cfrom;
-                        while j + 5 <= end {
-                            match scan_header(&cbuf[j..end]) {
-                                Ok(Some(h)) if j + h.total_len() <= end => j += h.total_len(),
-                                Ok(Some(h)) => {
-                                    relay.router.client_remaining = j + h.total_len() - end;
-                                    relay.router.remaining_target = target;
-                                    break;
-                                }
-                                _ => break,
-                            }
+                        if let Some(rest) = overflow_rest(&cbuf[cfrom..end]) {
+                            relay.router.client_remaining = rest;
+                            relay.router.remaining_target = target;
                         }
                     }
                     relay.router.last = target;

@@ -444,3 +444,25 @@ fn only_the_node_answering_the_client_is_marked_running() {
         ])
     );
 }
+
+#[test]
+fn query_larger_than_the_buffer_reaches_the_backend_whole() {
+    let big = format!("big {}", "x".repeat(3 * READ_CHUNK));
+    let mut step = query(&big);
+    step.extend(query("after"));
+    let (seen, end) = session(&[(step, 4)]);
+    assert_eq!(
+        seen[0],
+        vec![format!("C {big}"), "Z".into(), "C after".into(), "Z".into()]
+    );
+    assert!(matches!(end, RelayEnd::ClientClosed));
+}
+
+#[test]
+fn overflow_rest_counts_the_bytes_still_to_come() {
+    let mut batch = query("one");
+    let second = query("a longer query text");
+    batch.extend_from_slice(&second[..10]);
+    assert_eq!(overflow_rest(&batch), Some(second.len() - 10));
+    assert_eq!(overflow_rest(&query("whole")), None);
+}

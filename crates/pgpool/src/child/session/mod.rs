@@ -1,0 +1,214 @@
+//! One client session from its first byte to its last, as a straight line of steps,
+//! a module each: the start-up packet and admission (`startup`; a CancelRequest is
+//! forwarded instead), client authentication (`client_auth`), the backend set taken
+//! from the pool or logged in and the start-up reply (`backends`, over `session_conns`),
+//! the relay (`relay_step`), and the end: what the client is told, failures reported,
+//! the set released (`ending`).
+
+use std::io::{Read, Write};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use protocol::build;
+use protocol::startup::StartupPacket;
+use shmem::ChildState;
+
+use crate::backend::MessageReader;
+use crate::child::client_auth::{self, AuthFailure};
+use crate::child::ChildContext;
+use crate::net::Stream;
+
+mod backends;
+mod ending;
+mod relay_step;
+mod startup;
+
+/// Sends a FATAL error to the client (best effort: it may already be gone).
+pub fn send_fatal(stream: &mut Stream, code: &str, message: &str) {
+    send_fatal_detail(stream, code, message, None);
+}
+
+pub fn send_fatal_detail(stream: &mut Stream, code: &str, message: &str, detail: Option<&str>) {
+    let mut out = Vec::new();
+    build::error_with_detail(&mut out, "FATAL", code, message, detail);
+    let _ = stream.write_all(&out);
+}
+
+pub(super) fn read_exact_timeout(stream: &mut Stream, buf: &mut [u8]) -> std::io::Result<()> {
+    stream.read_exact(buf)
+}
+
+/// Entry point for an accepted connection.
+pub fn handle_connection(ctx: &mut ChildContext<'_>, stream: Stream) {
+    let (host, port) = stream.peer();
+    let (mut stream, packet) = startup::read_startup(ctx, stream);
+    let packet = match packet {
+        Ok(p) => p,
+        Err(e) => {
+            log::info!("invalid startup packet from host={host} port={port}: {e}");
+            send_fatal(&mut stream, "08P01", &e);
+            return;
+        }
+    };
+    match packet {
+        StartupPacket::Cancel { pid, key } => crate::child::cancel::forward(ctx, pid, key),
+        StartupPacket::Startup {
+            major,
+            minor,
+            params,
+        } => {
+            let started = Instant::now();
+            let slot = ctx.shm.child(ctx.index);
+            slot.client_host.set(&host);
+            slot.client_port.set(&port);
+            slot.set_state(ChildState::Active);
+            // Pgpool-II's debug lines (its regression tests compare their counts).
+            log::debug!(
+                "connection_count_up: number of connected children: {}",
+                ctx.connected_children()
+            );
+            slot.client_connection_count.fetch_add(1, Ordering::Relaxed);
+            if ctx.cfg.log_connections {
+                log::info!("new connection received: host={host} port={port}");
+            }
+            let user = params
+                .iter()
+                .find(|(n, _)| n == "user")
+                .map(|(_, v)| v.clone());
+            let outcome = match user {
+                Some(user) if !user.is_empty() => {
+                    let database = params
+                        .iter()
+                        .find(|(n, _)| n == "database")
+                        .map(|(_, v)| v.clone())
+                        .filter(|d| !d.is_empty())
+                        .unwrap_or_else(|| user.clone());
+                    let s = Session {
+                        user,
+                        database,
+                        major,
+                        minor,
+                        params,
+                    };
+                    let client = if port.is_empty() {
+                        host.clone()
+                    } else {
+                        format!("{host}({port})")
+                    };
+                    crate::sys::set_title(&format!("pgpool: {} {} {client}", s.user, s.database));
+                    crate::sys::set_title_status("idle");
+                    let r = run_session(ctx, &mut stream, &s);
+                    if ctx.cfg.log_disconnections {
+                        let t = started.elapsed();
+                        log::info!(
+                            "frontend disconnection: session time: {}:{:02}:{:02}.{:03} user={} database={} host={host} port={port}",
+                            t.as_secs() / 3600,
+                            t.as_secs() / 60 % 60,
+                            t.as_secs() % 60,
+                            t.subsec_millis(),
+                            s.user,
+                            s.database
+                        );
+                    }
+                    r
+                }
+                _ => {
+                    send_fatal(
+                        &mut stream,
+                        "28000",
+                        "no PostgreSQL user name specified in startup packet",
+                    );
+                    Ok(())
+                }
+            };
+            if let Err(e) = outcome {
+                log::debug!("session ended: {e}");
+            }
+            slot.publish_cancel_key(0, 0);
+            slot.current_pool.store(-1, Ordering::Release);
+            slot.set_state(ChildState::WaitForConnection);
+            log::debug!(
+                "connection_count_down: number of connected children: {}",
+                ctx.connected_children()
+            );
+            crate::sys::set_title(crate::child::WAITING_TITLE);
+        }
+        StartupPacket::SslRequest | StartupPacket::GssEncRequest => {}
+    }
+}
+
+pub(super) struct Session {
+    pub(super) user: String,
+    pub(super) database: String,
+    pub(super) major: u16,
+    pub(super) minor: u16,
+    pub(super) params: Vec<(String, String)>,
+}
+
+impl Session {
+    pub(super) fn options(&self) -> &str {
+        self.params
+            .iter()
+            .find(|(n, _)| n == "options")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    /// Run-time parameters the client asked for, applied with SET on the backend.
+    pub(super) fn gucs(&self) -> impl Iterator<Item = &(String, String)> {
+        self.params.iter().filter(|(n, _)| {
+            !matches!(n.as_str(), "user" | "database" | "options" | "replication")
+                && !n.starts_with("_pq_.")
+        })
+    }
+}
+
+/// Double-quotes each dot-separated part of a parameter name.
+pub(super) fn quote_guc_name(name: &str) -> String {
+    name.split('.')
+        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Tells a refused client why (an empty code: the backend's own error was relayed
+/// already) and returns the reason, as the session's end.
+pub(super) fn refuse(stream: &mut Stream, f: AuthFailure) -> String {
+    if !f.code.is_empty() {
+        send_fatal_detail(stream, f.code, &f.message, f.detail.as_deref());
+    }
+    f.message
+}
+
+/// How long a session start waits for a failover it caused.
+pub(super) const FAILOVER_WAIT: Duration = Duration::from_secs(10);
+
+/// Picks the node sessions are sent to (foundation: the primary, else the main node).
+pub(super) fn session_node(ctx: &ChildContext<'_>) -> Option<usize> {
+    ctx.target_node()
+}
+
+/// A session as a straight line: admission, client authentication, the backend set,
+/// the start-up reply, the relay, the end.
+fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> Result<(), String> {
+    startup::admit(ctx, stream, s)?;
+    let mut reader = MessageReader::default();
+    let mut cred = match client_auth::authenticate(ctx, stream, &mut reader, &s.user, &s.database) {
+        Ok(c) => c,
+        Err(f) => {
+            log::info!(
+                "authentication failed for user \"{}\" database \"{}\": {}",
+                s.user,
+                s.database,
+                f.message
+            );
+            return Err(refuse(stream, f));
+        }
+    };
+    let b = backends::open(ctx, stream, &mut reader, s, &mut cred)?;
+    let mut b = backends::greet(ctx, stream, b)?;
+    let initial = reader.pending().to_vec();
+    let (end, outcome) = relay_step::relay_session(ctx, stream, s, &mut b, &initial)?;
+    ending::end_session(ctx, stream, b, end, outcome);
+    Ok(())
+}
