@@ -147,7 +147,8 @@ mod tests {
 
     #[test]
     fn the_classification_carries_the_same_facts() {
-        let rules = crate::Rules::default();
+        let rules = crate::Rules::default().with_query_cache_facts(true);
+        let without = crate::Rules::default();
         for q in [
             "SELECT * FROM s.t JOIN u USING (i)",
             "INSERT INTO t VALUES (1)",
@@ -156,6 +157,7 @@ mod tests {
         ] {
             let c = crate::classify(q, &rules);
             assert_eq!(c.cache.map(|f| *f), cache_facts(q), "{q}");
+            assert!(crate::classify(q, &without).cache.is_none(), "{q}");
         }
     }
 }

@@ -158,7 +158,8 @@ pub struct Classification {
     /// insert_lock.
     pub insert_targets: Vec<(String, String)>,
     /// The query cache's facts when the text is one SELECT whose result may be kept
-    /// (from the same parse as the rest).
+    /// (from the same parse as the rest); only worked out under rules
+    /// [`crate::Rules::with_query_cache_facts`].
     pub cache: Option<Box<crate::cacheable::CacheFacts>>,
 }
 
@@ -348,7 +349,9 @@ pub fn classify(sql: &str, rules: &Rules) -> Classification {
     c.tables = tables;
     c.functions = functions;
     c.written_tables = written_tables;
-    c.cache = crate::cacheable::facts_from(sql, &parsed, &summary).map(Box::new);
+    if rules.query_cache_facts {
+        c.cache = crate::cacheable::facts_from(sql, &parsed, &summary).map(Box::new);
+    }
     c
 }
 

@@ -150,6 +150,7 @@ pub struct Rules {
     pub(crate) primary_routing_query_pattern_list: Vec<Regex>,
     pub(crate) allow_sql_comments: bool,
     pub(crate) ignore_leading_white_space: bool,
+    pub(crate) query_cache_facts: bool,
     generation: u64,
 }
 
@@ -163,6 +164,7 @@ impl Default for Rules {
             primary_routing_query_pattern_list: Vec::new(),
             allow_sql_comments: false,
             ignore_leading_white_space: true,
+            query_cache_facts: false,
             generation: next_generation(),
         }
     }
@@ -244,6 +246,15 @@ impl Rules {
     /// Sets `ignore_leading_white_space` (default on).
     pub fn with_ignore_leading_white_space(mut self, on: bool) -> Self {
         self.ignore_leading_white_space = on;
+        self.generation = next_generation();
+        self
+    }
+
+    /// Whether classifications carry the query cache's facts
+    /// ([`crate::Classification::cache`]); off (the default) spares the extra walk of the
+    /// parse tree when `memory_cache_enabled` is off.
+    pub fn with_query_cache_facts(mut self, on: bool) -> Self {
+        self.query_cache_facts = on;
         self.generation = next_generation();
         self
     }

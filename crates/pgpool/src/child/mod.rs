@@ -79,7 +79,8 @@ pub const WAITING_TITLE: &str = "pgpool: wait for connection request";
 pub fn rules_from(cfg: &Config) -> sql::Rules {
     let mut r = sql::Rules::default()
         .with_allow_sql_comments(cfg.allow_sql_comments)
-        .with_ignore_leading_white_space(cfg.ignore_leading_white_space);
+        .with_ignore_leading_white_space(cfg.ignore_leading_white_space)
+        .with_query_cache_facts(cfg.memory_cache_enabled);
     match r.clone().with_write_function_list(&cfg.write_function_list) {
         Ok(x) => r = x,
         Err(e) => log::error!("write_function_list: {e}"),

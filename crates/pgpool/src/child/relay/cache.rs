@@ -347,7 +347,7 @@ impl Relay<'_> {
         let candidate = self.cache_candidate(batch, io)?;
         let text = std::str::from_utf8(&candidate.text).ok()?;
         // The classifier's parse, kept per text: a repeated miss parses nothing.
-        let facts = self.cache.classify(text, self.cfg.rules).cache.clone()?;
+        let facts = self.cache.classify(text, self.cfg.rules).cache.as_deref()?;
         let c = self.cfg.cache.as_ref()?;
         let catalog_says_no = || {
             facts.qualified_tables.iter().any(|t| {

@@ -32,6 +32,7 @@ use crate::net::Stream;
 use crate::sys::Waker;
 
 mod cache;
+mod client_batches;
 mod dispatch;
 mod drain;
 mod input;

@@ -37,6 +37,11 @@ pub(super) fn relay_session(
         counters,
         remote: ctx.memcached.as_ref(),
     });
+    let conn_info = wanted
+        .iter()
+        .map(|&n| ctx.shm.conn(ctx.index, b.slot, n))
+        .collect();
+    let weights: Vec<f64> = wanted.iter().map(|&n| ctx.cfg.backends[n].weight).collect();
     let mut relay = Relay {
         cfg: RelayConfig {
             relcache: store
@@ -70,23 +75,16 @@ pub(super) fn relay_session(
                 == config::ClusteringMode::NativeReplication,
             insert_lock: ctx.cfg.insert_lock,
             client_idle_limit: ctx.cfg.client_idle_limit,
-            node_ids: wanted.clone(),
-            conn_info: wanted
-                .iter()
-                .map(|&n| ctx.shm.conn(ctx.index, b.slot, n))
-                .collect(),
+            node_ids: wanted,
+            conn_info,
             statement_weights: if ctx.cfg.statement_level_load_balance {
-                wanted.iter().map(|&n| ctx.cfg.backends[n].weight).collect()
+                weights.clone()
             } else {
                 Vec::new()
             },
             // bytes, or microseconds with delay_threshold_by_time (as the delays)
             delay_threshold: ctx.cfg.delay_limit(),
-            lower_delay_weights: if lower_delay {
-                wanted.iter().map(|&n| ctx.cfg.backends[n].weight).collect()
-            } else {
-                Vec::new()
-            },
+            lower_delay_weights: if lower_delay { weights } else { Vec::new() },
         },
         cache: &mut ctx.classifier,
         catalog: &mut ctx.catalog,
@@ -97,8 +95,7 @@ pub(super) fn relay_session(
     };
     let mut slots: Vec<Option<&mut BackendConn>> =
         b.set.conns.iter_mut().map(Option::as_mut).collect();
-    let conns: Option<Vec<&mut BackendConn>> = wanted
-        .iter()
+    let conns: Option<Vec<&mut BackendConn>> = (relay.cfg.node_ids.iter())
         .map(|&i| slots.get_mut(i).and_then(Option::take))
         .collect();
     let Some(conns) = conns else {
