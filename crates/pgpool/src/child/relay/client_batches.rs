@@ -209,9 +209,9 @@ impl LoopState {
                         log_statements(
                             batch,
                             target,
-                            &relay.cfg.node_ids,
+                            relay.cfg.node_ids,
                             backends,
-                            &relay.cfg,
+                            relay.cfg,
                             &mut notices,
                         );
                     }

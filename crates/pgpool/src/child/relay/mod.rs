@@ -192,19 +192,19 @@ pub struct RelayConfig<'a> {
     pub insert_lock: bool,
     pub client_idle_limit: u64,
     /// Node id of each connection; index 0 is the primary.
-    pub node_ids: Vec<usize>,
+    pub node_ids: &'a [usize],
     /// Each connection's entry in shared memory (busy flags for cancel forwarding).
-    pub conn_info: Vec<&'a shmem::BackendConnInfo>,
+    pub conn_info: &'a [&'a shmem::BackendConnInfo],
     /// statement_level_load_balance: backend_weight of each connection, to pick the
     /// load-balance connection again for each statement outside transactions (empty: the
     /// session keeps connection 1).
-    pub statement_weights: Vec<f64>,
+    pub statement_weights: &'a [f64],
     /// delay_threshold in bytes (0 = off).
     pub delay_threshold: u64,
     /// prefer_lower_delay_standby: backend_weight of each connection; when the session's
     /// load-balance node falls behind, reads outside transactions move to the least
     /// delayed standby among them (empty: they go to the primary).
-    pub lower_delay_weights: Vec<f64>,
+    pub lower_delay_weights: &'a [f64],
 }
 
 /// Per-session routing state.
@@ -384,13 +384,13 @@ enum BatchEnd {
 }
 
 pub struct Relay<'s> {
-    pub cfg: RelayConfig<'s>,
+    pub cfg: &'s RelayConfig<'s>,
     pub cache: &'s mut ClassifierCache,
     pub catalog: &'s mut Catalog,
     pub router: &'s mut Router,
     pub shm: &'s shmem::Shmem,
     /// log_client_messages.
-    pub client_log: Option<crate::child::client_log::ClientLog>,
+    pub client_log: &'s mut Option<crate::child::client_log::ClientLog>,
     /// Snapshot isolation mode: this child's index (its step mark in shared memory).
     pub snapshot_child: Option<usize>,
 }
@@ -537,27 +537,11 @@ pub fn relay(
     bufs: &mut RelayBuffers,
     outcome: &mut RelayOutcome,
 ) -> RelayEnd {
-    let _ = client.set_nonblocking(true);
-    for c in conns.iter_mut() {
-        let _ = c.stream.set_nonblocking(true);
-    }
-    bufs.start_session(conns.len());
+    let mut state = LoopState::start(client, &mut conns, initial, bufs);
     let end = relay_loop(
-        client, &mut conns, initial, waker, local, relay, bufs, outcome,
+        &mut state, client, &mut conns, waker, local, relay, bufs, outcome,
     );
-    // Whatever ended the session, its connections can be pooled again only when they
-    // owe nothing and are between messages.
-    outcome.reusable = match end {
-        RelayEnd::ClientClosed | RelayEnd::ClientError(_) | RelayEnd::IdleTimeout => {
-            bufs.idle(relay.router) && !outcome.backend_fatal
-        }
-        _ => false,
-    };
-    let _ = client.set_nonblocking(false);
-    for c in conns.iter_mut() {
-        let _ = c.stream.set_nonblocking(false);
-    }
-    end
+    state.finish(end, client, &mut conns, relay.router, bufs, outcome)
 }
 
 /// What the session learnt, for the release decision.

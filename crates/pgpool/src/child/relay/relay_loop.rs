@@ -40,16 +40,15 @@ pub(super) struct Wait {
 /// Relays one session until it ends, waiting in its own poll.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn relay_loop(
+    s: &mut LoopState,
     client: &mut Stream,
     backends: &mut [&mut BackendConn],
-    initial: &[u8],
     waker: &Waker,
     local: &mut dyn LocalCommands,
     relay: &mut Relay<'_>,
     bufs: &mut RelayBuffers,
     state: &mut RelayOutcome,
 ) -> RelayEnd {
-    let mut s = LoopState::new(initial, bufs);
     loop {
         let wait = match s.advance(client, backends, local, relay, bufs, state) {
             Ok(w) => w,
@@ -76,9 +75,19 @@ pub(super) fn relay_loop(
 }
 
 impl LoopState {
-    /// A session's state at its start; `initial` holds client bytes read with the
-    /// start-up.
-    pub(super) fn new(initial: &[u8], bufs: &mut RelayBuffers) -> Self {
+    /// A session's relay at its start: its sockets non-blocking, the buffers ready;
+    /// `initial` holds client bytes read with the start-up.
+    pub(super) fn start(
+        client: &mut Stream,
+        backends: &mut [&mut BackendConn],
+        initial: &[u8],
+        bufs: &mut RelayBuffers,
+    ) -> Self {
+        let _ = client.set_nonblocking(true);
+        for c in backends.iter_mut() {
+            let _ = c.stream.set_nonblocking(true);
+        }
+        bufs.start_session(backends.len());
         let cto = initial.len().min(bufs.client.len());
         bufs.client[..cto].copy_from_slice(&initial[..cto]);
         let nodes = bufs.nodes.len();
@@ -95,6 +104,31 @@ impl LoopState {
             client_readable: false,
             client_ready: false,
         }
+    }
+
+    /// The end of a session's relay: its sockets blocking again, and whether its
+    /// connections can be pooled again (only when they owe nothing and are between
+    /// messages, whatever ended the session).
+    pub(super) fn finish(
+        self,
+        end: RelayEnd,
+        client: &mut Stream,
+        backends: &mut [&mut BackendConn],
+        router: &Router,
+        bufs: &RelayBuffers,
+        outcome: &mut RelayOutcome,
+    ) -> RelayEnd {
+        outcome.reusable = match end {
+            RelayEnd::ClientClosed | RelayEnd::ClientError(_) | RelayEnd::IdleTimeout => {
+                bufs.idle(router) && !outcome.backend_fatal
+            }
+            _ => false,
+        };
+        let _ = client.set_nonblocking(false);
+        for c in backends.iter_mut() {
+            let _ = c.stream.set_nonblocking(false);
+        }
+        end
     }
 
     /// Everything the session can do without waiting; then what it waits for, or how
@@ -177,7 +211,7 @@ impl LoopState {
             // for: the node answering the first batch in order (a Sync or a replayed Parse
             // owed by another node must not draw a cancel meant for it), every node owing
             // answers under native replication (they all run the statement).
-            for (k, (n, info)) in io.iter().zip(&relay.cfg.conn_info).enumerate() {
+            for (k, (n, info)) in io.iter().zip(relay.cfg.conn_info).enumerate() {
                 let running = if relay.cfg.replicate {
                     !n.queue.is_empty()
                 } else {

@@ -203,35 +203,38 @@ fn session_on(nodes: usize, steps: &[(Vec<u8>, usize)]) -> (Vec<Vec<String>>, Re
     let mut cache = ClassifierCache::new(16);
     let mut catalog = Catalog::default();
     let mut router = Router::with_lb(nodes - 1);
+    let node_ids: Vec<usize> = (0..nodes).collect();
+    let mut client_log = None;
+    let relay_cfg = RelayConfig {
+        rules: &rules,
+        disable_load_balance_on_write: config::LoadBalanceOnWrite::Transaction,
+        dml_relations: &relations,
+        database: "test",
+        check_temp_table: false,
+        check_unlogged_table: false,
+        log_statement: false,
+        log_per_node_statement: false,
+        notice_per_node_statement: false,
+        fixed: nodes == 1,
+        cache: None,
+        relcache: None,
+        replicate: false,
+        main_first: false,
+        insert_lock: false,
+        client_idle_limit: 0,
+        node_ids: &node_ids,
+        conn_info: &conn_info,
+        statement_weights: &[],
+        delay_threshold: 0,
+        lower_delay_weights: &[],
+    };
     let mut relay = Relay {
-        cfg: RelayConfig {
-            rules: &rules,
-            disable_load_balance_on_write: config::LoadBalanceOnWrite::Transaction,
-            dml_relations: &relations,
-            database: "test",
-            check_temp_table: false,
-            check_unlogged_table: false,
-            log_statement: false,
-            log_per_node_statement: false,
-            notice_per_node_statement: false,
-            fixed: nodes == 1,
-            cache: None,
-            relcache: None,
-            replicate: false,
-            main_first: false,
-            insert_lock: false,
-            client_idle_limit: 0,
-            node_ids: (0..nodes).collect(),
-            conn_info: conn_info.clone(),
-            statement_weights: Vec::new(),
-            delay_threshold: 0,
-            lower_delay_weights: Vec::new(),
-        },
+        cfg: &relay_cfg,
         cache: &mut cache,
         catalog: &mut catalog,
         router: &mut router,
         shm: &shm,
-        client_log: None,
+        client_log: &mut client_log,
         snapshot_child: None,
     };
     let mut theirs = Vec::new();

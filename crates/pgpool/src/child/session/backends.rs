@@ -27,20 +27,10 @@ pub(super) struct SessionBackends {
     pub node: usize,
     /// The session's load-balance node, when it is another one.
     pub lb: Option<usize>,
-    /// Further nodes the relay may send to (statement-level load balancing, native
-    /// replication).
-    pub others: Vec<usize>,
-}
-
-impl SessionBackends {
-    /// The nodes the session talks to, the answering node first, then the load-balance
-    /// node (the other nodes of the set stay untouched).
-    pub fn wanted(&self) -> Vec<usize> {
-        std::iter::once(self.node)
-            .chain(self.lb)
-            .chain(self.others.iter().copied())
-            .collect()
-    }
+    /// The nodes the session talks to: the answering node first, then the load-balance
+    /// node, then the further nodes the relay may send to (statement-level load
+    /// balancing, native replication). The other nodes of the set stay untouched.
+    pub nodes: Vec<usize>,
 }
 
 pub(super) fn open(
@@ -146,7 +136,7 @@ pub(super) fn open(
         set,
         node,
         lb,
-        others,
+        nodes: std::iter::once(node).chain(lb).chain(others).collect(),
     })
 }
 

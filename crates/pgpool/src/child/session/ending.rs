@@ -96,6 +96,5 @@ pub(super) fn end_session(
         log::warn!("backend node {failed} reported an administrator shutdown (57P01)");
         ctx.report_node_failure(failed, false);
     }
-    let wanted = b.wanted();
-    release(ctx, b.slot, b.set, reusable, &wanted);
+    release(ctx, b.slot, b.set, reusable, &b.nodes);
 }
