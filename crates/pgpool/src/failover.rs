@@ -134,6 +134,16 @@ fn run_command(what: &str, line: &str) -> bool {
 pub struct ClusterOps<'a> {
     pub shm: &'a Shmem,
     pub secret: Option<Secret>,
+    /// The follow_primary_command lines of each follow the requests called for, in
+    /// order: the supervisor runs them in a process of their own, one follow at a time.
+    pub follows: std::cell::RefCell<Vec<Vec<String>>>,
+}
+
+/// Runs one follow's follow_primary_command lines (in the follow primary process).
+pub fn run_follow(lines: &[String]) {
+    for line in lines {
+        run_command("follow_primary_command", line);
+    }
 }
 
 fn replication_mode(cfg: &Config) -> bool {
@@ -306,33 +316,7 @@ impl ClusterOps<'_> {
             .cluster()
             .main_node_id
             .store(self.first_alive(cfg), Ordering::Release);
-        // In a process of its own, as Pgpool-II's follow child: the commands typically
-        // call pcp_attach_node or pcp_recovery_node, whose requests this process serves.
-        match crate::sys::fork() {
-            Ok(Some(pid)) => log::info!("follow primary process started (pid {pid})"),
-            Ok(None) => {
-                crate::sys::reset(&[
-                    nix::sys::signal::Signal::SIGTERM,
-                    nix::sys::signal::Signal::SIGINT,
-                    nix::sys::signal::Signal::SIGHUP,
-                    nix::sys::signal::Signal::SIGCHLD,
-                    nix::sys::signal::Signal::SIGUSR1,
-                    nix::sys::signal::Signal::SIGUSR2,
-                ]);
-                for line in &lines {
-                    run_command("follow_primary_command", line);
-                }
-                crate::sys::exit_now(0);
-            }
-            Err(e) => {
-                log::error!(
-                    "could not fork the follow primary process: {e}; running the commands here"
-                );
-                for line in &lines {
-                    run_command("follow_primary_command", line);
-                }
-            }
-        }
+        self.follows.borrow_mut().push(lines);
     }
 
     /// Records `node` as the primary and the other live nodes as its standbys.

@@ -61,6 +61,8 @@ enum Proc {
     SrCheck,
     CacheFeed,
     Watchdog,
+    /// Runs one failover's follow_primary_command lines, then exits.
+    FollowPrimary,
 }
 
 struct Supervisor<'a> {
@@ -82,6 +84,9 @@ struct Supervisor<'a> {
     /// Requests handed to the watchdog, reported done (to a waiting PCP worker) when
     /// the decision for the same node comes back or after `FORWARD_LIMIT`.
     forwarded: Vec<(u64, shmem::RequestKind, i32, Instant)>,
+    /// Follows waiting for the running follow primary process to end (two follows
+    /// must not rebuild the same standbys at once).
+    follow_queue: std::collections::VecDeque<Vec<String>>,
 }
 
 const FORWARD_LIMIT: Duration = Duration::from_secs(15);
@@ -109,6 +114,7 @@ impl Supervisor<'_> {
             Proc::HealthCheck(_) => {}
             Proc::Pcp => self.spawn_pcp(),
             Proc::Watchdog => self.spawn_watchdog(),
+            Proc::FollowPrimary => self.start_follow(),
         }
     }
 
@@ -145,6 +151,7 @@ impl Supervisor<'_> {
                         Proc::SrCheck => "worker process".to_string(),
                         Proc::CacheFeed => "query cache feed process".to_string(),
                         Proc::Watchdog => "watchdog process".to_string(),
+                        Proc::FollowPrimary => "follow primary process".to_string(),
                     };
                     match status {
                         WaitStatus::Exited(_, 0) | WaitStatus::Exited(_, 1) => {
@@ -196,11 +203,14 @@ impl Supervisor<'_> {
             let ops = crate::failover::ClusterOps {
                 shm: self.shm,
                 secret: self.passwd_secret(&self.cfg.sr_check_user),
+                follows: Default::default(),
             };
             if ops.handle(&self.cfg, requests.clone()) {
                 self.save_status();
                 self.notify_children();
             }
+            self.follow_queue.extend(ops.follows.take());
+            self.start_follow();
         }
         self.settle_forwarded(&requests);
     }
@@ -490,6 +500,7 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         last_spare_cycle: Instant::now(),
         watchdog_id,
         forwarded: Vec::new(),
+        follow_queue: Default::default(),
     };
     sup.tls = match crate::tls::server_config(&sup.cfg) {
         Ok(t) => t,

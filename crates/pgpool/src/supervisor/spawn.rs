@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use super::{Proc, Supervisor};
 use crate::child::{self, ChildSetup};
 use crate::sys;
+use nix::sys::signal::Signal;
 
 impl Supervisor<'_> {
     pub(super) fn spawn_child(&mut self, index: usize) {
@@ -138,5 +139,50 @@ impl Supervisor<'_> {
                 node_id,
             })
         });
+    }
+
+    /// Starts the next queued follow in a process of its own, as Pgpool-II's follow
+    /// child (its commands typically call pcp_attach_node or pcp_recovery_node, whose
+    /// requests this process serves), unless one is running: follows run one at a time.
+    pub(super) fn start_follow(&mut self) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        if let Some((&pid, _)) = self.procs.iter().find(|(_, p)| **p == Proc::FollowPrimary) {
+            if !self.follow_queue.is_empty() {
+                log::info!(
+                    "follow primary commands wait for the running follow primary process (pid {pid})"
+                );
+            }
+            return;
+        }
+        let Some(lines) = self.follow_queue.pop_front() else {
+            return;
+        };
+        match sys::fork() {
+            Ok(Some(pid)) => {
+                log::info!("follow primary process started (pid {pid})");
+                self.procs.insert(pid.as_raw(), Proc::FollowPrimary);
+            }
+            Ok(None) => {
+                self.listeners.close_fds();
+                sys::reset(&[
+                    Signal::SIGTERM,
+                    Signal::SIGINT,
+                    Signal::SIGHUP,
+                    Signal::SIGCHLD,
+                    Signal::SIGUSR1,
+                    Signal::SIGUSR2,
+                ]);
+                crate::failover::run_follow(&lines);
+                sys::exit_now(0);
+            }
+            Err(e) => {
+                log::error!(
+                    "could not fork the follow primary process: {e}; running the commands here"
+                );
+                crate::failover::run_follow(&lines);
+            }
+        }
     }
 }

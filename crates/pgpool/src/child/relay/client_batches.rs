@@ -9,16 +9,10 @@ impl LoopState {
     /// waits, nor while routing waits for the catalog, a timestamp or another node).
     pub(super) fn dispatch_batches(
         &mut self,
-        backends: &mut [&mut BackendConn],
-        local: &mut dyn LocalCommands,
+        step: &mut StepIo<'_, '_>,
         relay: &mut Relay<'_>,
-        bufs: &mut RelayBuffers,
     ) -> Result<(), RelayEnd> {
-        let RelayBuffers {
-            nodes: io,
-            client: cbuf,
-            ..
-        } = bufs;
+        let (_, backends, local, io, cbuf, _, _) = step.split();
         // (Snapshot isolation: while a step is marked, its batch must be answered by every
         // node before anything else goes out.)
         while self.pending_local.is_none()

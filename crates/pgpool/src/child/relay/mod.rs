@@ -538,9 +538,14 @@ pub fn relay(
     outcome: &mut RelayOutcome,
 ) -> RelayEnd {
     let mut state = LoopState::start(client, &mut conns, initial, bufs);
-    let end = relay_loop(
-        &mut state, client, &mut conns, waker, local, relay, bufs, outcome,
-    );
+    let mut step = StepIo {
+        client,
+        backends: &mut conns,
+        local,
+        bufs,
+        outcome,
+    };
+    let end = relay_loop(&mut state, &mut step, waker, relay);
     state.finish(end, client, &mut conns, relay.router, bufs, outcome)
 }
 

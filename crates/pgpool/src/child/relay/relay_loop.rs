@@ -37,27 +37,66 @@ pub(super) struct Wait {
     pub ready: bool,
 }
 
+/// What a step of a session's relay works on besides its routing ([`Relay`]): the
+/// client, the session's connections, the local commands, the buffers, the outcome.
+pub(super) struct StepIo<'a, 'c> {
+    pub client: &'a mut Stream,
+    pub backends: &'a mut [&'c mut BackendConn],
+    pub local: &'a mut dyn LocalCommands,
+    pub bufs: &'a mut RelayBuffers,
+    pub outcome: &'a mut RelayOutcome,
+}
+
+impl<'c> StepIo<'_, 'c> {
+    /// Each part on its own, for a step that works on several at once: the client, the
+    /// connections, the local commands, the connections' buffers, the client's read
+    /// buffer, the bytes for the client, the outcome.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn split(
+        &mut self,
+    ) -> (
+        &mut Stream,
+        &mut [&'c mut BackendConn],
+        &mut dyn LocalCommands,
+        &mut Vec<NodeIo>,
+        &mut Vec<u8>,
+        &mut Vec<u8>,
+        &mut RelayOutcome,
+    ) {
+        let RelayBuffers {
+            nodes,
+            client,
+            to_client,
+        } = &mut *self.bufs;
+        (
+            &mut *self.client,
+            &mut *self.backends,
+            &mut *self.local,
+            nodes,
+            client,
+            to_client,
+            &mut *self.outcome,
+        )
+    }
+}
+
 /// Relays one session until it ends, waiting in its own poll.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn relay_loop(
     s: &mut LoopState,
-    client: &mut Stream,
-    backends: &mut [&mut BackendConn],
+    step: &mut StepIo<'_, '_>,
     waker: &Waker,
-    local: &mut dyn LocalCommands,
     relay: &mut Relay<'_>,
-    bufs: &mut RelayBuffers,
-    state: &mut RelayOutcome,
 ) -> RelayEnd {
     loop {
-        let wait = match s.advance(client, backends, local, relay, bufs, state) {
+        let wait = match s.advance(step, relay) {
             Ok(w) => w,
             Err(end) => return end,
         };
         let cev = match poll_session(
-            client,
+            step.client,
             wait.cflags,
-            backends,
+            step.backends,
             &s.bflags,
             waker,
             wait.timeout,
@@ -68,7 +107,7 @@ pub(super) fn relay_loop(
             Ok(Some(ev)) => ev,
             Err(e) => return RelayEnd::BackendFailed(format!("poll failed: {e}")),
         };
-        if let Err(end) = s.absorb(cev, client, backends, local, relay, bufs, state) {
+        if let Err(end) = s.absorb(cev, step, relay) {
             return end;
         }
     }
@@ -135,21 +174,13 @@ impl LoopState {
     /// it ended.
     pub(super) fn advance(
         &mut self,
-        client: &mut Stream,
-        backends: &mut [&mut BackendConn],
-        local: &mut dyn LocalCommands,
+        step: &mut StepIo<'_, '_>,
         relay: &mut Relay<'_>,
-        bufs: &mut RelayBuffers,
-        state: &mut RelayOutcome,
     ) -> Result<Wait, RelayEnd> {
         loop {
-            relay.end_snapshot_step(&bufs.nodes, self.order.is_empty());
-            self.dispatch_batches(backends, local, relay, bufs)?;
-            let RelayBuffers {
-                nodes: io,
-                client: cbuf,
-                to_client,
-            } = &mut *bufs;
+            relay.end_snapshot_step(&step.bufs.nodes, self.order.is_empty());
+            self.dispatch_batches(step, relay)?;
+            let (client, backends, local, io, cbuf, to_client, state) = step.split();
             if self.cfrom == self.cto {
                 self.cfrom = 0;
                 self.cto = 0;
@@ -287,25 +318,18 @@ impl LoopState {
                     continue;
                 }
             }
-            return self.wait_for(client, backends, relay, bufs, state, idle);
+            return self.wait_for(step, relay, idle);
         }
     }
 
     /// What the session waits for next.
     fn wait_for(
         &mut self,
-        client: &mut Stream,
-        backends: &mut [&mut BackendConn],
+        step: &mut StepIo<'_, '_>,
         relay: &mut Relay<'_>,
-        bufs: &mut RelayBuffers,
-        state: &mut RelayOutcome,
         idle: bool,
     ) -> Result<Wait, RelayEnd> {
-        let RelayBuffers {
-            nodes: io,
-            client: cbuf,
-            to_client,
-        } = bufs;
+        let (client, backends, _, io, cbuf, to_client, state) = step.split();
         self.client_readable =
             !self.terminated && self.pending_local.is_none() && self.cto < cbuf.len();
         let mut cflags = PollFlags::empty();
@@ -366,22 +390,13 @@ impl LoopState {
 
     /// Takes in what the wait reported (`cev`: the client's events): client and
     /// backend bytes read; a signal that ends the session ends it.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn absorb(
         &mut self,
         cev: PollFlags,
-        client: &mut Stream,
-        backends: &mut [&mut BackendConn],
-        local: &mut dyn LocalCommands,
+        step: &mut StepIo<'_, '_>,
         relay: &mut Relay<'_>,
-        bufs: &mut RelayBuffers,
-        state: &mut RelayOutcome,
     ) -> Result<(), RelayEnd> {
-        let RelayBuffers {
-            nodes: io,
-            client: cbuf,
-            ..
-        } = bufs;
+        let (client, backends, local, io, cbuf, _, state) = step.split();
         let cev = if self.client_ready {
             cev | PollFlags::POLLIN
         } else {
