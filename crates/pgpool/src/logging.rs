@@ -14,6 +14,7 @@ const KINDS: &[&str] = &[
     "pcp",
     "watchdog",
     "cache_feed",
+    "logger",
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +27,7 @@ pub enum ProcessKind {
     Pcp = 4,
     Watchdog = 5,
     CacheFeed = 6,
+    Logger = 7,
 }
 
 pub fn set_process_kind(kind: ProcessKind) {

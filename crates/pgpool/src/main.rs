@@ -8,6 +8,7 @@ mod child;
 mod cli;
 mod failover;
 mod health_check;
+mod log_collector;
 mod logging;
 mod memcached;
 mod net;

@@ -31,6 +31,8 @@ pub struct Cluster {
     /// Bumped by a child that ran DDL: every child's cached catalog facts (volatile
     /// functions, unlogged tables) are stale from then on.
     pub catalog_generation: AtomicU64,
+    /// Pid of the logging collector's logger process, 0 when there is none.
+    pub logger_pid: AtomicI32,
 }
 
 impl Cluster {

@@ -171,8 +171,16 @@ pub fn dispatch(ctx: &Ctx, tag: u8, body: &[u8]) -> Result<Reply, Report> {
             log::info!("pcp_invalidate_query_cache: every query cache entry invalidated");
             Ok(Reply::new(complete(b'g')))
         }
-        // Without a logging collector there is no file to rotate.
-        b'V' => Ok(Reply::new(complete(b'v'))),
+        // The logger changes to a new file (without a logging collector there is no
+        // file to change).
+        b'V' => {
+            let logger = ctx.shm.cluster().logger_pid.load(Ordering::Acquire);
+            if logger > 0 {
+                let _ = kill(Pid::from_raw(logger), Signal::SIGUSR1);
+                log::info!("PCP: log rotate request");
+            }
+            Ok(Reply::new(complete(b'v')))
+        }
         b'A' => set_parameter(body),
         // "Stop online recovery": Pgpool-II acknowledges nothing.
         b'F' => Ok(Reply::new(Vec::new())),

@@ -87,6 +87,9 @@ struct Supervisor<'a> {
     /// Follows waiting for the running follow primary process to end (two follows
     /// must not rebuild the same standbys at once).
     follow_queue: std::collections::VecDeque<Vec<String>>,
+    /// logging_collector: the logger (not in `procs`: it outlives every other process,
+    /// leaving when the last of them has closed the pipe).
+    collector: Option<crate::log_collector::Collector>,
 }
 
 const FORWARD_LIMIT: Duration = Duration::from_secs(15);
@@ -133,6 +136,18 @@ impl Supervisor<'_> {
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(status) => {
                     let Some(pid) = status.pid() else { break };
+                    if self.collector.as_ref().is_some_and(|c| c.pid() == pid) {
+                        log::warn!("logger process with pid: {pid} exited: {status:?}");
+                        let listeners = self.listeners;
+                        if let Some(c) = self.collector.as_mut() {
+                            c.restart(|| listeners.close_fds());
+                            self.shm
+                                .cluster()
+                                .logger_pid
+                                .store(c.pid().as_raw(), Ordering::Release);
+                        }
+                        continue;
+                    }
                     let Some(proc) = self.procs.remove(&pid.as_raw()) else {
                         continue;
                     };
@@ -324,6 +339,9 @@ impl Supervisor<'_> {
         }
         // Every process re-reads the files and takes the node table from shared memory.
         self.signal_children(Signal::SIGHUP);
+        if let Some(c) = &self.collector {
+            let _ = kill(c.pid(), Signal::SIGHUP);
+        }
         for node in plan.added {
             self.spawn_health_check(node);
         }
@@ -393,6 +411,13 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
     crate::tls::init_backend(&cfg);
     crate::logging::set_process_kind(crate::logging::ProcessKind::Main);
     sys::ignore(&[Signal::SIGPIPE]);
+    let collector = match crate::log_collector::Collector::start(&cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("could not start the logging collector: {e}");
+            None
+        }
+    };
     log_notices(&cfg);
     for name in cfg.unsupported_in_use() {
         log::warn!("parameter \"{name}\" is set but not supported yet by pgpool-rs; it is ignored");
@@ -432,6 +457,11 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
     shm.cluster()
         .main_pid
         .store(std::process::id() as i32, Ordering::Relaxed);
+    if let Some(c) = &collector {
+        shm.cluster()
+            .logger_pid
+            .store(c.pid().as_raw(), Ordering::Release);
+    }
     crate::node_table::publish(&shm, &cfg.backends);
     shm.cluster()
         .start_time
@@ -501,6 +531,7 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         watchdog_id,
         forwarded: Vec::new(),
         follow_queue: Default::default(),
+        collector,
     };
     sup.tls = match crate::tls::server_config(&sup.cfg) {
         Ok(t) => t,
