@@ -256,6 +256,7 @@ pub fn run(setup: CacheFeedSetup<'_>) -> ! {
             .clamp(100, i32::MAX as i64) as i32;
         if sys::wait_for_signals(&waker, wait as u64) == sys::Wakeup::Reload {
             if let Ok(newer) = Config::load(&feed.cfg.config_file) {
+                crate::logging::configure(&newer);
                 feed.cfg = newer;
             }
             crate::node_table::adopt(&mut feed.cfg, feed.shm);

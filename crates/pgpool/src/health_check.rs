@@ -156,6 +156,7 @@ pub fn run(setup: HealthCheckSetup<'_>) -> ! {
         sys::WORKER_SIGNALS,
     );
     let node = setup.node;
+    crate::logging::set_application_name(&format!("health_check{node}"));
     sys::set_title(&format!("pgpool: health check process({node})"));
     let shm = setup.shm;
     let mut cfg = setup.cfg;
@@ -273,6 +274,7 @@ fn reload(cfg: Config, shm: &Shmem) -> Config {
     match Config::load(&cfg.config_file) {
         Ok(mut newer) => {
             crate::node_table::adopt(&mut newer, shm);
+            crate::logging::configure(&newer);
             newer
         }
         Err(e) => {

@@ -206,10 +206,7 @@ fn start(opts: &Options) -> i32 {
     let Some(cfg) = load_config(opts) else {
         return 1;
     };
-    logging::init(logging::level_from_config(
-        &cfg.log_min_messages,
-        opts.debug,
-    ));
+    logging::init(&cfg, opts.debug);
     let pf = pid_file(&cfg);
     if let Ok(pid) = read_pid(&pf) {
         if kill(pid, None).is_ok() {

@@ -290,6 +290,7 @@ pub fn run(setup: SrCheckSetup<'_>) -> ! {
         };
         if sys::wait_for_signals(&waker, wait) == sys::Wakeup::Reload {
             if let Ok(newer) = Config::load(&w.cfg.config_file) {
+                crate::logging::configure(&newer);
                 w.cfg = newer;
             }
             crate::node_table::adopt(&mut w.cfg, w.shm);

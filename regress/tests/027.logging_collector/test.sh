@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# 027.logging_collector: logging_collector = on (as in Pgpool-II's setup examples)
+# 027.logging_collector: log_line_prefix, and logging_collector = on (as in
+# Pgpool-II's setup examples)
 # writes every process's log lines to files in log_directory named by log_filename,
 # created with log_file_mode; a file past log_rotation_size is followed by a new one;
 # pcp_log_rotate starts a new file; a reload that changes log_directory moves the log
 # there; a logger killed is replaced without losing later lines; at shutdown the
-# logger writes the last line and leaves.
+# logger writes the last line and leaves. log_line_prefix's escapes name the process
+# (%P), the client's application (%a, changed by SET application_name), user (%u),
+# database (%d), pid (%p) and line number (%l); a reload changes the prefix.
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 
@@ -13,7 +16,8 @@ source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 LOGDIR=$TEST_DIR/pglog
 setup_cluster 1 s 'logging_collector = on' "log_directory = '$LOGDIR'" \
     "log_filename = 'pgpool-%Y%m%d-%H%M%S.log'" 'log_file_mode = 0640' \
-    'log_rotation_size = 1' 'log_rotation_age = 0' 'log_statement = on'
+    'log_rotation_size = 1' 'log_rotation_age = 0' 'log_statement = on' \
+    "log_line_prefix = '%t [%P:%a] %u@%d pid=%p line=%l: '"
 export PCPPASSFILE=$TEST_DIR/etc/pcppass
 
 files() { find "$1" -maxdepth 1 -name 'pgpool-*.log' 2>/dev/null | sort; }
@@ -36,8 +40,20 @@ count=$(files "$LOGDIR" | wc -l)
 [ "$count" -ge 2 ] || pgpool_bug "no new file after 1 kB (log_rotation_size = 1): $(files "$LOGDIR")"
 log "ok: $count files after the size limit"
 
+# log_line_prefix: a child's line names its client.
+PGAPPNAME=prefix_app psql_pgpool -c "select 'prefix check'" >/dev/null
+line=$(all_logs | grep -F "statement: select 'prefix check'" | tail -1)
+[[ "$line" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}\ [0-9:]{8}\ \[child:prefix_app\]\ $PGSUPERUSER@test\ pid=[0-9]+\ line=[0-9]+:\ LOG:\ \ statement: ]] \
+    || pgpool_bug "log_line_prefix not applied: [$line]"
+log "ok: prefixed line: $line"
+psql_pgpool -c "set application_name = 'renamed_app'" -c "select 'after set'" >/dev/null
+line=$(all_logs | grep -F "statement: select 'after set'" | tail -1)
+assert_contains "$line" "[child:renamed_app]" "the line after SET application_name"
+main_line=$(all_logs | grep -F "successfully started" | tail -1)
+assert_contains "$main_line" "[main:main] @ pid=" "the main process's line"
+
 # pcp_log_rotate, with size rotation off (reload).
-echo 'log_rotation_size = 0' >>"$PGPOOL_CONF"
+{ echo 'log_rotation_size = 0'; echo "log_line_prefix = 'reloaded pid %p: '"; } >>"$PGPOOL_CONF"
 "$PGPOOL_BIN" -f "$PGPOOL_CONF" reload >/dev/null 2>&1 || fail "pgpool reload"
 sleep 1.2
 before=$(files "$LOGDIR" | wc -l)
@@ -46,6 +62,9 @@ before=$(files "$LOGDIR" | wc -l)
 one_more() { [ "$(files "$LOGDIR" | wc -l)" -gt "$before" ]; }
 wait_until 10 one_more || pgpool_bug "pcp_log_rotate made no new file: $(files "$LOGDIR")"
 log "ok: pcp_log_rotate: $before -> $(files "$LOGDIR" | wc -l) files"
+psql_pgpool -c "select 'after the prefix reload'" >/dev/null
+line=$(all_logs | grep -F "statement: select 'after the prefix reload'" | tail -1)
+[[ "$line" =~ ^reloaded\ pid\ [0-9]+:\ LOG: ]] || pgpool_bug "the reloaded log_line_prefix is not applied: [$line]"
 
 # A reload that changes log_directory.
 echo "log_directory = '$TEST_DIR/pglog2'" >>"$PGPOOL_CONF"

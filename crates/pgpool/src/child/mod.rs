@@ -571,6 +571,7 @@ fn accept_loop(ctx: &mut ChildContext<'_>, listeners: &Listeners) -> nix::Result
 fn reload(ctx: &mut ChildContext<'_>) {
     match Config::load(&ctx.cfg.config_file) {
         Ok(newer) => {
+            crate::logging::configure(&newer);
             let hba_path = crate::hba_path(&newer);
             if newer.enable_pool_hba {
                 match config::hba::load_hba(&hba_path) {

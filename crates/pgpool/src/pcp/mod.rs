@@ -88,7 +88,10 @@ pub fn run(setup: PcpSetup<'_>) -> ! {
         }
         if sys::has(sigs, Signal::SIGHUP) {
             match Config::load(&cfg.config_file) {
-                Ok(c) => cfg = c,
+                Ok(c) => {
+                    crate::logging::configure(&c);
+                    cfg = c;
+                }
                 Err(e) => log::warn!("PCP: reloading {} failed: {e}", cfg.config_file.display()),
             }
             crate::node_table::adopt(&mut cfg, setup.shm);
@@ -124,6 +127,7 @@ pub fn run(setup: PcpSetup<'_>) -> ! {
                 }
                 Ok(None) => {
                     sys::set_title("pgpool: PCP: processing a request");
+                    crate::logging::set_process_kind(crate::logging::ProcessKind::PcpWorker);
                     // The worker keeps only its connection; it never returns to this
                     // loop, so the listener objects are not used again.
                     listeners.close_fds();

@@ -297,6 +297,7 @@ impl Supervisor<'_> {
                 return;
             }
         };
+        crate::logging::configure(&newer);
         log_notices(&newer);
         for name in self.cfg.restart_required_changes(&newer) {
             log::warn!("parameter \"{name}\" changed but takes effect only after a restart");

@@ -165,6 +165,7 @@ impl Supervisor<'_> {
                 self.procs.insert(pid.as_raw(), Proc::FollowPrimary);
             }
             Ok(None) => {
+                crate::logging::set_process_kind(crate::logging::ProcessKind::FollowPrimary);
                 self.listeners.close_fds();
                 sys::reset(&[
                     Signal::SIGTERM,

@@ -96,13 +96,8 @@ pub(super) fn open(
         .store(slot as i32, Ordering::Release);
 
     // Load balancing: a second backend when the chosen node is not the primary.
-    let app_name = s
-        .params
-        .iter()
-        .find(|(n, _)| n == "application_name")
-        .map_or("", |(_, v)| v.as_str());
     let mut lb = ctx
-        .load_balance_node(&s.user, &s.database, app_name)
+        .load_balance_node(&s.user, &s.database, s.param("application_name"))
         .filter(|&n| n != node)
         .filter(|&n| attach_node(ctx, stream, reader, s, cred, &mut set, slot, n));
     // statement_level_load_balance: every usable node with a weight joins the session,

@@ -96,6 +96,11 @@ pub fn handle_connection(ctx: &mut ChildContext<'_>, stream: Stream) {
                         format!("{host}({port})")
                     };
                     crate::sys::set_title(&format!("pgpool: {} {} {client}", s.user, s.database));
+                    crate::logging::set_session(Some((
+                        s.param("application_name"),
+                        &s.database,
+                        &s.user,
+                    )));
                     crate::sys::set_title_status("idle");
                     let r = run_session(ctx, &mut stream, &s);
                     if ctx.cfg.log_disconnections {
@@ -127,6 +132,7 @@ pub fn handle_connection(ctx: &mut ChildContext<'_>, stream: Stream) {
             slot.publish_cancel_key(0, 0);
             slot.current_pool.store(-1, Ordering::Release);
             slot.set_state(ChildState::WaitForConnection);
+            crate::logging::set_session(None);
             log::debug!(
                 "connection_count_down: number of connected children: {}",
                 ctx.connected_children()
@@ -146,12 +152,16 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub(super) fn options(&self) -> &str {
+    /// A start-up parameter's value ("" when the client did not send it).
+    pub(super) fn param(&self, name: &str) -> &str {
         self.params
             .iter()
-            .find(|(n, _)| n == "options")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    pub(super) fn options(&self) -> &str {
+        self.param("options")
     }
 
     /// Run-time parameters the client asked for, applied with SET on the backend.
