@@ -300,7 +300,7 @@ config_params! {
     enable_shared_relcache: bool = [K::Bool, "on", Restart, true, 0, "relation cache stored in memory cache."],
     memqcache_auto_cache_invalidation: bool = [K::Bool, "on", Reload, true, 0, "Automatically deletes the cache related to the updated tables."],
     allow_sql_comments: bool = [K::Bool, "off", Session, true, 0, "Ignore SQL comments, while judging if load balance or query cache is possible."],
-    allow_clear_text_frontend_auth: bool = [K::Bool, "off", Reload, false, 0, "allow to use clear text password authentication with clients, when pool_passwd does not contain the user password."],
+    allow_clear_text_frontend_auth: bool = [K::Bool, "off", Reload, true, 0, "allow to use clear text password authentication with clients, when pool_passwd does not contain the user password."],
     statement_level_load_balance: bool = [K::Bool, "off", Reload, true, 0, "Enables statement level load balancing"],
     auto_failback: bool = [K::Bool, "off", Reload, true, 0, "Enables nodes automatically reattach, when detached node continue streaming replication."],
     logging_collector: bool = [K::Bool, "off", Restart, true, 0, "Enable capturing of stderr into log files."],

@@ -255,13 +255,21 @@ impl<'a> NodeAddr<'a> {
     }
 }
 
+/// How a backend asked for the password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordAsked {
+    Cleartext,
+    Md5,
+    Scram,
+}
+
 /// Connects to a node and logs in. `startup` holds the StartupMessage parameters
 /// (`user` first). `password` is asked only if the backend requests one.
 pub fn connect(
     addr: &NodeAddr<'_>,
     startup: &[(&str, &str)],
     reader: &mut MessageReader,
-    password: &mut dyn FnMut() -> Result<Secret, BackendError>,
+    password: &mut dyn FnMut(PasswordAsked) -> Result<Secret, BackendError>,
 ) -> Result<BackendConn, BackendError> {
     // Bounded waits during start-up: a backend that accepts but never answers must
     // not hang the child forever.
@@ -284,7 +292,7 @@ pub fn connect_with_deadline(
     addr: &NodeAddr<'_>,
     startup: &[(&str, &str)],
     reader: &mut MessageReader,
-    password: &mut dyn FnMut() -> Result<Secret, BackendError>,
+    password: &mut dyn FnMut(PasswordAsked) -> Result<Secret, BackendError>,
     deadline: Instant,
 ) -> Result<BackendConn, BackendError> {
     let remaining = || {
@@ -341,7 +349,7 @@ pub fn connect_with_deadline(
                     0 => continue,
                     3 => {
                         conn.password_required = true;
-                        match password()? {
+                        match password(PasswordAsked::Cleartext)? {
                             Secret::Plain(p) => {
                                 let mut payload = p.into_bytes();
                                 payload.push(0);
@@ -360,7 +368,7 @@ pub fn connect_with_deadline(
                             return Err(BackendError::Protocol("short md5 salt".into()));
                         }
                         let salt = [extra[0], extra[1], extra[2], extra[3]];
-                        let resp = match password()? {
+                        let resp = match password(PasswordAsked::Md5)? {
                             Secret::Plain(p) => protocol::auth::md5_response(user, &p, salt),
                             Secret::Md5Stored(h) => {
                                 protocol::auth::md5_response_from_stored(&h, salt)
@@ -378,7 +386,7 @@ pub fn connect_with_deadline(
                                 "backend offers no supported SASL mechanism".into(),
                             ));
                         }
-                        let client = match password()? {
+                        let client = match password(PasswordAsked::Scram)? {
                             Secret::Plain(p) => ScramClient::new(&p),
                             Secret::Md5Stored(_) => {
                                 return Err(BackendError::Protocol(

@@ -85,7 +85,7 @@ pub fn check_once(
         hc.database.clone()
     };
     let mut reader = MessageReader::default();
-    let mut password = || {
+    let mut password = |_| {
         if !hc.password.is_empty() {
             return Ok(Secret::Plain(hc.password.clone()));
         }

@@ -23,7 +23,7 @@ pub fn is_in_recovery(
         cfg.sr_check_database.clone()
     };
     let mut reader = MessageReader::default();
-    let mut password = || {
+    let mut password = |_| {
         if !cfg.sr_check_password.is_empty() {
             return Ok(Secret::Plain(cfg.sr_check_password.clone()));
         }

@@ -120,7 +120,7 @@ impl Session {
     fn open(cfg: &Config, node: usize, database: &str) -> Result<Session, BackendError> {
         let addr = NodeAddr::of(cfg, node);
         let mut reader = MessageReader::default();
-        let mut password = || recovery_secret(cfg).ok_or(BackendError::NeedPassword);
+        let mut password = |_| recovery_secret(cfg).ok_or(BackendError::NeedPassword);
         let conn = backend::connect(
             &addr,
             &[("user", &cfg.recovery_user), ("database", database)],

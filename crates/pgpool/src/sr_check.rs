@@ -240,7 +240,7 @@ pub(crate) fn connect_as_sr_check_user(
     let mut addr = NodeAddr::of(cfg, node);
     addr.connect_timeout = addr.connect_timeout.max(Duration::from_secs(1));
     let mut reader = MessageReader::default();
-    let mut password = || {
+    let mut password = |_| {
         if !cfg.sr_check_password.is_empty() {
             return Ok(Secret::Plain(cfg.sr_check_password.clone()));
         }

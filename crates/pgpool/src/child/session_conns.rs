@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use protocol::build;
 
-use crate::backend::{self, BackendConn, BackendError, MessageReader, NodeAddr, Secret};
+use crate::backend::{
+    self, BackendConn, BackendError, MessageReader, NodeAddr, PasswordAsked, Secret,
+};
 use crate::child::client_auth::{self, AuthFailure, ClientCredential};
 use crate::child::pool::{PoolKey, PooledSet};
 use crate::child::ChildContext;
@@ -283,14 +285,28 @@ pub(super) fn connect_node(
         startup.push((n, v));
     }
     let mut backend_reader = MessageReader::default();
-    let mut ask = || -> Result<Secret, BackendError> {
+    let mut ask = |asked: PasswordAsked| -> Result<Secret, BackendError> {
         if let Some(p) = &cred.cleartext {
             return Ok(Secret::Plain(p.clone()));
         }
         if let Some(sec) = client_auth::backend_secret_from_passwd(ctx, &s.user) {
             return Ok(sec);
         }
-        if cred.may_ask {
+        // A backend asking for md5 or SCRAM gets the client's password in clear text
+        // only when allow_clear_text_frontend_auth says so (as Pgpool-II).
+        let may_ask = cred.may_ask
+            && (asked == PasswordAsked::Cleartext || ctx.cfg.allow_clear_text_frontend_auth);
+        if may_ask {
+            if asked != PasswordAsked::Cleartext {
+                let method = if asked == PasswordAsked::Md5 {
+                    "md5"
+                } else {
+                    "SCRAM"
+                };
+                log::info!(
+                    "using clear text authentication with frontend\nDETAIL:  backend will still use {method} auth\nHINT:  you can disable this behavior by setting allow_clear_text_frontend_auth to off"
+                );
+            }
             let p = client_auth::ask_cleartext(stream, reader)
                 .map_err(|f| BackendError::Protocol(f.message))?;
             cred.cleartext = Some(p.clone());
@@ -332,7 +348,9 @@ pub(super) fn connect_node(
                 "backend node {node} requires a password for user \"{}\" and pool_passwd has none",
                 s.user
             ),
-            detail: None,
+            detail: (!ctx.cfg.allow_clear_text_frontend_auth).then(|| {
+                "allow_clear_text_frontend_auth = on lets pgpool ask the client for it".to_string()
+            }),
         }),
         Err(e) => {
             log::warn!(

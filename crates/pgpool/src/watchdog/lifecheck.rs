@@ -67,7 +67,7 @@ fn query_node(cfg: &Config, id: usize, secret: Option<&Secret>) -> Result<(), Ba
         connect_timeout: timeout,
     };
     let mut reader = MessageReader::default();
-    let mut password = || {
+    let mut password = |_| {
         if !cfg.wd_lifecheck_password.is_empty() {
             return Ok(Secret::Plain(cfg.wd_lifecheck_password.clone()));
         }
