@@ -273,7 +273,7 @@ config_params! {
     log_connections: bool = [K::Bool, "off", Reload, true, 0, "Logs each successful connection."],
     log_disconnections: bool = [K::Bool, "off", Reload, true, 0, "Logs end of a session."],
     log_pcp_processes: bool = [K::Bool, "off", Reload, true, 0, "Logs PCP process forks and a normal exit status to the log"],
-    log_hostname: bool = [K::Bool, "off", Reload, true, 0, "Logs the host name in the connection logs."],
+    log_hostname: bool = [K::Bool, "off", Reload, false, 0, "Logs the host name in the connection logs."],
     enable_pool_hba: bool = [K::Bool, "off", Reload, true, 0, "Use pool_hba.conf for client authentication."],
     replication_mode: bool = [K::Bool, "off", Restart, false, 0, "Enables replication mode."],
     load_balance_mode: bool = [K::Bool, "on", Restart, true, 0, "Enables load balancing of queries."],

@@ -112,9 +112,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// `pgpool -d`: debug messages whatever log_min_messages says.
 static DEBUG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Applies the logging settings of a (re)loaded configuration in this process.
+/// log_error_verbosity: 0 terse (no DETAIL or HINT lines), 1 default, 2 verbose (the
+/// source location too).
+static VERBOSITY: AtomicUsize = AtomicUsize::new(1);
+
+/// Applies the logging settings of a (re)loaded configuration in this process (or of
+/// a session's PGPOOL SET).
 pub fn configure(cfg: &config::Config) {
     *lock(&PREFIX) = parse_prefix(&cfg.log_line_prefix);
+    let verbosity = match cfg.log_error_verbosity.to_ascii_lowercase().as_str() {
+        "terse" => 0,
+        "verbose" => 2,
+        _ => 1,
+    };
+    VERBOSITY.store(verbosity, Ordering::Relaxed);
     log::set_max_level(level_from_config(
         &cfg.log_min_messages,
         DEBUG.load(Ordering::Relaxed),
@@ -211,10 +222,16 @@ pub fn init(cfg: &config::Config, debug: bool) {
         let mut lines = text.split('\n');
         let first = lines.next().unwrap_or("");
         writeln!(buf, "{prefix}{}:  {first}", level_word(record.level()))?;
+        let verbosity = VERBOSITY.load(Ordering::Relaxed);
         // Further lines (a DETAIL or HINT, as Pgpool-II writes them) carry the same
         // prefix, so that each line of the log says who wrote it.
-        for line in lines {
+        for line in lines.filter(|_| verbosity > 0) {
             writeln!(buf, "{prefix}{line}")?;
+        }
+        if verbosity > 1 {
+            if let (Some(file), Some(n)) = (record.file(), record.line()) {
+                writeln!(buf, "{prefix}LOCATION:  {file}:{n}")?;
+            }
         }
         Ok(())
     });

@@ -6,7 +6,9 @@
 # - health-check counters grow with health_check_period = 1;
 # - backend stats count the statements sent;
 # - the same commands in the extended protocol (Parse/Bind/Describe/Execute/Sync,
-#   and a named statement executed again) are answered without a backend.
+#   and a named statement executed again) are answered without a backend;
+# - PGPOOL SET changes the session's own log_per_node_statement and client_idle_limit
+#   (and only that session's), PGPOOL RESET gives the configured value back.
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 
@@ -118,3 +120,23 @@ if [ -x "$PGBIN/pgbench" ]; then
     done
 fi
 log "ok: extended protocol answered locally"
+
+# PGPOOL SET / RESET act on the session that sets them.
+
+psql_pgpool -c "PGPOOL SET log_per_node_statement = on" -c "select 'logged per node'" \
+    -c "PGPOOL RESET log_per_node_statement" -c "select 'not logged after reset'" >/dev/null \
+    || fail "PGPOOL SET / RESET session"
+psql_pgpool -c "select 'another session'" >/dev/null
+sleep 0.5
+grep -q "statement: select 'logged per node'" "$PGPOOL_LOG" \
+    || pgpool_bug "PGPOOL SET log_per_node_statement = on did not log the next statement"
+! grep -q "statement: select 'not logged after reset'" "$PGPOOL_LOG" \
+    || pgpool_bug "PGPOOL RESET log_per_node_statement did not stop the logging"
+! grep -q "DB node id: [0-9]* backend pid: [0-9]* statement: select 'another session'" "$PGPOOL_LOG" \
+    || pgpool_bug "another session logged per node too"
+start=$(now_ms)
+out=$(psql_pgpool -c "PGPOOL SET client_idle_limit = 1" -c "select pg_sleep(0)" -c '\! sleep 3' \
+    -c "select 'after idle'" 2>&1)
+assert_contains "$out" "client_idle_limit" "a session idle past its PGPOOL SET client_idle_limit"
+log "ok: PGPOOL SET applies to the session ($(($(now_ms) - start)) ms)"
+

@@ -28,6 +28,8 @@ pub struct Admin<'a> {
     pub child: usize,
     /// The query cache (SHOW POOL_CACHE).
     pub qcache: Option<&'a shmem::QueryCache>,
+    /// A PGPOOL SET / RESET changed the session's settings since the relay last asked.
+    settings_changed: bool,
 }
 
 impl<'a> Admin<'a> {
@@ -45,7 +47,17 @@ impl<'a> Admin<'a> {
             statements: Vec::new(),
             child,
             qcache: None,
+            settings_changed: false,
         }
+    }
+}
+
+impl Admin<'_> {
+    /// After a PGPOOL SET / RESET: this process logs as the session now says
+    /// (log_min_messages, log_error_verbosity), and the relay takes the new settings.
+    fn session_settings_changed(&mut self) {
+        crate::logging::configure(self.cfg());
+        self.settings_changed = true;
     }
 }
 
@@ -102,6 +114,11 @@ const SHOW_COMMANDS: &[&str] = &[
 ];
 
 impl LocalCommands for Admin<'_> {
+    fn take_changed_settings(&mut self) -> Option<crate::child::relay::SessionSettings> {
+        std::mem::take(&mut self.settings_changed)
+            .then(|| crate::child::relay::SessionSettings::of(self.cfg()))
+    }
+
     fn is_local(&self, query: &[u8]) -> bool {
         let q = skip_noise(query);
         if starts_with_ci(q, b"pgpool") {
@@ -211,7 +228,10 @@ impl LocalCommands for Admin<'_> {
                 let base = self.cfg;
                 let cfg = self.session_cfg.get_or_insert_with(|| base.clone());
                 match cfg.reset_session(name, base) {
-                    Ok(()) => build::command_complete(out, "RESET"),
+                    Ok(()) => {
+                        self.session_settings_changed();
+                        build::command_complete(out, "RESET")
+                    }
                     Err(e) => error(out, "XX000", &e),
                 }
             }
@@ -377,7 +397,10 @@ impl Admin<'_> {
             cfg.set_session(name, value)
         };
         match r {
-            Ok(()) => build::command_complete(out, "SET"),
+            Ok(()) => {
+                self.session_settings_changed();
+                build::command_complete(out, "SET")
+            }
             Err(e) => error(out, "XX000", &e),
         }
     }

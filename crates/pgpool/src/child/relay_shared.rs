@@ -141,6 +141,10 @@ pub trait LocalCommands {
     }
     fn remember_statement(&mut self, _name: &[u8], _query: &[u8]) {}
     fn forget_statement(&mut self, _name: &[u8]) {}
+    /// The session's relay settings, once after a PGPOOL SET / RESET changed them.
+    fn take_changed_settings(&mut self) -> Option<crate::child::relay::SessionSettings> {
+        None
+    }
 }
 
 /// The log line Pgpool-II writes with log_per_node_statement (scripts grep it).

@@ -312,7 +312,7 @@ impl Relay<'_> {
         }
         cache.store.counters.count_select(true);
         // Logged with log_per_node_statement, as Pgpool-II does (scripts grep it).
-        if self.cfg.log_per_node_statement {
+        if self.router.settings.log_per_node_statement {
             log::info!(
                 "fetch from memory cache: query result fetched from cache. statement: {}",
                 String::from_utf8_lossy(&c.text)

@@ -196,16 +196,17 @@ impl LoopState {
                         }
                     }
                     let mut notices = Vec::new();
-                    if relay.cfg.log_statement
-                        || relay.cfg.log_per_node_statement
-                        || relay.cfg.notice_per_node_statement
+                    let settings = relay.router.settings;
+                    if settings.log_statement
+                        || settings.log_per_node_statement
+                        || settings.notice_per_node_statement
                     {
                         log_statements(
                             batch,
                             target,
                             relay.cfg.node_ids,
                             backends,
-                            relay.cfg,
+                            &settings,
                             &mut notices,
                         );
                     }

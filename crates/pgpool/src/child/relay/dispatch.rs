@@ -219,7 +219,7 @@ pub(super) fn log_statements(
     target: Target,
     node_ids: &[usize],
     backends: &[&mut BackendConn],
-    cfg: &RelayConfig<'_>,
+    settings: &SessionSettings,
     notices: &mut Vec<u8>,
 ) {
     let mut i = 0;
@@ -235,15 +235,15 @@ pub(super) fn log_statements(
             _ => None,
         };
         if let Some(t) = text {
-            if cfg.log_statement {
+            if settings.log_statement {
                 crate::child::relay_shared::log_statement_text(t);
             }
             for k in 0..node_ids.len() {
                 if target.includes(k) {
-                    if cfg.log_per_node_statement {
+                    if settings.log_per_node_statement {
                         crate::child::relay_shared::log_statement(node_ids[k], backends[k].pid, t);
                     }
-                    if cfg.notice_per_node_statement {
+                    if settings.notice_per_node_statement {
                         crate::child::relay_shared::statement_notice(notices, node_ids[k], t);
                     }
                 }

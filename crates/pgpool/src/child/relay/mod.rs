@@ -165,6 +165,29 @@ impl Statement {
     }
 }
 
+/// The relay settings a session may change with PGPOOL SET / RESET (Pgpool-II's
+/// "session" context); the router keeps the session's current ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionSettings {
+    pub log_statement: bool,
+    pub log_per_node_statement: bool,
+    pub notice_per_node_statement: bool,
+    pub check_unlogged_table: bool,
+    pub client_idle_limit: u64,
+}
+
+impl SessionSettings {
+    pub fn of(cfg: &config::Config) -> Self {
+        SessionSettings {
+            log_statement: cfg.log_statement,
+            log_per_node_statement: cfg.log_per_node_statement,
+            notice_per_node_statement: cfg.notice_per_node_statement,
+            check_unlogged_table: cfg.check_unlogged_table,
+            client_idle_limit: cfg.client_idle_limit,
+        }
+    }
+}
+
 /// Settings of the load-balancing session.
 pub struct RelayConfig<'a> {
     pub rules: &'a Rules,
@@ -172,10 +195,6 @@ pub struct RelayConfig<'a> {
     pub dml_relations: &'a Relationships,
     pub database: &'a str,
     pub check_temp_table: bool,
-    pub check_unlogged_table: bool,
-    pub log_statement: bool,
-    pub log_per_node_statement: bool,
-    pub notice_per_node_statement: bool,
     /// The session has one connection: every batch goes there, statements are not
     /// classified (only counted by their leading keyword) and no catalog is read.
     pub fixed: bool,
@@ -190,7 +209,6 @@ pub struct RelayConfig<'a> {
     /// (insert_lock and time functions made constant on the way).
     pub main_first: bool,
     pub insert_lock: bool,
-    pub client_idle_limit: u64,
     /// Node id of each connection; index 0 is the primary.
     pub node_ids: &'a [usize],
     /// Each connection's entry in shared memory (busy flags for cancel forwarding).
@@ -209,6 +227,8 @@ pub struct RelayConfig<'a> {
 
 /// Per-session routing state.
 pub struct Router {
+    /// The session's current log_statement, client_idle_limit ... (PGPOOL SET).
+    pub settings: SessionSettings,
     statements: FxHashMap<Vec<u8>, Statement>,
     /// Index of the current load-balance connection.
     lb: usize,
@@ -289,10 +309,12 @@ pub struct Router {
 }
 
 impl Router {
-    /// A router whose reads go to connection `lb` (0: the main node).
-    pub fn with_lb(lb: usize) -> Self {
+    /// A session's router: reads go to connection `lb` (0: the main node); the
+    /// session's settings.
+    pub fn new(lb: usize, settings: SessionSettings) -> Self {
         Router {
             lb,
+            settings,
             ..Router::default()
         }
     }
@@ -301,6 +323,7 @@ impl Router {
 impl Default for Router {
     fn default() -> Self {
         Router {
+            settings: SessionSettings::default(),
             statements: FxHashMap::default(),
             lb: 1,
             portals: FxHashMap::default(),

@@ -192,7 +192,7 @@ impl Relay<'_> {
     pub(super) fn catalog_stale(&self, io: &[NodeIo]) -> bool {
         let needed = !self.cfg.fixed
             && (self.cfg.rules.functions_need_catalog()
-                || self.cfg.check_unlogged_table
+                || self.router.settings.check_unlogged_table
                 || self.cfg.main_first
                 || self.cfg.cache.is_some());
         needed
@@ -450,7 +450,7 @@ impl Relay<'_> {
             ..
         } = self;
         // Each check applies only when the text names something it looks for.
-        let unlogged = cfg.check_unlogged_table && catalog.mentions_unlogged(text);
+        let unlogged = router.settings.check_unlogged_table && catalog.mentions_unlogged(text);
         let temps = cfg.check_temp_table
             && sql::mentions_any(text, router.temp_tables.iter().map(String::as_str));
         let adaptive = dml_adaptive && in_tx && router.written.mentioned_in(text);

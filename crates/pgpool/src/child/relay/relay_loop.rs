@@ -216,6 +216,9 @@ impl LoopState {
                             build::ready_for_query(to_client, io[PRIMARY].tx);
                         }
                     }
+                    if let Some(s) = local.take_changed_settings() {
+                        relay.router.settings = s;
+                    }
                 }
             }
             // 3. Backend answers → client, in batch order. A batch answered by one node can
@@ -379,7 +382,7 @@ impl LoopState {
         let timeout = if ready {
             nix::poll::PollTimeout::ZERO
         } else {
-            idle_timeout(relay.cfg.client_idle_limit, idle)
+            idle_timeout(relay.router.settings.client_idle_limit, idle)
         };
         Ok(Wait {
             cflags,

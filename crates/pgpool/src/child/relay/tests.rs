@@ -202,7 +202,7 @@ fn session_on(nodes: usize, steps: &[(Vec<u8>, usize)]) -> (Vec<Vec<String>>, Re
     let relations = Relationships::default();
     let mut cache = ClassifierCache::new(16);
     let mut catalog = Catalog::default();
-    let mut router = Router::with_lb(nodes - 1);
+    let mut router = Router::new(nodes - 1, super::SessionSettings::default());
     let node_ids: Vec<usize> = (0..nodes).collect();
     let mut client_log = None;
     let relay_cfg = RelayConfig {
@@ -211,17 +211,12 @@ fn session_on(nodes: usize, steps: &[(Vec<u8>, usize)]) -> (Vec<Vec<String>>, Re
         dml_relations: &relations,
         database: "test",
         check_temp_table: false,
-        check_unlogged_table: false,
-        log_statement: false,
-        log_per_node_statement: false,
-        notice_per_node_statement: false,
         fixed: nodes == 1,
         cache: None,
         relcache: None,
         replicate: false,
         main_first: false,
         insert_lock: false,
-        client_idle_limit: 0,
         node_ids: &node_ids,
         conn_info: &conn_info,
         statement_weights: &[],

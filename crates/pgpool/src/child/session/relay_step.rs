@@ -15,7 +15,7 @@ use crate::child::admin::Admin;
 use crate::child::client_log::ClientLog;
 use crate::child::dml_adaptive::Relationships;
 use crate::child::relay::{
-    self, CacheConfig, CacheStore, Relay, RelayConfig, RelayOutcome, Router,
+    self, CacheConfig, CacheStore, Relay, RelayConfig, RelayOutcome, Router, SessionSettings,
 };
 use crate::child::relay_shared::RelayEnd;
 use crate::child::ChildContext;
@@ -43,7 +43,7 @@ impl<'a> SessionParts<'a> {
         SessionParts {
             // Connection 1 is the session's load-balance node; without one, reads stay
             // on the main node (index 0).
-            router: Router::with_lb(usize::from(b.lb.is_some())),
+            router: Router::new(usize::from(b.lb.is_some()), SessionSettings::of(&ctx.cfg)),
             client_log: ctx.cfg.log_client_messages.then(Default::default),
             conns: SessionConns {
                 info: b
@@ -84,10 +84,6 @@ fn relay_config<'c>(
         dml_relations,
         database: &s.database,
         check_temp_table: cfg.check_temp_table.enabled(),
-        check_unlogged_table: cfg.check_unlogged_table,
-        log_statement: cfg.log_statement,
-        log_per_node_statement: cfg.log_per_node_statement,
-        notice_per_node_statement: cfg.notice_per_node_statement,
         // One connection and nothing that orders steps across children: every batch
         // goes to it, and no statement needs classifying.
         fixed: nodes.len() == 1 && !snapshot_isolation && !cfg.memory_cache_enabled,
@@ -105,7 +101,6 @@ fn relay_config<'c>(
         replicate: conns.replicate,
         main_first: cfg.backend_clustering_mode == ClusteringMode::NativeReplication,
         insert_lock: cfg.insert_lock,
-        client_idle_limit: cfg.client_idle_limit,
         node_ids: nodes,
         conn_info: &conns.info,
         statement_weights: if cfg.statement_level_load_balance {
@@ -182,5 +177,9 @@ pub(super) fn relay_session(
         &mut ctx.bufs,
         &mut outcome,
     );
+    // PGPOOL SET may have changed this process's logging for the session.
+    if admin.session_cfg.is_some() {
+        crate::logging::configure(&ctx.cfg);
+    }
     Ok((end, outcome))
 }
