@@ -7,7 +7,8 @@
 # - backend stats count the statements sent;
 # - the same commands in the extended protocol (Parse/Bind/Describe/Execute/Sync,
 #   and a named statement executed again) are answered without a backend;
-# - PGPOOL SET changes the session's own log_per_node_statement and client_idle_limit
+# - PGPOOL SET changes the session's own log_per_node_statement, log_client_messages
+#   and client_idle_limit
 #   (and only that session's), PGPOOL RESET gives the configured value back.
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
@@ -134,6 +135,11 @@ grep -q "statement: select 'logged per node'" "$PGPOOL_LOG" \
     || pgpool_bug "PGPOOL RESET log_per_node_statement did not stop the logging"
 ! grep -q "DB node id: [0-9]* backend pid: [0-9]* statement: select 'another session'" "$PGPOOL_LOG" \
     || pgpool_bug "another session logged per node too"
+psql_pgpool -c "PGPOOL SET log_client_messages = on" -c "select 'client message logged'" >/dev/null \
+    || fail "PGPOOL SET log_client_messages"
+sleep 0.5
+grep -qF "query: \"select 'client message logged'\"" "$PGPOOL_LOG" \
+    || pgpool_bug "PGPOOL SET log_client_messages = on did not log the client's next message"
 start=$(now_ms)
 out=$(psql_pgpool -c "PGPOOL SET client_idle_limit = 1" -c "select pg_sleep(0)" -c '\! sleep 3' \
     -c "select 'after idle'" 2>&1)

@@ -174,6 +174,7 @@ pub struct SessionSettings {
     pub notice_per_node_statement: bool,
     pub check_unlogged_table: bool,
     pub client_idle_limit: u64,
+    pub log_client_messages: bool,
 }
 
 impl SessionSettings {
@@ -184,6 +185,7 @@ impl SessionSettings {
             notice_per_node_statement: cfg.notice_per_node_statement,
             check_unlogged_table: cfg.check_unlogged_table,
             client_idle_limit: cfg.client_idle_limit,
+            log_client_messages: cfg.log_client_messages,
         }
     }
 }

@@ -218,6 +218,9 @@ impl LoopState {
                     }
                     if let Some(s) = local.take_changed_settings() {
                         relay.router.settings = s;
+                        if s.log_client_messages != relay.client_log.is_some() {
+                            *relay.client_log = s.log_client_messages.then(Default::default);
+                        }
                     }
                 }
             }
