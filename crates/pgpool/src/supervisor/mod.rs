@@ -14,7 +14,6 @@ use config::Config;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use shmem::{BackendStatus, Layout, Shmem};
 
@@ -106,21 +105,6 @@ impl Supervisor<'_> {
         }
     }
 
-    fn respawn(&mut self, proc: Proc) {
-        match proc {
-            Proc::SrCheck => self.spawn_sr_check(),
-            Proc::CacheFeed => self.spawn_cache_feed(),
-            // dynamic mode: the next cycle forks what the spare count needs
-            Proc::Child(_) if self.dynamic() => {}
-            Proc::Child(i) => self.spawn_child(i),
-            Proc::HealthCheck(n) if self.configured(n) => self.spawn_health_check(n),
-            Proc::HealthCheck(_) => {}
-            Proc::Pcp => self.spawn_pcp(),
-            Proc::Watchdog => self.spawn_watchdog(),
-            Proc::FollowPrimary => self.start_follow(),
-        }
-    }
-
     fn configured(&self, node: usize) -> bool {
         self.cfg.backends.get(node).is_some_and(|b| b.configured)
     }
@@ -128,70 +112,6 @@ impl Supervisor<'_> {
     /// Secret from pool_passwd usable to log in as `user` (health/sr checks).
     fn passwd_secret(&self, user: &str) -> Option<crate::backend::Secret> {
         crate::passwd_secret(&self.cfg, user)
-    }
-
-    fn reap(&mut self) {
-        loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(status) => {
-                    let Some(pid) = status.pid() else { break };
-                    if self.collector.as_ref().is_some_and(|c| c.pid() == pid) {
-                        log::warn!("logger process with pid: {pid} exited: {status:?}");
-                        let listeners = self.listeners;
-                        if let Some(c) = self.collector.as_mut() {
-                            c.restart(|| listeners.close_fds());
-                            self.shm
-                                .cluster()
-                                .logger_pid
-                                .store(c.pid().as_raw(), Ordering::Release);
-                        }
-                        continue;
-                    }
-                    let Some(proc) = self.procs.remove(&pid.as_raw()) else {
-                        continue;
-                    };
-                    if proc == Proc::Watchdog {
-                        self.shm.watchdog().set_pid(0);
-                    }
-                    if let Proc::Child(index) = proc {
-                        self.shm.child(index).pid.store(0, Ordering::Release);
-                        self.shm.child(index).publish_cancel_key(0, 0);
-                        self.shm.snapshot_step_done(index);
-                    }
-                    let what = match proc {
-                        Proc::Child(_) => "child process".to_string(),
-                        Proc::HealthCheck(n) => format!("health check process({n})"),
-                        Proc::Pcp => "PCP process".to_string(),
-                        Proc::SrCheck => "worker process".to_string(),
-                        Proc::CacheFeed => "query cache feed process".to_string(),
-                        Proc::Watchdog => "watchdog process".to_string(),
-                        Proc::FollowPrimary => "follow primary process".to_string(),
-                    };
-                    match status {
-                        WaitStatus::Exited(_, 0) | WaitStatus::Exited(_, 1) => {
-                            log::debug!("{what} with pid: {pid} exited")
-                        }
-                        WaitStatus::Exited(_, 3) => {
-                            log::error!(
-                                "{what} with pid: {pid} exited with a fatal error; shutting down"
-                            );
-                            self.begin_shutdown(Signal::SIGINT);
-                        }
-                        WaitStatus::Signaled(_, sig, _) => {
-                            log::warn!(
-                                "{what} with pid: {pid} was terminated by signal {}",
-                                sig as i32
-                            )
-                        }
-                        other => log::warn!("{what} with pid: {pid} exited: {other:?}"),
-                    }
-                    if self.shutdown.is_none() {
-                        self.respawn(proc);
-                    }
-                }
-            }
-        }
     }
 
     fn signal_children(&self, sig: Signal) {

@@ -1,7 +1,8 @@
-//! How the main process forks each kind of process it supervises: pooled children,
+//! How the main process forks each kind of process it supervises (pooled children,
 //! one health check per backend node, the PCP server, the streaming-replication check,
-//! the query cache's change feed and the watchdog. Each forked process closes the client
-//! ports it does not serve.
+//! the query cache's change feed, the watchdog, follow primary processes), and how it
+//! reaps them and forks them again. Each forked process closes the client ports it does
+//! not serve.
 
 use std::sync::atomic::Ordering;
 
@@ -9,6 +10,8 @@ use super::{Proc, Supervisor};
 use crate::child::{self, ChildSetup};
 use crate::sys;
 use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
 
 impl Supervisor<'_> {
     pub(super) fn spawn_child(&mut self, index: usize) {
@@ -183,6 +186,86 @@ impl Supervisor<'_> {
                     "could not fork the follow primary process: {e}; running the commands here"
                 );
                 crate::failover::run_follow(&lines);
+            }
+        }
+    }
+
+    pub(super) fn respawn(&mut self, proc: Proc) {
+        match proc {
+            Proc::SrCheck => self.spawn_sr_check(),
+            Proc::CacheFeed => self.spawn_cache_feed(),
+            // dynamic mode: the next cycle forks what the spare count needs
+            Proc::Child(_) if self.dynamic() => {}
+            Proc::Child(i) => self.spawn_child(i),
+            Proc::HealthCheck(n) if self.configured(n) => self.spawn_health_check(n),
+            Proc::HealthCheck(_) => {}
+            Proc::Pcp => self.spawn_pcp(),
+            Proc::Watchdog => self.spawn_watchdog(),
+            Proc::FollowPrimary => self.start_follow(),
+        }
+    }
+
+    /// Collects exited processes, logs how they ended, and forks them again.
+    pub(super) fn reap(&mut self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(status) => {
+                    let Some(pid) = status.pid() else { break };
+                    if self.collector.as_ref().is_some_and(|c| c.pid() == pid) {
+                        log::warn!("logger process with pid: {pid} exited: {status:?}");
+                        let listeners = self.listeners;
+                        if let Some(c) = self.collector.as_mut() {
+                            c.restart(|| listeners.close_fds());
+                            self.shm
+                                .cluster()
+                                .logger_pid
+                                .store(c.pid().as_raw(), Ordering::Release);
+                        }
+                        continue;
+                    }
+                    let Some(proc) = self.procs.remove(&pid.as_raw()) else {
+                        continue;
+                    };
+                    if proc == Proc::Watchdog {
+                        self.shm.watchdog().set_pid(0);
+                    }
+                    if let Proc::Child(index) = proc {
+                        self.shm.child(index).pid.store(0, Ordering::Release);
+                        self.shm.child(index).publish_cancel_key(0, 0);
+                        self.shm.snapshot_step_done(index);
+                    }
+                    let what = match proc {
+                        Proc::Child(_) => "child process".to_string(),
+                        Proc::HealthCheck(n) => format!("health check process({n})"),
+                        Proc::Pcp => "PCP process".to_string(),
+                        Proc::SrCheck => "worker process".to_string(),
+                        Proc::CacheFeed => "query cache feed process".to_string(),
+                        Proc::Watchdog => "watchdog process".to_string(),
+                        Proc::FollowPrimary => "follow primary process".to_string(),
+                    };
+                    match status {
+                        WaitStatus::Exited(_, 0) | WaitStatus::Exited(_, 1) => {
+                            log::debug!("{what} with pid: {pid} exited")
+                        }
+                        WaitStatus::Exited(_, 3) => {
+                            log::error!(
+                                "{what} with pid: {pid} exited with a fatal error; shutting down"
+                            );
+                            self.begin_shutdown(Signal::SIGINT);
+                        }
+                        WaitStatus::Signaled(_, sig, _) => {
+                            log::warn!(
+                                "{what} with pid: {pid} was terminated by signal {}",
+                                sig as i32
+                            )
+                        }
+                        other => log::warn!("{what} with pid: {pid} exited: {other:?}"),
+                    }
+                    if self.shutdown.is_none() {
+                        self.respawn(proc);
+                    }
+                }
             }
         }
     }
