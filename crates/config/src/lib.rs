@@ -484,14 +484,6 @@ impl Config {
                 out.push(d.display_name());
             }
         }
-        // Logging goes to stderr (or the logging collector); syslog is not written.
-        if self
-            .log_destination
-            .split(',')
-            .any(|d| d.trim().eq_ignore_ascii_case("syslog"))
-        {
-            out.push("log_destination");
-        }
         out
     }
 

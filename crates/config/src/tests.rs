@@ -290,10 +290,6 @@ fn reload_rules_and_unsupported() {
     let mut u = c.unsupported_in_use();
     u.sort_unstable();
     assert_eq!(u, vec!["heartbeat_device"]);
-    let both = parse("log_destination = 'stderr,syslog'\n").expect("parses");
-    assert_eq!(both.unsupported_in_use(), vec!["log_destination"]);
-    let stderr = parse("log_destination = 'stderr'\n").expect("parses");
-    assert!(stderr.unsupported_in_use().is_empty());
 }
 
 #[test]

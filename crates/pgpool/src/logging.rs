@@ -126,6 +126,7 @@ pub fn configure(cfg: &config::Config) {
         _ => 1,
     };
     VERBOSITY.store(verbosity, Ordering::Relaxed);
+    crate::syslog::configure(cfg);
     log::set_max_level(level_from_config(
         &cfg.log_min_messages,
         DEBUG.load(Ordering::Relaxed),
@@ -219,18 +220,26 @@ pub fn init(cfg: &config::Config, debug: bool) {
             render_prefix(&pieces, &names, line)
         };
         let text = record.args().to_string();
-        let mut lines = text.split('\n');
-        let first = lines.next().unwrap_or("");
-        writeln!(buf, "{prefix}{}:  {first}", level_word(record.level()))?;
+        let mut parts = text.split('\n');
+        let first = parts.next().unwrap_or("");
+        let mut lines = vec![format!("{prefix}{}:  {first}", level_word(record.level()))];
         let verbosity = VERBOSITY.load(Ordering::Relaxed);
         // Further lines (a DETAIL or HINT, as Pgpool-II writes them) carry the same
         // prefix, so that each line of the log says who wrote it.
-        for line in lines.filter(|_| verbosity > 0) {
-            writeln!(buf, "{prefix}{line}")?;
-        }
+        lines.extend(
+            parts
+                .filter(|_| verbosity > 0)
+                .map(|line| format!("{prefix}{line}")),
+        );
         if verbosity > 1 {
             if let (Some(file), Some(n)) = (record.file(), record.line()) {
-                writeln!(buf, "{prefix}LOCATION:  {file}:{n}")?;
+                lines.push(format!("{prefix}LOCATION:  {file}:{n}"));
+            }
+        }
+        crate::syslog::send(record.level(), &lines);
+        if crate::syslog::to_stderr() {
+            for line in &lines {
+                writeln!(buf, "{line}")?;
             }
         }
         Ok(())

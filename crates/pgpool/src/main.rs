@@ -24,6 +24,7 @@ mod sr_check;
 mod status_file;
 mod supervisor;
 mod sys;
+mod syslog;
 mod tls;
 mod tls_v1;
 mod watchdog;
