@@ -429,7 +429,7 @@ config_params! {
     client_min_messages: String = [K::Enum(&MESSAGE_LEVELS), "notice", Session, true, 0, "Which messages should be sent to client."],
     log_min_messages: String = [K::Enum(&MESSAGE_LEVELS), "warning", Session, true, 0, "Which messages should be emitted to server log."],
     log_backend_messages: String = [K::Enum(&BACKEND_MESSAGE_LOGGING), "none", Session, false, 0, "Logs any backend messages in the pgpool logs."],
-    log_standby_delay: String = [K::Enum(&STANDBY_DELAY_OPTS), "if_over_threshold", Reload, false, 0, "When to log standby delay."],
+    log_standby_delay: String = [K::Enum(&STANDBY_DELAY_OPTS), "if_over_threshold", Reload, true, 0, "When to log standby delay."],
     wd_lifecheck_method: LifecheckMethod = [K::Enum(LifecheckMethod::NAMES), "heartbeat", Restart, true, 0, "method for watchdog lifecheck."],
     memqcache_logical_invalidation: bool = [K::Bool, "off", Restart, true, HIDE_IN_ALL, "pgpool-rs: also invalidates the query cache from the primary's logical decoding of every write (needs wal_level = logical)."],
     memqcache_logical_slot: String = [K::Str, "pgpool_rs_cache", Restart, true, HIDE_IN_ALL, "pgpool-rs: name prefix of the temporary test_decoding slots (one per database, + _oid) the query cache's change feed reads."],

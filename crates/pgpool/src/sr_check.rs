@@ -198,7 +198,13 @@ impl Worker<'_> {
                 }
             }
             let threshold = self.cfg.delay_limit();
-            if threshold > 0 && delay > threshold {
+            // log_standby_delay: every delay, those past the threshold, or none.
+            let log_delay = match self.cfg.log_standby_delay.to_ascii_lowercase().as_str() {
+                "always" => delay > 0,
+                "none" => false,
+                _ => threshold > 0 && delay > threshold,
+            };
+            if log_delay {
                 if by_time {
                     log::info!(
                         "Replication of node: {node} is behind {:.6} second(s) from the primary server (node: {p})",

@@ -3,7 +3,9 @@
 # standby whose replay is paused (pg_wal_replay_pause) while the primary writes
 # past delay_threshold stops getting reads within two sr_check_periods, and
 # gets them back after pg_wal_replay_resume. SHOW POOL_NODES shows the delay and
-# the replication state.
+# the replication state. log_standby_delay: 'if_over_threshold' (the default) logs
+# the paused standby's delay; after a reload with 'none' no delay is logged; with
+# 'always' and delay_threshold = 0 a delay is logged although no threshold is set.
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 
@@ -36,3 +38,22 @@ reads_on_standby() { [ "$(port)" = "$p1" ]; }
 wait_until 10 reads_on_standby || fail "reads did not return to node 1 after resume"
 log "ok: reads back on node 1 after resume"
 assert_eq 0 "$(psql_pgpool -c 'show pool_nodes' | awk -F'|' '$1==1 {print $11}')" "node 1 delay after catching up"
+
+behind() { grep -c "Replication of node: 1 is behind" "$PGPOOL_LOG"; }
+[ "$(behind)" -gt 0 ] || pgpool_bug "the delay past delay_threshold was not logged (log_standby_delay = if_over_threshold)"
+echo "log_standby_delay = 'none'" >>"$PGPOOL_CONF"
+"$PGPOOL_BIN" -f "$PGPOOL_CONF" reload >/dev/null 2>&1 || fail "pgpool reload"
+sleep 1
+psql_node 1 -q -c 'select pg_wal_replay_pause()' || fail "pause replay on node 1"
+psql_pgpool -q -c "insert into big select repeat('y', 100) from generate_series(1, 2000)" || fail "writes"
+lagging() { [ "$(psql_pgpool -c 'show pool_nodes' | awk -F'|' '$1==1 {print $11}')" -gt 10000 ]; }
+wait_until 10 lagging || fail "node 1 does not lag"
+before=$(behind)
+sleep 2.5
+assert_eq "$before" "$(behind)" "delay lines with log_standby_delay = none"
+{ echo "log_standby_delay = 'always'"; echo 'delay_threshold = 0'; } >>"$PGPOOL_CONF"
+"$PGPOOL_BIN" -f "$PGPOOL_CONF" reload >/dev/null 2>&1 || fail "pgpool reload"
+more() { [ "$(behind)" -gt "$before" ]; }
+wait_until 10 more || pgpool_bug "log_standby_delay = always logged no delay"
+log "ok: log_standby_delay none / always"
+psql_node 1 -q -c 'select pg_wal_replay_resume()' || fail "resume replay on node 1"
