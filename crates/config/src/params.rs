@@ -360,7 +360,7 @@ config_params! {
     ssl_ecdh_curve: String = [K::Str, "prime256v1", Restart, false, 0, "The curve to use in ECDH key exchange."],
     ssl_dh_params_file: String = [K::Str, "", Restart, false, 0, "Path to the Diffie-Hellman parameters contained file"],
     ssl_passphrase_command: String = [K::Str, "", Restart, true, 0, "Path to the Diffie-Hellman parameters contained file"],
-    memqcache_oiddir: String = [K::Str, "/var/log/pgpool/oiddir", Restart, false, 0, "Temporary directory to record table oids."],
+    memqcache_oiddir: String = [K::Str, "/var/log/pgpool/oiddir", Restart, true, 0, "Temporary directory to record table oids."],
     memqcache_memcached_host: String = [K::Str, "localhost", Restart, true, 0, "Hostname or IP address of memcached."],
     work_dir: String = [K::Str, "/tmp", Restart, true, 0, "directory to create pgpool_status and lock files."],
     log_directory: String = [K::Str, "/tmp/pgpool_logs", Reload, true, 0, "directory where log files are written."],

@@ -343,6 +343,13 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
     for name in cfg.unsupported_in_use() {
         log::warn!("parameter \"{name}\" is set but not supported yet by pgpool-rs; it is ignored");
     }
+    if cfg.memory_cache_enabled {
+        // Pgpool-II keeps the table oids of cached results in files there.
+        log::info!(
+            "memqcache_oiddir \"{}\" is not used: pgpool-rs keeps what invalidates cached results in shared memory",
+            cfg.memqcache_oiddir
+        );
+    }
     let watchdog_id = if cfg.use_watchdog {
         match config::node_id::read_node_id(&cfg) {
             Ok(id) => Some(id),
