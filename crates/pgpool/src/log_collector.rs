@@ -8,7 +8,10 @@
 //! The main process keeps the pipe's read side, so a logger that died is forked again
 //! on the same pipe and no process ever writes into a closed pipe; the logger leaves
 //! when the last writer (the main process) has gone and the pipe is drained. Lines up
-//! to the pipe's atomic size (4 KiB) never interleave.
+//! to the pipe's atomic size (4 KiB) never interleave. A log_directory that cannot be
+//! written at start-up is reported on the original stderr, which stays the log; a
+//! logger that loses its file later goes on draining the pipe (no process ever blocks
+//! on its log) and tries again every few seconds.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -87,6 +90,17 @@ impl Collector {
         if !cfg.logging_collector {
             return Ok(None);
         }
+        // A log_directory that cannot be written is said here, on the stderr still
+        // in place, and pgpool goes on logging there.
+        open_log(&Settings::from_config(cfg), shmem::now_secs(), false, None).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "could not open a log file in \"{}\": {e}",
+                    cfg.log_directory
+                ),
+            )
+        })?;
         // Commands pgpool runs (failover scripts) write to the pipe as their stderr,
         // but do not hold its read side.
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -223,18 +237,24 @@ fn open_log(
     })
 }
 
+/// How often a logger without a file tries to open one again.
+const RETRY_SECS: i64 = 10;
+
 /// The logger's life: copies the pipe to the current file until every writer is gone.
+/// Without a file (the directory cannot be written) it goes on draining the pipe, so
+/// that no process ever blocks on its log, and tries again every `RETRY_SECS`.
 fn run_logger(pipe: &OwnedFd, mut s: Settings, config_file: &Path, waker: &sys::Waker) -> i32 {
-    let mut current = match open_log(&s, shmem::now_secs(), false, None) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "FATAL:  could not open log file in \"{}\": {e}",
-                s.directory.display()
-            );
-            return 1;
-        }
+    let opened = |s: &Settings, now: i64, time_based: bool, previous: Option<&Path>| {
+        open_log(s, now, time_based, previous)
+            .map_err(|e| {
+                eprintln!(
+                    "could not open a log file in \"{}\": {e}",
+                    s.directory.display()
+                )
+            })
+            .ok()
     };
+    let mut current = opened(&s, shmem::now_secs(), false, None);
     let mut input = File::from(match pipe.try_clone() {
         Ok(p) => p,
         Err(_) => return 1,
@@ -242,9 +262,11 @@ fn run_logger(pipe: &OwnedFd, mut s: Settings, config_file: &Path, waker: &sys::
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let now = shmem::now_secs();
-        let wait_ms = current
-            .next_change
-            .map_or(-1, |t| ((t - now).max(0) * 1000).min(i64::from(i32::MAX)));
+        let next = match &current {
+            Some(c) => c.next_change,
+            None => Some(now + RETRY_SECS),
+        };
+        let wait_ms = next.map_or(-1, |t| ((t - now).max(0) * 1000).min(i64::from(i32::MAX)));
         let mut fds = [
             nix::poll::PollFd::new(pipe.as_fd(), nix::poll::PollFlags::POLLIN),
             nix::poll::PollFd::new(waker.fd(), nix::poll::PollFlags::POLLIN),
@@ -253,6 +275,7 @@ fn run_logger(pipe: &OwnedFd, mut s: Settings, config_file: &Path, waker: &sys::
             .unwrap_or(nix::poll::PollTimeout::NONE);
         let _ = nix::poll::poll(&mut fds, timeout);
         waker.drain();
+        let now = shmem::now_secs();
         let signals = sys::take_pending();
         let mut change = None;
         if sys::has(signals, Signal::SIGHUP) {
@@ -262,41 +285,52 @@ fn run_logger(pipe: &OwnedFd, mut s: Settings, config_file: &Path, waker: &sys::
                     change = Some(false);
                 }
                 s = newer;
-                current.next_change = next_change(now, local_offset(now), s.rotation_age);
+                if let Some(c) = current.as_mut() {
+                    c.next_change = next_change(now, local_offset(now), s.rotation_age);
+                }
             }
         }
         if sys::has(signals, Signal::SIGUSR1) {
             change = Some(false);
         }
-        if current.next_change.is_some_and(|t| now >= t) {
-            change = Some(true);
+        match &current {
+            Some(c) if c.next_change.is_some_and(|t| now >= t) => change = Some(true),
+            None if next.is_some_and(|t| now >= t) => change = Some(false),
+            _ => {}
         }
         if fds[0].revents().is_some_and(|r| !r.is_empty()) {
             match input.read(&mut buf) {
                 Ok(0) => return 0,
                 Ok(n) => {
-                    let _ = current.file.write_all(&buf[..n]);
-                    current.written += n as u64;
+                    if let Some(c) = current.as_mut() {
+                        let _ = c.file.write_all(&buf[..n]);
+                        c.written += n as u64;
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return 1,
             }
             // (A name that the moment does not change keeps the file: reopening it
             // would change nothing.)
-            if s.rotation_size > 0
-                && current.written >= s.rotation_size
-                && change.is_none()
-                && s.file_for(now) != current.path
-            {
-                change = Some(false);
+            if let Some(c) = &current {
+                if s.rotation_size > 0
+                    && c.written >= s.rotation_size
+                    && change.is_none()
+                    && s.file_for(now) != c.path
+                {
+                    change = Some(false);
+                }
             }
         }
         if let Some(time_based) = change {
-            match open_log(&s, now, time_based, Some(&current.path)) {
-                Ok(next) => current = next,
-                Err(e) => {
-                    eprintln!("could not open new log file, going on with the old one: {e}");
-                    current.next_change = next_change(now, local_offset(now), s.rotation_age);
+            let previous = current.as_ref().map(|c| c.path.clone());
+            match opened(&s, now, time_based, previous.as_deref()) {
+                Some(next) => current = Some(next),
+                // Going on with the old file, if any.
+                None => {
+                    if let Some(c) = current.as_mut() {
+                        c.next_change = next_change(now, local_offset(now), s.rotation_age);
+                    }
                 }
             }
         }

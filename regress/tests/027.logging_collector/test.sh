@@ -5,7 +5,8 @@
 # created with log_file_mode; a file past log_rotation_size is followed by a new one;
 # pcp_log_rotate starts a new file; a reload that changes log_directory moves the log
 # there; a logger killed is replaced without losing later lines; at shutdown the
-# logger writes the last line and leaves. log_line_prefix's escapes name the process
+# logger writes the last line and leaves; a log_directory that cannot be written is
+# reported on stderr, which stays the log. log_line_prefix's escapes name the process
 # (%P), the client's application (%a, changed by SET application_name), user (%u),
 # database (%d), pid (%p) and line number (%l); a reload changes the prefix.
 # shellcheck source=regress/lib.sh
@@ -96,4 +97,13 @@ logger=$(ps -o pid= --ppid "$main" -o args= | awk '/pgpool: logger/ { print $1 }
 logger_gone() { ! kill -0 "$logger" 2>/dev/null; }
 wait_until 20 logger_gone || pgpool_bug "the logger (pid $logger) outlived pgpool"
 in_logs "shut down" || pgpool_bug "the shutdown line is not in the log"
+
+# A log_directory that cannot be written: said on stderr, which stays the log.
+echo "log_directory = '/dev/null/pglog'" >>"$PGPOOL_CONF"
+start_cluster
+grep -q "could not start the logging collector: could not open a log file in \"/dev/null/pglog\"" \
+    "$PGPOOL_LOG" || pgpool_bug "an unwritable log_directory was not reported on stderr"
+psql_pgpool -c "select 'still logged'" >/dev/null || fail "select through pgpool"
+on_stderr() { grep -qF "statement: select 'still logged'" "$PGPOOL_LOG"; }
+wait_until 5 on_stderr || pgpool_bug "without a collector the log did not stay on stderr"
 log "ok: 027.logging_collector"
