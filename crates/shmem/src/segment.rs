@@ -70,11 +70,6 @@ pub struct ChildSlot {
     pub state: AtomicU8,
     /// Pool slot serving the current client, -1 when idle.
     pub current_pool: AtomicI32,
-    /// BackendKeyData pgpool gave the current client: the pid is the main node
-    /// backend's (as Pgpool-II, so a client can tell its own notifications), the secret
-    /// pgpool's own. Set and cleared through [`ChildSlot::publish_cancel_key`].
-    cancel_pid: AtomicU32,
-    cancel_key: AtomicU32,
     pub client_host: ShmText<64>,
     pub client_port: ShmText<8>,
     /// Snapshot isolation mode: the step this child is taking on every node (0: none).
@@ -94,19 +89,6 @@ impl ChildSlot {
 
     pub fn set_state(&self, s: ChildState) {
         self.state.store(s as u8, Ordering::Release);
-    }
-
-    /// The key a CancelRequest for the current client must present (key 0: none).
-    pub fn publish_cancel_key(&self, pid: u32, key: u32) {
-        self.cancel_key.store(0, Ordering::Release);
-        self.cancel_pid.store(pid, Ordering::Release);
-        self.cancel_key.store(key, Ordering::Release);
-    }
-
-    fn presents(&self, pid: u32, key: u32) -> bool {
-        key != 0
-            && self.cancel_key.load(Ordering::Acquire) == key
-            && self.cancel_pid.load(Ordering::Acquire) == pid
     }
 }
 
@@ -152,6 +134,36 @@ pub struct PoolSlotInfo {
     /// Times this set was reused by a new client.
     pub pool_counter: AtomicU64,
     pub in_use: AtomicU8,
+    /// BackendKeyData pgpool gave the client this set serves: the pid is the main node
+    /// backend's (as Pgpool-II, so a client can tell its own notifications), the secret
+    /// pgpool's own. Kept per set, not per child, so that a child serving several
+    /// sessions has a key for each. Set and cleared through
+    /// [`PoolSlotInfo::publish_cancel_key`].
+    cancel_pid: AtomicU32,
+    cancel_key: AtomicU32,
+}
+
+impl PoolSlotInfo {
+    /// The key a CancelRequest for the client of this set must present (key 0: none).
+    pub fn publish_cancel_key(&self, pid: u32, key: u32) {
+        self.cancel_key.store(0, Ordering::Release);
+        self.cancel_pid.store(pid, Ordering::Release);
+        self.cancel_key.store(key, Ordering::Release);
+    }
+
+    /// The client of this set has gone: the set is not in use and no cancel reaches it.
+    pub fn end_session(&self) {
+        self.client_disconnect_time
+            .store(crate::now_secs(), Ordering::Relaxed);
+        self.in_use.store(0, Ordering::Relaxed);
+        self.publish_cancel_key(0, 0);
+    }
+
+    fn presents(&self, pid: u32, key: u32) -> bool {
+        key != 0
+            && self.cancel_key.load(Ordering::Acquire) == key
+            && self.cancel_pid.load(Ordering::Acquire) == pid
+    }
 }
 
 /// Sizes of the variable parts of the segment.
@@ -366,9 +378,18 @@ impl Shmem {
         None
     }
 
-    /// Finds the child whose current client holds BackendKeyData (pid, key).
-    pub fn find_cancel_target(&self, pid: u32, key: u32) -> Option<usize> {
-        (0..self.layout.num_children).find(|&i| self.child(i).presents(pid, key))
+    /// Finds the session (child, pool slot) whose client holds BackendKeyData (pid, key).
+    pub fn find_cancel_target(&self, pid: u32, key: u32) -> Option<(usize, usize)> {
+        (0..self.layout.num_children)
+            .flat_map(|c| (0..self.layout.max_pool).map(move |s| (c, s)))
+            .find(|&(c, s)| self.pool(c, s).presents(pid, key))
+    }
+
+    /// A child is gone: no cancel key of its sessions is valid any more.
+    pub fn forget_cancel_keys(&self, child: usize) {
+        for slot in 0..self.layout.max_pool {
+            self.pool(child, slot).publish_cancel_key(0, 0);
+        }
     }
 }
 
@@ -406,15 +427,23 @@ mod tests {
     fn cancel_lookup() {
         let shm = Shmem::create(Layout {
             num_children: 2,
-            max_pool: 1,
+            max_pool: 2,
         })
         .unwrap();
-        shm.child(1).publish_cancel_key(1234, 55);
-        assert_eq!(shm.find_cancel_target(1234, 55), Some(1));
+        shm.pool(1, 0).publish_cancel_key(1234, 55);
+        // A second session of the same child has a key of its own.
+        shm.pool(1, 1).publish_cancel_key(1240, 77);
+        assert_eq!(shm.find_cancel_target(1234, 55), Some((1, 0)));
+        assert_eq!(shm.find_cancel_target(1240, 77), Some((1, 1)));
         assert_eq!(shm.find_cancel_target(1234, 56), None);
         assert_eq!(shm.find_cancel_target(1235, 55), None);
-        shm.child(1).publish_cancel_key(1234, 0);
+        shm.pool(1, 0).end_session();
+        assert_eq!(shm.find_cancel_target(1234, 55), None);
+        assert_eq!(shm.find_cancel_target(1240, 77), Some((1, 1)));
+        shm.pool(1, 0).publish_cancel_key(1234, 0);
         assert_eq!(shm.find_cancel_target(1234, 0), None);
+        shm.forget_cancel_keys(1);
+        assert_eq!(shm.find_cancel_target(1240, 77), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! CancelRequest forwarding: the key a client presents is its main node backend's pid
 //! with pgpool's own random secret; it is looked up in shared memory and the backends'
-//! real keys of that child's current session are sent to each connected node.
+//! real keys of that session's connections (its child and pool slot) are sent to the
+//! nodes running something for it.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,12 +17,9 @@ pub fn forward(ctx: &ChildContext<'_>, pid: u32, key: u32) {
         log::info!("cancel request for unknown process {pid} ignored");
         return;
     };
-    let slot = ctx.shm.child(target).current_pool.load(Ordering::Acquire);
-    if slot < 0 {
-        return;
-    }
+    let (target, slot) = target;
     let conns: Vec<_> = (0..ctx.cfg.backends.len())
-        .map(|node| (node, ctx.shm.conn(target, slot as usize, node)))
+        .map(|node| (node, ctx.shm.conn(target, slot, node)))
         .filter(|(_, c)| c.connected.load(Ordering::Acquire) != 0)
         .collect();
     // Only the connections running what the client waits for: a cancel sent to another

@@ -232,7 +232,7 @@ impl Supervisor<'_> {
                     }
                     if let Proc::Child(index) = proc {
                         self.shm.child(index).pid.store(0, Ordering::Release);
-                        self.shm.child(index).publish_cancel_key(0, 0);
+                        self.shm.forget_cancel_keys(index);
                         self.shm.snapshot_step_done(index);
                     }
                     let what = match proc {

@@ -158,7 +158,7 @@ pub(super) fn greet(
         build::parameter_status(&mut out, n.as_bytes(), v.as_bytes());
     }
     ctx.shm
-        .child(ctx.index)
+        .pool(ctx.index, b.slot)
         .publish_cancel_key(conn.pid, our_key);
     build::backend_key_data(&mut out, conn.pid, our_key);
     build::ready_for_query(&mut out, b'I');

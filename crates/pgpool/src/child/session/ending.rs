@@ -3,8 +3,6 @@
 //! failover_on_backend_shutdown, not for a pg_terminate_backend sent through pgpool), and
 //! the backend set released (kept in the pool when it can be reused).
 
-use std::sync::atomic::Ordering;
-
 use super::backends::SessionBackends;
 use super::send_fatal;
 use crate::child::relay::RelayOutcome;
@@ -24,9 +22,7 @@ pub(super) fn end_session(
     let info = ctx.shm.pool(ctx.index, b.slot);
     // A session that ends mid-step leaves no mark behind.
     ctx.shm.snapshot_step_done(ctx.index);
-    info.client_disconnect_time
-        .store(shmem::now_secs(), Ordering::Relaxed);
-    info.in_use.store(0, Ordering::Relaxed);
+    info.end_session();
     let failed = outcome.failed_node.unwrap_or(node);
     let reusable = match &end {
         RelayEnd::ClientClosed => outcome.reusable,

@@ -129,8 +129,10 @@ pub fn handle_connection(ctx: &mut ChildContext<'_>, stream: Stream) {
             if let Err(e) = outcome {
                 log::debug!("session ended: {e}");
             }
-            slot.publish_cancel_key(0, 0);
-            slot.current_pool.store(-1, Ordering::Release);
+            // A session that failed before its end step leaves no cancel key behind.
+            if let Ok(p) = usize::try_from(slot.current_pool.swap(-1, Ordering::AcqRel)) {
+                ctx.shm.pool(ctx.index, p).publish_cancel_key(0, 0);
+            }
             slot.set_state(ChildState::WaitForConnection);
             crate::logging::set_session(None);
             log::debug!(
