@@ -7,6 +7,8 @@
 //! extended-protocol form is handled by [`crate::child::local_ext`], which keeps the
 //! statements it prepared here.
 
+use std::sync::Arc;
+
 use config::Config;
 use protocol::build;
 use shmem::Shmem;
@@ -16,7 +18,7 @@ use crate::report;
 
 /// Per-session view used to answer local commands.
 pub struct Admin<'a> {
-    pub cfg: &'a Config,
+    pub cfg: Arc<Config>,
     /// PGPOOL SET values of this session (a copy of `cfg` once something is set).
     pub session_cfg: Option<Config>,
     pub shm: &'a Shmem,
@@ -35,7 +37,7 @@ pub struct Admin<'a> {
 impl<'a> Admin<'a> {
     /// The local side of a session whose reads go to `session_node` (its load-balance
     /// node, reported as such in SHOW POOL_POOLS / pcp_proc_info).
-    pub fn new(cfg: &'a Config, shm: &'a Shmem, child: usize, session_node: usize) -> Admin<'a> {
+    pub fn new(cfg: Arc<Config>, shm: &'a Shmem, child: usize, session_node: usize) -> Admin<'a> {
         shm.child(child)
             .activity
             .set_load_balance_node(Some(session_node));
@@ -225,7 +227,7 @@ impl LocalCommands for Admin<'_> {
             [p, set, ..] if p == "pgpool" && set == "set" => self.pgpool_set(&text, out),
             [p, reset, rest @ ..] if p == "pgpool" && reset == "reset" => {
                 let name = rest.first().map(String::as_str).unwrap_or("all");
-                let base = self.cfg;
+                let base = &*self.cfg;
                 let cfg = self.session_cfg.get_or_insert_with(|| base.clone());
                 match cfg.reset_session(name, base) {
                     Ok(()) => {
@@ -282,7 +284,7 @@ fn table(out: &mut Vec<u8>, columns: &[&str], rows: Vec<Vec<String>>) {
 
 impl Admin<'_> {
     fn cfg(&self) -> &Config {
-        self.session_cfg.as_ref().unwrap_or(self.cfg)
+        self.session_cfg.as_ref().unwrap_or(&self.cfg)
     }
 
     fn pool_processes(&self, out: &mut Vec<u8>) {
@@ -389,7 +391,7 @@ impl Admin<'_> {
         } else {
             value
         };
-        let base = self.cfg;
+        let base = &*self.cfg;
         let cfg = self.session_cfg.get_or_insert_with(|| base.clone());
         let r = if value.eq_ignore_ascii_case("default") {
             cfg.reset_session(name, base)
@@ -416,8 +418,7 @@ mod tests {
             max_pool: 1,
         })
         .unwrap();
-        let cfg = Config::default();
-        let a = Admin::new(&cfg, &shm, 0, 0);
+        let a = Admin::new(Arc::new(Config::default()), &shm, 0, 0);
         let mut body = q.as_bytes().to_vec();
         body.push(0);
         a.is_local(&body)

@@ -39,7 +39,9 @@ use relay::RelayBuffers;
 /// Everything a child needs, inherited from the main process at fork.
 pub struct ChildContext<'a> {
     pub index: usize,
-    pub cfg: Config,
+    /// Shared with the sessions it serves (their local commands answer from it), so a
+    /// reload replaces it without changing what a running session sees.
+    pub cfg: std::sync::Arc<Config>,
     pub shm: &'a Shmem,
     /// memory_cache_enabled: the query cache's storage.
     pub qcache: Option<&'a shmem::QueryCache>,
@@ -419,7 +421,7 @@ pub fn run(setup: ChildSetup<'_>) -> ! {
     let mut ctx = ChildContext {
         index: setup.index,
         pool: ConnectionPool::new(max_pool, setup.index, num_backends),
-        cfg: setup.cfg,
+        cfg: std::sync::Arc::new(setup.cfg),
         shm: setup.shm,
         memcached,
         qcache: setup.qcache,
@@ -546,7 +548,7 @@ fn accept_loop(ctx: &mut ChildContext<'_>, listeners: &Listeners) -> nix::Result
         }
         while let Some(stream) = try_accept(listeners) {
             // A reload may have changed the nodes since the last signal was seen.
-            if crate::node_table::refresh(&mut ctx.cfg, ctx.shm) {
+            if crate::node_table::refresh(std::sync::Arc::make_mut(&mut ctx.cfg), ctx.shm) {
                 ctx.pool.resize_nodes(ctx.cfg.backends.len(), ctx.shm);
             }
             session::handle_connection(ctx, stream);
@@ -585,10 +587,10 @@ fn reload(ctx: &mut ChildContext<'_>) {
             }
             // The pool size stays as the child was started with (the main process warns
             // about it); the node list is the main process's.
-            let max_pool = ctx.cfg.max_pool;
-            ctx.cfg = newer;
-            ctx.cfg.max_pool = max_pool;
-            crate::node_table::adopt(&mut ctx.cfg, ctx.shm);
+            let mut newer = newer;
+            newer.max_pool = ctx.cfg.max_pool;
+            crate::node_table::adopt(&mut newer, ctx.shm);
+            ctx.cfg = std::sync::Arc::new(newer);
             ctx.pool.resize_nodes(ctx.cfg.backends.len(), ctx.shm);
             ctx.load_routing_rules();
         }

@@ -124,7 +124,7 @@ pub(super) fn relay_session(
     initial: &[u8],
 ) -> Result<(RelayEnd, RelayOutcome), String> {
     let mut parts = SessionParts::new(ctx, b);
-    let mut admin = Admin::new(&ctx.cfg, ctx.shm, ctx.index, b.lb.unwrap_or(b.node));
+    let mut admin = Admin::new(ctx.cfg.clone(), ctx.shm, ctx.index, b.lb.unwrap_or(b.node));
     // (The storage may exist for the shared relation cache alone.)
     admin.qcache = ctx.qcache.filter(|_| ctx.cfg.memory_cache_enabled);
     let mut outcome = RelayOutcome::default();
