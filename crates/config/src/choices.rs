@@ -1,6 +1,7 @@
 //! Settings whose value is one of a fixed set of names, as Rust enums parsed once when
 //! the file is read (`memqcache_method`, `disable_load_balance_on_write`,
-//! `check_temp_table`, `wd_lifecheck_method`): the rest of the program matches on variants, never on strings.
+//! `check_temp_table`, `wd_lifecheck_method`, `log_error_verbosity`, `log_standby_delay`,
+//! `process_management_mode` / `_strategy`): the rest of the program matches on variants, never on strings.
 //! Each enum lists its names in Pgpool-II's spelling; parsing ignores case, and the
 //! name a value prints with is the one `PGPOOL SHOW` reports.
 
@@ -100,5 +101,46 @@ choice!(
         Query = "query",
         /// An outside system reports node states with `wd_cli`.
         External = "external",
+    }
+);
+
+choice!(
+    /// `log_error_verbosity`: how much of an error pgpool's own log lines carry.
+    ErrorVerbosity, "log_error_verbosity", {
+        /// The message alone (no DETAIL or HINT lines).
+        Terse = "terse",
+        Default = "default",
+        /// The source location too.
+        Verbose = "verbose",
+    }
+);
+
+choice!(
+    /// `log_standby_delay`: which replication delays the streaming check logs.
+    StandbyDelayLogging, "log_standby_delay", {
+        /// Every delay above zero.
+        Always = "always",
+        /// Delays beyond delay_threshold (or delay_threshold_by_time).
+        IfOverThreshold = "if_over_threshold",
+        None = "none",
+    }
+);
+
+choice!(
+    /// `process_management_mode`: whether the number of children follows the load.
+    ProcessManagementMode, "process_management_mode", {
+        /// num_init_children children, always.
+        Static = "static",
+        /// Between min_spare_children and max_spare_children idle ones.
+        Dynamic = "dynamic",
+    }
+);
+
+choice!(
+    /// `process_management_strategy`: how fast dynamic mode retires idle children.
+    ProcessManagementStrategy, "process_management_strategy", {
+        Aggressive = "aggressive",
+        Gentle = "gentle",
+        Lazy = "lazy",
     }
 );

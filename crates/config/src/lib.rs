@@ -23,7 +23,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use choices::{CacheMethod, LifecheckMethod, LoadBalanceOnWrite, TempTableCheck};
+pub use choices::{
+    CacheMethod, ErrorVerbosity, LifecheckMethod, LoadBalanceOnWrite, ProcessManagementMode,
+    ProcessManagementStrategy, StandbyDelayLogging, TempTableCheck,
+};
 pub use params::{Config, Context, Group, Kind, ParamDef, Unit, PARAMS};
 pub use show::describe_config;
 pub use value::{BackendFlag, ClusteringMode, Value};

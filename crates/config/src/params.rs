@@ -5,7 +5,10 @@
 //! implements it yet. The `config_params!` macro turns the table into the
 //! typed [`Config`] struct fields plus the by-name accessors the loader and `PGPOOL SHOW/SET` use.
 
-use crate::choices::{CacheMethod, LifecheckMethod, LoadBalanceOnWrite, TempTableCheck};
+use crate::choices::{
+    CacheMethod, ErrorVerbosity, LifecheckMethod, LoadBalanceOnWrite, ProcessManagementMode,
+    ProcessManagementStrategy, StandbyDelayLogging, TempTableCheck,
+};
 use crate::value::{FieldValue, Value};
 use crate::ClusteringMode;
 use Kind as K;
@@ -161,15 +164,11 @@ pub const CLUSTERING_MODES: [&str; 6] = [
 pub const SYSLOG_FACILITIES: [&str; 8] = [
     "LOCAL0", "LOCAL1", "LOCAL2", "LOCAL3", "LOCAL4", "LOCAL5", "LOCAL6", "LOCAL7",
 ];
-pub const ERROR_VERBOSITIES: [&str; 3] = ["terse", "default", "verbose"];
 pub const MESSAGE_LEVELS: [&str; 13] = [
     "debug", "debug5", "debug4", "debug3", "debug2", "debug1", "info", "notice", "warning",
     "error", "log", "fatal", "panic",
 ];
-pub const STANDBY_DELAY_OPTS: [&str; 3] = ["always", "if_over_threshold", "none"];
 pub const RELCACHE_TARGETS: [&str; 2] = ["primary", "load_balance_node"];
-pub const PROCESS_MANAGEMENT_MODES: [&str; 2] = ["static", "dynamic"];
-pub const PROCESS_MANAGEMENT_STRATEGIES: [&str; 3] = ["aggressive", "gentle", "lazy"];
 pub const BACKEND_MESSAGE_LOGGING: [&str; 3] = ["none", "terse", "verbose"];
 
 /// Index of `name` in [`PARAMS`]; panics on a name that is not in the table (only used with
@@ -425,11 +424,11 @@ config_params! {
     log_file_mode: i64 = [K::Int(0, I32MAX, U::None), "0600", Reload, true, 0, "creation mode for log files."],
     backend_clustering_mode: ClusteringMode = [K::Enum(&CLUSTERING_MODES), "streaming_replication", Restart, true, 0, "backend clustering mode."],
     syslog_facility: String = [K::Enum(&SYSLOG_FACILITIES), "LOCAL0", Reload, true, 0, "syslog local facility."],
-    log_error_verbosity: String = [K::Enum(&ERROR_VERBOSITIES), "default", Session, true, 0, "How much details about error should be emitted."],
+    log_error_verbosity: ErrorVerbosity = [K::Enum(ErrorVerbosity::NAMES), "default", Session, true, 0, "How much details about error should be emitted."],
     client_min_messages: String = [K::Enum(&MESSAGE_LEVELS), "notice", Session, true, 0, "Which messages should be sent to client."],
     log_min_messages: String = [K::Enum(&MESSAGE_LEVELS), "warning", Session, true, 0, "Which messages should be emitted to server log."],
     log_backend_messages: String = [K::Enum(&BACKEND_MESSAGE_LOGGING), "none", Session, false, 0, "Logs any backend messages in the pgpool logs."],
-    log_standby_delay: String = [K::Enum(&STANDBY_DELAY_OPTS), "if_over_threshold", Reload, true, 0, "When to log standby delay."],
+    log_standby_delay: StandbyDelayLogging = [K::Enum(StandbyDelayLogging::NAMES), "if_over_threshold", Reload, true, 0, "When to log standby delay."],
     wd_lifecheck_method: LifecheckMethod = [K::Enum(LifecheckMethod::NAMES), "heartbeat", Restart, true, 0, "method for watchdog lifecheck."],
     memqcache_logical_invalidation: bool = [K::Bool, "off", Restart, true, HIDE_IN_ALL, "pgpool-rs: also invalidates the query cache from the primary's logical decoding of every write (needs wal_level = logical)."],
     memqcache_logical_slot: String = [K::Str, "pgpool_rs_cache", Restart, true, HIDE_IN_ALL, "pgpool-rs: name prefix of the temporary test_decoding slots (one per database, + _oid) the query cache's change feed reads."],
@@ -438,8 +437,8 @@ config_params! {
     disable_load_balance_on_write: LoadBalanceOnWrite = [K::Enum(LoadBalanceOnWrite::NAMES), "transaction", Reload, true, 0, "Load balance behavior when write query is received."],
     relcache_query_target: String = [K::Enum(&RELCACHE_TARGETS), "primary", Reload, false, 0, "Target node to send relache queries."],
     check_temp_table: TempTableCheck = [K::Enum(TempTableCheck::NAMES), "catalog", Reload, true, 0, "Enables temporary table check."],
-    process_management_mode: String = [K::Enum(&PROCESS_MANAGEMENT_MODES), "static", Reload, true, 0, "child process management mode."],
-    process_management_strategy: String = [K::Enum(&PROCESS_MANAGEMENT_STRATEGIES), "gentle", Reload, true, 0, "child process management strategy."],
+    process_management_mode: ProcessManagementMode = [K::Enum(ProcessManagementMode::NAMES), "static", Reload, true, 0, "child process management mode."],
+    process_management_strategy: ProcessManagementStrategy = [K::Enum(ProcessManagementStrategy::NAMES), "gentle", Reload, true, 0, "child process management strategy."],
   }
   indexed {
     backend_port = [K::Int(1024, 65535, U::None), "5432", Reload, true, 0, Backend, "port number of PostgreSQL backend."],

@@ -70,8 +70,14 @@ fn parameters_of_4_4_to_4_7() {
     )
     .expect("parses");
     assert_eq!(c.written_for(), (4, 7));
-    assert_eq!(c.process_management_mode, "dynamic");
-    assert_eq!(c.process_management_strategy, "lazy");
+    assert_eq!(
+        c.process_management_mode,
+        crate::ProcessManagementMode::Dynamic
+    );
+    assert_eq!(
+        c.process_management_strategy,
+        crate::ProcessManagementStrategy::Lazy
+    );
     assert_eq!((c.min_spare_children, c.max_spare_children), (2, 4));
     assert_eq!(c.unix_socket_permissions, 0o770);
     assert_eq!(rows(&c, "unix_socket_permissions")[0].1, "0770");

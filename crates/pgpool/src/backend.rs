@@ -152,16 +152,24 @@ pub struct BackendConn {
 }
 
 impl BackendConn {
-    /// Records a ParameterStatus body.
-    pub fn note_parameter(&mut self, body: &[u8]) {
-        if let Some((name, value)) = parse_parameter_status(body) {
-            let name = String::from_utf8_lossy(name);
-            let value = String::from_utf8_lossy(value).into_owned();
-            match self.params.iter_mut().find(|(n, _)| *n == name) {
-                Some(p) => p.1 = value,
-                None => self.params.push((name.into_owned(), value)),
+    /// Records a ParameterStatus body; the parameter as now recorded, when the body is
+    /// one.
+    pub fn note_parameter(&mut self, body: &[u8]) -> Option<(&str, &str)> {
+        let (name, value) = parse_parameter_status(body)?;
+        let name = String::from_utf8_lossy(name);
+        let value = String::from_utf8_lossy(value).into_owned();
+        let at = match self.params.iter().position(|(n, _)| *n == name) {
+            Some(i) => {
+                self.params[i].1 = value;
+                i
             }
-        }
+            None => {
+                self.params.push((name.into_owned(), value));
+                self.params.len() - 1
+            }
+        };
+        let (n, v) = &self.params[at];
+        Some((n.as_str(), v.as_str()))
     }
 
     /// A pooled connection has nothing to say while no query is running: anything

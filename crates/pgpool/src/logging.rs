@@ -120,10 +120,10 @@ static VERBOSITY: AtomicUsize = AtomicUsize::new(1);
 /// a session's PGPOOL SET).
 pub fn configure(cfg: &config::Config) {
     *lock(&PREFIX) = parse_prefix(&cfg.log_line_prefix);
-    let verbosity = match cfg.log_error_verbosity.to_ascii_lowercase().as_str() {
-        "terse" => 0,
-        "verbose" => 2,
-        _ => 1,
+    let verbosity = match cfg.log_error_verbosity {
+        config::ErrorVerbosity::Terse => 0,
+        config::ErrorVerbosity::Default => 1,
+        config::ErrorVerbosity::Verbose => 2,
     };
     VERBOSITY.store(verbosity, Ordering::Relaxed);
     crate::syslog::configure(cfg);

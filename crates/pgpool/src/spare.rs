@@ -10,7 +10,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use config::Config;
+use config::{Config, ProcessManagementMode, ProcessManagementStrategy};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use shmem::{ChildState, Shmem};
@@ -41,11 +41,11 @@ pub enum Plan {
 
 /// Scale-down pacing of a strategy: cycles with too many spares before the first
 /// retirement, cycles between retirements, children retired at once.
-fn pacing(strategy: &str) -> (u32, u32, usize) {
+fn pacing(strategy: ProcessManagementStrategy) -> (u32, u32, usize) {
     match strategy {
-        "aggressive" => (25, 2, 8),
-        "lazy" => (150, 10, 3),
-        _ => (60, 5, 3),
+        ProcessManagementStrategy::Aggressive => (25, 2, 8),
+        ProcessManagementStrategy::Lazy => (150, 10, 3),
+        ProcessManagementStrategy::Gentle => (60, 5, 3),
     }
 }
 
@@ -59,13 +59,28 @@ pub struct Keeper {
 impl Keeper {
     /// The children to start with: max_spare_children for the aggressive strategy,
     /// min_spare_children otherwise, at most `total`.
-    pub fn initial(strategy: &str, min: usize, max: usize, total: usize) -> usize {
-        let n = if strategy == "aggressive" { max } else { min };
+    pub fn initial(
+        strategy: ProcessManagementStrategy,
+        min: usize,
+        max: usize,
+        total: usize,
+    ) -> usize {
+        let n = if strategy == ProcessManagementStrategy::Aggressive {
+            max
+        } else {
+            min
+        };
         n.clamp(1, total.max(1))
     }
 
     /// One cycle's decision for `slots` (index = slot, `slots.len()` = num_init_children).
-    pub fn plan(&mut self, strategy: &str, min: usize, max: usize, slots: &[SlotView]) -> Plan {
+    pub fn plan(
+        &mut self,
+        strategy: ProcessManagementStrategy,
+        min: usize,
+        max: usize,
+        slots: &[SlotView],
+    ) -> Plan {
         let running = slots.iter().filter(|s| s.running).count();
         let busy = slots.iter().filter(|s| s.running && s.busy).count();
         let idle = running - busy;
@@ -79,7 +94,7 @@ impl Keeper {
             let mut idle_slots: Vec<usize> = (0..slots.len())
                 .filter(|&i| slots[i].running && !slots[i].busy)
                 .collect();
-            if strategy != "aggressive" {
+            if strategy != ProcessManagementStrategy::Aggressive {
                 // the ones with the fewest pooled connections go first
                 idle_slots.sort_by_key(|&i| slots[i].pooled);
             }
@@ -123,11 +138,11 @@ pub fn cycle(shm: &Shmem, cfg: &Config, keeper: &mut Keeper) -> Vec<usize> {
             }
         })
         .collect();
-    if cfg.process_management_mode != "dynamic" {
+    if cfg.process_management_mode != ProcessManagementMode::Dynamic {
         return (0..n).filter(|&i| !slots[i].running).collect();
     }
     match keeper.plan(
-        &cfg.process_management_strategy,
+        cfg.process_management_strategy,
         cfg.min_spare_children as usize,
         cfg.max_spare_children as usize,
         &slots,
@@ -154,6 +169,7 @@ pub fn cycle(shm: &Shmem, cfg: &Config, keeper: &mut Keeper) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ProcessManagementStrategy::{Aggressive, Gentle, Lazy};
 
     fn slots(running: usize, busy: usize, total: usize) -> Vec<SlotView> {
         (0..total)
@@ -167,10 +183,10 @@ mod tests {
 
     #[test]
     fn starts_with_min_or_max() {
-        assert_eq!(Keeper::initial("gentle", 5, 10, 32), 5);
-        assert_eq!(Keeper::initial("lazy", 5, 10, 32), 5);
-        assert_eq!(Keeper::initial("aggressive", 5, 10, 32), 10);
-        assert_eq!(Keeper::initial("aggressive", 5, 10, 4), 4);
+        assert_eq!(Keeper::initial(Gentle, 5, 10, 32), 5);
+        assert_eq!(Keeper::initial(Lazy, 5, 10, 32), 5);
+        assert_eq!(Keeper::initial(Aggressive, 5, 10, 32), 10);
+        assert_eq!(Keeper::initial(Aggressive, 5, 10, 4), 4);
     }
 
     #[test]
@@ -178,18 +194,18 @@ mod tests {
         let mut k = Keeper::default();
         // 5 running, all busy: 0 idle < min 2 -> 2 + 8/4 = 4 more
         assert_eq!(
-            k.plan("gentle", 2, 8, &slots(5, 5, 20)),
+            k.plan(Gentle, 2, 8, &slots(5, 5, 20)),
             Plan::Spawn(vec![5, 6, 7, 8])
         );
         // only 2 slots left
         assert_eq!(
-            k.plan("gentle", 2, 8, &slots(18, 18, 20)),
+            k.plan(Gentle, 2, 8, &slots(18, 18, 20)),
             Plan::Spawn(vec![18, 19])
         );
         // full
-        assert_eq!(k.plan("gentle", 2, 8, &slots(20, 20, 20)), Plan::Nothing);
+        assert_eq!(k.plan(Gentle, 2, 8, &slots(20, 20, 20)), Plan::Nothing);
         // enough idle
-        assert_eq!(k.plan("gentle", 2, 8, &slots(6, 3, 20)), Plan::Nothing);
+        assert_eq!(k.plan(Gentle, 2, 8, &slots(6, 3, 20)), Plan::Nothing);
     }
 
     #[test]
@@ -197,18 +213,18 @@ mod tests {
         let mut k = Keeper::default();
         let s = slots(15, 0, 20); // 15 idle > max 4
         for _ in 0..25 {
-            assert_eq!(k.plan("aggressive", 2, 4, &s), Plan::Nothing);
+            assert_eq!(k.plan(Aggressive, 2, 4, &s), Plan::Nothing);
         }
         // 26th cycle (at least 25, and every 2nd): 11 too many, at most 8 at once
         assert_eq!(
-            k.plan("aggressive", 2, 4, &s),
+            k.plan(Aggressive, 2, 4, &s),
             Plan::Retire(vec![0, 1, 2, 3, 4, 5, 6, 7])
         );
-        assert_eq!(k.plan("aggressive", 2, 4, &s), Plan::Nothing);
-        assert!(matches!(k.plan("aggressive", 2, 4, &s), Plan::Retire(v) if v.len() == 8));
+        assert_eq!(k.plan(Aggressive, 2, 4, &s), Plan::Nothing);
+        assert!(matches!(k.plan(Aggressive, 2, 4, &s), Plan::Retire(v) if v.len() == 8));
         // a cycle within bounds resets the wait
-        assert_eq!(k.plan("aggressive", 2, 4, &slots(4, 0, 20)), Plan::Nothing);
-        assert_eq!(k.plan("aggressive", 2, 4, &s), Plan::Nothing);
+        assert_eq!(k.plan(Aggressive, 2, 4, &slots(4, 0, 20)), Plan::Nothing);
+        assert_eq!(k.plan(Aggressive, 2, 4, &s), Plan::Nothing);
     }
 
     #[test]
@@ -220,7 +236,7 @@ mod tests {
         }
         let mut last = Plan::Nothing;
         for _ in 0..60 {
-            last = k.plan("gentle", 1, 2, &s);
+            last = k.plan(Gentle, 1, 2, &s);
         }
         // 7 idle, max 2: 5 too many, 3 at once, the least pooled (slots 7, 6, 5)
         assert_eq!(last, Plan::Retire(vec![7, 6, 5]));

@@ -11,7 +11,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use config::Config;
+use config::{Config, StandbyDelayLogging};
 use nix::sys::signal::Signal;
 use shmem::{BackendRole, RequestKind, Shmem, REQUEST_FROM_HEALTH_CHECK};
 
@@ -199,10 +199,10 @@ impl Worker<'_> {
             }
             let threshold = self.cfg.delay_limit();
             // log_standby_delay: every delay, those past the threshold, or none.
-            let log_delay = match self.cfg.log_standby_delay.to_ascii_lowercase().as_str() {
-                "always" => delay > 0,
-                "none" => false,
-                _ => threshold > 0 && delay > threshold,
+            let log_delay = match self.cfg.log_standby_delay {
+                StandbyDelayLogging::Always => delay > 0,
+                StandbyDelayLogging::None => false,
+                StandbyDelayLogging::IfOverThreshold => threshold > 0 && delay > threshold,
             };
             if log_delay {
                 if by_time {

@@ -65,12 +65,23 @@ fn severity(level: log::Level) -> u8 {
 pub fn configure(cfg: &config::Config) {
     let (stderr, syslog) = destinations(&cfg.log_destination);
     STDERR.store(stderr, Ordering::Relaxed);
-    *lock() = syslog.then(|| Target {
-        socket: None,
-        path: PathBuf::from(SOCKET),
-        facility: facility_code(&cfg.syslog_facility),
-        ident: cfg.syslog_ident.clone(),
-    });
+    let facility = facility_code(&cfg.syslog_facility);
+    let mut target = lock();
+    match target.as_mut() {
+        // Called again on every PGPOOL SET: the connected socket is kept.
+        Some(t) if syslog => {
+            t.facility = facility;
+            t.ident.clone_from(&cfg.syslog_ident);
+        }
+        _ => {
+            *target = syslog.then(|| Target {
+                socket: None,
+                path: PathBuf::from(SOCKET),
+                facility,
+                ident: cfg.syslog_ident.clone(),
+            })
+        }
+    }
 }
 
 /// Whether log lines go to stderr.

@@ -95,7 +95,7 @@ const FORWARD_LIMIT: Duration = Duration::from_secs(15);
 
 impl Supervisor<'_> {
     fn dynamic(&self) -> bool {
-        self.cfg.process_management_mode == "dynamic"
+        self.cfg.process_management_mode == config::ProcessManagementMode::Dynamic
     }
 
     /// One cycle of process management (see [`crate::spare::cycle`]).
@@ -470,7 +470,7 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
     };
     let initial = if sup.dynamic() {
         crate::spare::Keeper::initial(
-            &sup.cfg.process_management_strategy,
+            sup.cfg.process_management_strategy,
             sup.cfg.min_spare_children as usize,
             sup.cfg.max_spare_children as usize,
             layout.num_children,

@@ -217,17 +217,14 @@ pub(super) fn drain_node(
                 }
             }
             b'S' => {
-                let body = n.inbuf[start + 5..start + h.total_len()].to_vec();
+                let body = &n.inbuf[start + 5..start + h.total_len()];
                 // The answering node's application_name is the session's (%a in
                 // log_line_prefix), as SET application_name changes it.
-                if forward {
-                    if let Some((b"application_name", value)) =
-                        protocol::message::parse_parameter_status(&body)
-                    {
-                        crate::logging::set_application_name(&String::from_utf8_lossy(value));
+                if let Some(("application_name", value)) = backends[k].note_parameter(body) {
+                    if forward {
+                        crate::logging::set_application_name(value);
                     }
                 }
-                backends[k].note_parameter(&body);
             }
             _ => {}
         }
