@@ -1,7 +1,7 @@
 //! Settings whose value is one of a fixed set of names, as Rust enums parsed once when
 //! the file is read (`memqcache_method`, `disable_load_balance_on_write`,
 //! `check_temp_table`, `wd_lifecheck_method`, `log_error_verbosity`, `log_standby_delay`,
-//! `process_management_mode` / `_strategy`): the rest of the program matches on variants, never on strings.
+//! `process_management_mode` / `_strategy`, `relcache_query_target`): the rest of the program matches on variants, never on strings.
 //! Each enum lists its names in Pgpool-II's spelling; parsing ignores case, and the
 //! name a value prints with is the one `PGPOOL SHOW` reports.
 
@@ -142,5 +142,14 @@ choice!(
         Aggressive = "aggressive",
         Gentle = "gentle",
         Lazy = "lazy",
+    }
+);
+
+choice!(
+    /// `relcache_query_target`: which node answers the catalog queries routing needs.
+    RelcacheTarget, "relcache_query_target", {
+        Primary = "primary",
+        /// The session's load-balance node (a primary far away is spared them).
+        LoadBalanceNode = "load_balance_node",
     }
 );

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub use choices::{
     CacheMethod, ErrorVerbosity, LifecheckMethod, LoadBalanceOnWrite, ProcessManagementMode,
-    ProcessManagementStrategy, StandbyDelayLogging, TempTableCheck,
+    ProcessManagementStrategy, RelcacheTarget, StandbyDelayLogging, TempTableCheck,
 };
 pub use params::{Config, Context, Group, Kind, ParamDef, Unit, PARAMS};
 pub use show::describe_config;

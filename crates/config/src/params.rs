@@ -7,7 +7,7 @@
 
 use crate::choices::{
     CacheMethod, ErrorVerbosity, LifecheckMethod, LoadBalanceOnWrite, ProcessManagementMode,
-    ProcessManagementStrategy, StandbyDelayLogging, TempTableCheck,
+    ProcessManagementStrategy, RelcacheTarget, StandbyDelayLogging, TempTableCheck,
 };
 use crate::value::{FieldValue, Value};
 use crate::ClusteringMode;
@@ -168,7 +168,6 @@ pub const MESSAGE_LEVELS: [&str; 13] = [
     "debug", "debug5", "debug4", "debug3", "debug2", "debug1", "info", "notice", "warning",
     "error", "log", "fatal", "panic",
 ];
-pub const RELCACHE_TARGETS: [&str; 2] = ["primary", "load_balance_node"];
 pub const BACKEND_MESSAGE_LOGGING: [&str; 3] = ["none", "terse", "verbose"];
 
 /// Index of `name` in [`PARAMS`]; panics on a name that is not in the table (only used with
@@ -435,7 +434,7 @@ config_params! {
     memqcache_logical_interval: i64 = [K::Int(100, I32MAX, U::Ms), "1000", Reload, true, HIDE_IN_ALL, "pgpool-rs: how often the query cache's change feed reads the slot, in milliseconds (the bound on staleness from writes that bypass pgpool)."],
     memqcache_method: CacheMethod = [K::Enum(CacheMethod::NAMES), "shmem", Restart, true, 0, "Cache store method. either shmem(shared memory) or Memcached. shmem by default."],
     disable_load_balance_on_write: LoadBalanceOnWrite = [K::Enum(LoadBalanceOnWrite::NAMES), "transaction", Reload, true, 0, "Load balance behavior when write query is received."],
-    relcache_query_target: String = [K::Enum(&RELCACHE_TARGETS), "primary", Reload, false, 0, "Target node to send relache queries."],
+    relcache_query_target: RelcacheTarget = [K::Enum(RelcacheTarget::NAMES), "primary", Reload, true, 0, "Target node to send relache queries."],
     check_temp_table: TempTableCheck = [K::Enum(TempTableCheck::NAMES), "catalog", Reload, true, 0, "Enables temporary table check."],
     process_management_mode: ProcessManagementMode = [K::Enum(ProcessManagementMode::NAMES), "static", Reload, true, 0, "child process management mode."],
     process_management_strategy: ProcessManagementStrategy = [K::Enum(ProcessManagementStrategy::NAMES), "gentle", Reload, true, 0, "child process management strategy."],

@@ -13,7 +13,9 @@
 #   sequence (writes to t1 keep t1 and t2 reads on the primary inside the
 #   transaction, t3 stays balanced; f1() makes tf a primary table);
 # - the extended protocol (pgbench -M extended) routes alike;
-# - log_statement writes "statement: <text>".
+# - log_statement writes "statement: <text>";
+# - relcache_query_target = load_balance_node (by reload): the catalog query
+#   reaches the standby's log and no longer the primary's, routes unchanged.
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 
@@ -97,3 +99,22 @@ log "ok: extended protocol"
 
 grep -q 'LOG:  statement: select sf(1)$' "$PGPOOL_LOG" || fail "log_statement line missing from $PGPOOL_LOG"
 log "ok: log_statement"
+
+# relcache_query_target: where the catalog query (pg_proc's volatile functions)
+# runs, read from the backends' own statement logs.
+catalog_queries() { cat "$TEST_DIR/data$1"/log/* | grep -c "FROM pg_catalog.pg_proc WHERE provolatile" || true; }
+assert_eq 0 "$(catalog_queries 1)" "catalog queries on the standby with relcache_query_target = primary"
+echo "relcache_query_target = 'load_balance_node'" >>"$PGPOOL_CONF"
+"$TEST_DIR/pgpool_reload" >/dev/null 2>&1 || fail "pgpool_reload"
+sleep 1
+# DDL makes every child load the catalog again.
+psql_pgpool -q -c 'create function h() returns int language sql volatile as $$ select 1 $$' || fail "create h"
+wait_replay
+before=$(catalog_queries 0)
+for i in 1 2 3 4; do
+    assert_eq 1 "$(node_of 'select sf(1)')" "stable function -> standby (relcache on the standby, session $i)"
+    assert_eq 0 "$(node_of 'select h()')" "volatile h() -> primary (relcache on the standby, session $i)"
+done
+assert_eq "$before" "$(catalog_queries 0)" "no catalog query on the primary with relcache_query_target = load_balance_node"
+[ "$(catalog_queries 1)" -gt 0 ] || fail "no catalog query reached the standby"
+log "ok: relcache_query_target = load_balance_node"

@@ -210,6 +210,9 @@ pub struct RelayConfig<'a> {
     /// Native replication mode: writes go to the main node first, then to the others
     /// (insert_lock and time functions made constant on the way).
     pub main_first: bool,
+    /// relcache_query_target = load_balance_node: the catalog query goes to the
+    /// load-balance connection (see `Relay::catalog_conn`).
+    pub catalog_from_lb: bool,
     pub insert_lock: bool,
     /// Node id of each connection; index 0 is the primary.
     pub node_ids: &'a [usize],

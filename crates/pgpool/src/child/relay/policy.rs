@@ -197,7 +197,7 @@ impl Relay<'_> {
                 || self.cfg.cache.is_some());
         needed
             && !self.router.catalog_wait
-            && io[PRIMARY].tx != b'E'
+            && io[self.catalog_conn()].tx != b'E'
             && !self
                 .catalog
                 .is_current(self.cfg.database, self.catalog_generation())
@@ -210,7 +210,20 @@ impl Relay<'_> {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Sends the catalog query to the primary (batches wait for its answer), unless
+    /// The connection the catalog query goes to: the primary, or with
+    /// relcache_query_target = load_balance_node the load-balance connection. The query
+    /// cache's relation facts and native replication's are always the primary's: a
+    /// standby behind it could miss a new table, and its cached results would then
+    /// escape invalidation.
+    pub(super) fn catalog_conn(&self) -> usize {
+        if self.cfg.catalog_from_lb && self.cfg.cache.is_none() && !self.cfg.main_first {
+            self.router.lb
+        } else {
+            PRIMARY
+        }
+    }
+
+    /// Sends the catalog query to its connection (batches wait for its answer), unless
     /// another child shared its answer (enable_shared_relcache).
     pub(super) fn start_catalog_load(&mut self, io: &mut [NodeIo]) {
         let generation = self.catalog_generation();
@@ -232,8 +245,9 @@ impl Relay<'_> {
                 return;
             }
         }
-        io[PRIMARY].out.extend_from_slice(&query);
-        io[PRIMARY].queue.push_back(Expect {
+        let k = self.catalog_conn();
+        io[k].out.extend_from_slice(&query);
+        io[k].queue.push_back(Expect {
             synced: true,
             capture: Capture::Catalog,
             ..Expect::default()

@@ -216,6 +216,7 @@ fn session_on(nodes: usize, steps: &[(Vec<u8>, usize)]) -> (Vec<Vec<String>>, Re
         relcache: None,
         replicate: false,
         main_first: false,
+        catalog_from_lb: false,
         insert_lock: false,
         node_ids: &node_ids,
         conn_info: &conn_info,

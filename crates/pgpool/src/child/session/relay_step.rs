@@ -100,6 +100,7 @@ fn relay_config<'c>(
             }),
         replicate: conns.replicate,
         main_first: cfg.backend_clustering_mode == ClusteringMode::NativeReplication,
+        catalog_from_lb: cfg.relcache_query_target == config::RelcacheTarget::LoadBalanceNode,
         insert_lock: cfg.insert_lock,
         node_ids: nodes,
         conn_info: &conns.info,
