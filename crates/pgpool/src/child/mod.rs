@@ -70,6 +70,9 @@ pub struct ChildContext<'a> {
     /// Sequence number of the failover this child last asked for (report_node_failure),
     /// so a session start can wait for its outcome.
     pub failover_requested: std::cell::Cell<Option<u64>>,
+    /// This thread serves the child's only session (one client per child, as
+    /// Pgpool-II): the process title and the log prefix's session names are its own.
+    pub serves_alone: bool,
     smart_shutdown: bool,
 }
 
@@ -439,6 +442,7 @@ pub fn run(setup: ChildSetup<'_>) -> ! {
         user_redirects: Vec::new(),
         dml_relations: dml_adaptive::Relationships::default(),
         failover_requested: std::cell::Cell::new(None),
+        serves_alone: true,
         smart_shutdown: false,
     };
     ctx.load_routing_rules();

@@ -15,6 +15,8 @@ use shmem::ChildState;
 
 use crate::backend::MessageReader;
 use crate::child::client_auth::{self, AuthFailure};
+use crate::child::relay::RelayOutcome;
+use crate::child::relay_shared::RelayEnd;
 use crate::child::ChildContext;
 use crate::net::Stream;
 
@@ -22,6 +24,8 @@ mod backends;
 mod ending;
 mod relay_step;
 mod startup;
+
+use backends::SessionBackends;
 
 /// Sends a FATAL error to the client (best effort: it may already be gone).
 pub fn send_fatal(stream: &mut Stream, code: &str, message: &str) {
@@ -38,8 +42,36 @@ pub(super) fn read_exact_timeout(stream: &mut Stream, buf: &mut [u8]) -> std::io
     stream.read_exact(buf)
 }
 
-/// Entry point for an accepted connection.
+/// Entry point for an accepted connection, served by this thread from its first byte
+/// to its last.
 pub fn handle_connection(ctx: &mut ChildContext<'_>, stream: Stream) {
+    let Some(mut open) = open_session(ctx, stream) else {
+        return;
+    };
+    let relayed =
+        relay_step::relay_session(ctx, &mut open.stream, &open.s, &mut open.b, &open.initial);
+    if let Err(e) = &relayed {
+        log::debug!("session ended: {e}");
+    }
+    close_session(ctx, open, relayed.ok());
+}
+
+/// A session between its start-up reply and its end: what set-up hands to the relay.
+pub struct OpenSession {
+    stream: Stream,
+    s: Session,
+    b: SessionBackends,
+    /// Client bytes that came with the start-up (the relay's first input).
+    initial: Vec<u8>,
+    started: Instant,
+    host: String,
+    port: String,
+}
+
+/// The set-up of a session: start-up packet, admission, client authentication, the
+/// backend set, the start-up reply. None when the connection ended there (a cancel
+/// request forwarded, a client refused): its end is accounted for already.
+pub fn open_session(ctx: &mut ChildContext<'_>, stream: Stream) -> Option<OpenSession> {
     let (host, port) = stream.peer();
     let (mut stream, packet) = startup::read_startup(ctx, stream);
     let packet = match packet {
@@ -47,102 +79,141 @@ pub fn handle_connection(ctx: &mut ChildContext<'_>, stream: Stream) {
         Err(e) => {
             log::info!("invalid startup packet from host={host} port={port}: {e}");
             send_fatal(&mut stream, "08P01", &e);
-            return;
+            return None;
         }
     };
-    match packet {
-        StartupPacket::Cancel { pid, key } => crate::child::cancel::forward(ctx, pid, key),
+    let (major, minor, params) = match packet {
+        StartupPacket::Cancel { pid, key } => {
+            crate::child::cancel::forward(ctx, pid, key);
+            return None;
+        }
+        StartupPacket::SslRequest | StartupPacket::GssEncRequest => return None,
         StartupPacket::Startup {
             major,
             minor,
             params,
-        } => {
-            let started = Instant::now();
-            let slot = ctx.shm.child(ctx.index);
-            slot.client_host.set(&host);
-            slot.client_port.set(&port);
-            slot.set_state(ChildState::Active);
-            // Pgpool-II's debug lines (its regression tests compare their counts).
-            log::debug!(
-                "connection_count_up: number of connected children: {}",
-                ctx.connected_children()
-            );
-            slot.client_connection_count.fetch_add(1, Ordering::Relaxed);
-            if ctx.cfg.log_connections {
-                log::info!("new connection received: host={host} port={port}");
-            }
-            let user = params
-                .iter()
-                .find(|(n, _)| n == "user")
-                .map(|(_, v)| v.clone());
-            let outcome = match user {
-                Some(user) if !user.is_empty() => {
-                    let database = params
-                        .iter()
-                        .find(|(n, _)| n == "database")
-                        .map(|(_, v)| v.clone())
-                        .filter(|d| !d.is_empty())
-                        .unwrap_or_else(|| user.clone());
-                    let s = Session {
-                        user,
-                        database,
-                        major,
-                        minor,
-                        params,
-                    };
-                    let client = if port.is_empty() {
-                        host.clone()
-                    } else {
-                        format!("{host}({port})")
-                    };
-                    crate::sys::set_title(&format!("pgpool: {} {} {client}", s.user, s.database));
-                    crate::logging::set_session(Some((
-                        s.param("application_name"),
-                        &s.database,
-                        &s.user,
-                    )));
-                    crate::sys::set_title_status("idle");
-                    let r = run_session(ctx, &mut stream, &s);
-                    if ctx.cfg.log_disconnections {
-                        let t = started.elapsed();
-                        log::info!(
-                            "frontend disconnection: session time: {}:{:02}:{:02}.{:03} user={} database={} host={host} port={port}",
-                            t.as_secs() / 3600,
-                            t.as_secs() / 60 % 60,
-                            t.as_secs() % 60,
-                            t.subsec_millis(),
-                            s.user,
-                            s.database
-                        );
-                    }
-                    r
-                }
-                _ => {
-                    send_fatal(
-                        &mut stream,
-                        "28000",
-                        "no PostgreSQL user name specified in startup packet",
-                    );
-                    Ok(())
-                }
-            };
-            if let Err(e) = outcome {
-                log::debug!("session ended: {e}");
-            }
-            // A session that failed before its end step leaves no cancel key behind.
-            if let Ok(p) = usize::try_from(slot.current_pool.swap(-1, Ordering::AcqRel)) {
-                ctx.shm.pool(ctx.index, p).publish_cancel_key(0, 0);
-            }
-            slot.set_state(ChildState::WaitForConnection);
-            crate::logging::set_session(None);
-            log::debug!(
-                "connection_count_down: number of connected children: {}",
-                ctx.connected_children()
-            );
-            crate::sys::set_title(crate::child::WAITING_TITLE);
-        }
-        StartupPacket::SslRequest | StartupPacket::GssEncRequest => {}
+        } => (major, minor, params),
+    };
+    let started = Instant::now();
+    let slot = ctx.shm.child(ctx.index);
+    slot.client_host.set(&host);
+    slot.client_port.set(&port);
+    slot.set_state(ChildState::Active);
+    // Pgpool-II's debug lines (its regression tests compare their counts).
+    log::debug!(
+        "connection_count_up: number of connected children: {}",
+        ctx.connected_children()
+    );
+    slot.client_connection_count.fetch_add(1, Ordering::Relaxed);
+    if ctx.cfg.log_connections {
+        log::info!("new connection received: host={host} port={port}");
     }
+    let user = params
+        .iter()
+        .find(|(n, _)| n == "user")
+        .map(|(_, v)| v.clone())
+        .filter(|u| !u.is_empty());
+    let Some(user) = user else {
+        send_fatal(
+            &mut stream,
+            "28000",
+            "no PostgreSQL user name specified in startup packet",
+        );
+        end_connection(ctx, None);
+        return None;
+    };
+    let database = params
+        .iter()
+        .find(|(n, _)| n == "database")
+        .map(|(_, v)| v.clone())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| user.clone());
+    let s = Session {
+        user,
+        database,
+        major,
+        minor,
+        params,
+    };
+    if ctx.serves_alone {
+        let client = if port.is_empty() {
+            host.clone()
+        } else {
+            format!("{host}({port})")
+        };
+        crate::sys::set_title(&format!("pgpool: {} {} {client}", s.user, s.database));
+        crate::logging::set_session(Some((s.param("application_name"), &s.database, &s.user)));
+        crate::sys::set_title_status("idle");
+    }
+    match set_up(ctx, &mut stream, &s) {
+        Ok((b, initial)) => Some(OpenSession {
+            stream,
+            s,
+            b,
+            initial,
+            started,
+            host,
+            port,
+        }),
+        Err(e) => {
+            log::debug!("session ended: {e}");
+            end_connection(ctx, Some((&s, started, &host, &port)));
+            None
+        }
+    }
+}
+
+/// The end of a session the relay served (`relayed`: how it ended; None when the relay
+/// could not start): what the client is told, failures reported, the set released.
+pub fn close_session(
+    ctx: &mut ChildContext<'_>,
+    open: OpenSession,
+    relayed: Option<(RelayEnd, RelayOutcome)>,
+) {
+    let OpenSession {
+        mut stream,
+        s,
+        b,
+        started,
+        host,
+        port,
+        ..
+    } = open;
+    if let Some((end, outcome)) = relayed {
+        ending::end_session(ctx, &mut stream, b, end, outcome);
+    }
+    end_connection(ctx, Some((&s, started, &host, &port)));
+}
+
+/// A client connection has ended: the disconnection logged (with the session's user,
+/// start and address when it got that far), the child's record idle again.
+fn end_connection(ctx: &ChildContext<'_>, session: Option<(&Session, Instant, &str, &str)>) {
+    if let Some((s, started, host, port)) = session.filter(|_| ctx.cfg.log_disconnections) {
+        let t = started.elapsed();
+        log::info!(
+            "frontend disconnection: session time: {}:{:02}:{:02}.{:03} user={} database={} host={host} port={port}",
+            t.as_secs() / 3600,
+            t.as_secs() / 60 % 60,
+            t.as_secs() % 60,
+            t.subsec_millis(),
+            s.user,
+            s.database
+        );
+    }
+    let slot = ctx.shm.child(ctx.index);
+    // A session that failed before its end step leaves no cancel key behind.
+    if let Ok(p) = usize::try_from(slot.current_pool.swap(-1, Ordering::AcqRel)) {
+        ctx.shm.pool(ctx.index, p).publish_cancel_key(0, 0);
+    }
+    slot.set_state(ChildState::WaitForConnection);
+    if ctx.serves_alone {
+        crate::logging::set_session(None);
+        crate::sys::set_title(crate::child::WAITING_TITLE);
+    }
+    log::debug!(
+        "connection_count_down: number of connected children: {}",
+        ctx.connected_children()
+    );
 }
 
 pub(super) struct Session {
@@ -200,9 +271,13 @@ pub(super) fn session_node(ctx: &ChildContext<'_>) -> Option<usize> {
     ctx.target_node()
 }
 
-/// A session as a straight line: admission, client authentication, the backend set,
-/// the start-up reply, the relay, the end.
-fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> Result<(), String> {
+/// Admission, client authentication, the backend set and the start-up reply; the set
+/// and the client bytes that came with the start-up.
+fn set_up(
+    ctx: &mut ChildContext<'_>,
+    stream: &mut Stream,
+    s: &Session,
+) -> Result<(SessionBackends, Vec<u8>), String> {
     startup::admit(ctx, stream, s)?;
     let mut reader = MessageReader::default();
     let mut cred = match client_auth::authenticate(ctx, stream, &mut reader, &s.user, &s.database) {
@@ -218,9 +293,6 @@ fn run_session(ctx: &mut ChildContext<'_>, stream: &mut Stream, s: &Session) -> 
         }
     };
     let b = backends::open(ctx, stream, &mut reader, s, &mut cred)?;
-    let mut b = backends::greet(ctx, stream, b)?;
-    let initial = reader.pending().to_vec();
-    let (end, outcome) = relay_step::relay_session(ctx, stream, s, &mut b, &initial)?;
-    ending::end_session(ctx, stream, b, end, outcome);
-    Ok(())
+    let b = backends::greet(ctx, stream, b)?;
+    Ok((b, reader.pending().to_vec()))
 }
