@@ -52,7 +52,8 @@ pub struct ChildContext<'a> {
     pub aes_key: Option<String>,
     /// Frontend TLS configuration (ssl = on).
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
-    pub pool: ConnectionPool,
+    /// Shared by the threads of a child serving several sessions at once.
+    pub pool: &'a std::sync::Mutex<ConnectionPool>,
     pub bufs: RelayBuffers,
     pub waker: Waker,
     /// Routing decisions by query text (load balancing).
@@ -116,6 +117,14 @@ pub fn rules_from(cfg: &Config) -> sql::Rules {
 }
 
 impl ChildContext<'_> {
+    /// The child's pooled connection sets (held only between two pool operations,
+    /// never across a network wait).
+    pub fn pool(&self) -> std::sync::MutexGuard<'_, ConnectionPool> {
+        self.pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The node a new session is sent to: the primary in streaming/logical
     /// replication mode, the first live node otherwise.
     pub fn target_node(&self) -> Option<usize> {
@@ -418,12 +427,13 @@ pub fn run(setup: ChildSetup<'_>) -> ! {
     sys::keep_heap_between_sessions();
     let num_backends = setup.cfg.backends.len();
     let max_pool = setup.cfg.max_pool as usize;
+    let pool = std::sync::Mutex::new(ConnectionPool::new(max_pool, setup.index, num_backends));
     let memcached = setup
         .qcache
         .and_then(|_| crate::memcached::Memcached::configured(&setup.cfg));
     let mut ctx = ChildContext {
         index: setup.index,
-        pool: ConnectionPool::new(max_pool, setup.index, num_backends),
+        pool: &pool,
         cfg: std::sync::Arc::new(setup.cfg),
         shm: setup.shm,
         memcached,
@@ -458,7 +468,7 @@ pub fn run(setup: ChildSetup<'_>) -> ! {
             1
         }
     };
-    ctx.pool.clear(ctx.shm);
+    ctx.pool().clear(ctx.shm);
     slot.set_state(ChildState::Unused);
     sys::exit_now(code);
 }
@@ -524,10 +534,10 @@ fn accept_loop(ctx: &mut ChildContext<'_>, listeners: &Listeners) -> nix::Result
         if sys::has(pending, Signal::SIGUSR1) {
             // Backend status changed: drop connections to nodes that went away.
             let shm = ctx.shm;
-            ctx.pool
+            ctx.pool()
                 .drop_dead_nodes(|n| shm.backend(n).status().is_alive(), shm);
         }
-        ctx.pool.expire(ctx.cfg.connection_life_time, ctx.shm);
+        ctx.pool().expire(ctx.cfg.connection_life_time, ctx.shm);
         let life = ctx.cfg.child_life_time;
         if life > 0 && idle_since.elapsed().as_secs() >= life {
             log::debug!("child_life_time ({life} s) expired; exiting to be replaced");
@@ -553,7 +563,7 @@ fn accept_loop(ctx: &mut ChildContext<'_>, listeners: &Listeners) -> nix::Result
         while let Some(stream) = try_accept(listeners) {
             // A reload may have changed the nodes since the last signal was seen.
             if crate::node_table::refresh(std::sync::Arc::make_mut(&mut ctx.cfg), ctx.shm) {
-                ctx.pool.resize_nodes(ctx.cfg.backends.len(), ctx.shm);
+                ctx.pool().resize_nodes(ctx.cfg.backends.len(), ctx.shm);
             }
             session::handle_connection(ctx, stream);
             served += 1;
@@ -595,7 +605,7 @@ fn reload(ctx: &mut ChildContext<'_>) {
             newer.max_pool = ctx.cfg.max_pool;
             crate::node_table::adopt(&mut newer, ctx.shm);
             ctx.cfg = std::sync::Arc::new(newer);
-            ctx.pool.resize_nodes(ctx.cfg.backends.len(), ctx.shm);
+            ctx.pool().resize_nodes(ctx.cfg.backends.len(), ctx.shm);
             ctx.load_routing_rules();
         }
         Err(e) => log::warn!("reload failed, keeping old configuration: {e}"),

@@ -41,6 +41,9 @@ impl PooledSet {
 
 pub struct ConnectionPool {
     slots: Vec<Option<PooledSet>>,
+    /// Slots a session holds (taken, or chosen for a new set) until it puts its set
+    /// back or discards it: no other session of the child may choose them.
+    busy: Vec<bool>,
     child_index: usize,
     /// Node ids a set may hold a connection to (the node table's length).
     num_nodes: usize,
@@ -50,6 +53,7 @@ impl ConnectionPool {
     pub fn new(max_pool: usize, child_index: usize, num_nodes: usize) -> Self {
         ConnectionPool {
             slots: (0..max_pool.max(1)).map(|_| None).collect(),
+            busy: vec![false; max_pool.max(1)],
             child_index,
             num_nodes,
         }
@@ -87,30 +91,34 @@ impl ConnectionPool {
             .slots
             .iter()
             .position(|s| s.as_ref().is_some_and(|s| &s.key == key))?;
-        self.slots[idx].take().map(|s| (idx, s))
+        let set = self.slots[idx].take()?;
+        self.busy[idx] = true;
+        Some((idx, set))
     }
 
-    /// Chooses the slot a new set for `key` will occupy: a free one, else the one
-    /// released longest ago (whose connections are closed).
-    pub fn free_slot(&mut self, shm: &Shmem) -> usize {
-        if let Some(i) = self.slots.iter().position(Option::is_none) {
-            return i;
-        }
-        let oldest = self
-            .slots
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, s)| s.as_ref().map(|s| s.last_release))
-            .map(|(i, _)| i)
-            .unwrap_or(0);
-        self.discard(oldest, shm);
-        oldest
+    /// Chooses (and holds) the slot a new set will occupy: a free one, else the one
+    /// released longest ago (whose connections are closed); None when every slot is
+    /// held by a session.
+    pub fn free_slot(&mut self, shm: &Shmem) -> Option<usize> {
+        let unheld = |i: &usize| !self.busy[*i];
+        let chosen = (0..self.slots.len())
+            .filter(unheld)
+            .find(|&i| self.slots[i].is_none())
+            .or_else(|| {
+                (0..self.slots.len())
+                    .filter(unheld)
+                    .min_by_key(|&i| self.slots[i].as_ref().map(|s| s.last_release))
+            })?;
+        self.discard(chosen, shm);
+        self.busy[chosen] = true;
+        Some(chosen)
     }
 
     /// Puts a set back after a client session.
     pub fn put(&mut self, slot: usize, set: PooledSet) {
         if let Some(s) = self.slots.get_mut(slot) {
             *s = Some(set);
+            self.busy[slot] = false;
         }
     }
 
@@ -118,6 +126,7 @@ impl ConnectionPool {
     pub fn discard(&mut self, slot: usize, shm: &Shmem) {
         if let Some(s) = self.slots.get_mut(slot) {
             *s = None;
+            self.busy[slot] = false;
         }
         self.clear_shm(slot, shm);
     }

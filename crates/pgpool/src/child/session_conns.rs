@@ -29,11 +29,11 @@ pub(super) fn release(
     let keep = reusable && ctx.cfg.connection_cache && !ctx.shutdown_requested();
     if keep && reset_set(&mut set, &ctx.cfg.reset_query_list, used) {
         set.last_release = Instant::now();
-        ctx.pool.publish(slot, &set, ctx.shm);
-        ctx.pool.put(slot, set);
+        ctx.pool().publish(slot, &set, ctx.shm);
+        ctx.pool().put(slot, set);
         return;
     }
-    ctx.pool.discard(slot, ctx.shm);
+    ctx.pool().discard(slot, ctx.shm);
 }
 
 /// True for reset queries that only end a transaction (useless when none is open).
@@ -133,7 +133,9 @@ pub(super) fn acquire(
     node: usize,
     cred: &mut ClientCredential,
 ) -> Result<(usize, PooledSet, bool), AuthFailure> {
-    if let Some((slot, mut set)) = ctx.pool.take(key) {
+    // (The pool's lock is not held while the set is checked: that talks to the client.)
+    let pooled = ctx.pool().take(key);
+    if let Some((slot, mut set)) = pooled {
         let has_node = match set.conns.get(node).and_then(Option::as_ref) {
             Some(c) if c.closed_while_idle() => {
                 log::info!("pooled connection to node {node} was closed by the backend");
@@ -157,16 +159,43 @@ pub(super) fn acquire(
             }
         }
         if !credential_ok {
-            ctx.pool.put(slot, set);
+            ctx.pool().put(slot, set);
             return Err(AuthFailure {
                 code: "28P01",
                 message: format!("password authentication failed for user \"{}\"", s.user),
                 detail: None,
             });
         }
-        ctx.pool.discard(slot, ctx.shm);
+        ctx.pool().discard(slot, ctx.shm);
     }
-    let slot = ctx.pool.free_slot(ctx.shm);
+    let free = ctx.pool().free_slot(ctx.shm);
+    let Some(slot) = free else {
+        return Err(AuthFailure {
+            code: "53300",
+            message: "sorry, too many clients already".into(),
+            detail: Some("every pool slot of this child is serving a session".into()),
+        });
+    };
+    match new_set(ctx, stream, reader, s, key, node, cred) {
+        Ok(set) => Ok((slot, set, false)),
+        Err(f) => {
+            // The slot chosen for the set is free again.
+            ctx.pool().discard(slot, ctx.shm);
+            Err(f)
+        }
+    }
+}
+
+/// Logs a new set in to `node` for the session, its run-time parameters applied.
+fn new_set(
+    ctx: &mut ChildContext<'_>,
+    stream: &mut Stream,
+    reader: &mut MessageReader,
+    s: &Session,
+    key: &PoolKey,
+    node: usize,
+    cred: &mut ClientCredential,
+) -> Result<PooledSet, AuthFailure> {
     let conn = connect_node(ctx, stream, reader, s, node, cred, false)?;
     let credential = if conn.password_required {
         cred.cleartext
@@ -185,16 +214,12 @@ pub(super) fn acquire(
         detail: None,
     })?;
     conns[node] = Some(conn);
-    Ok((
-        slot,
-        PooledSet {
-            key: key.clone(),
-            conns,
-            credential,
-            last_release: Instant::now(),
-        },
-        false,
-    ))
+    Ok(PooledSet {
+        key: key.clone(),
+        conns,
+        credential,
+        last_release: Instant::now(),
+    })
 }
 
 /// A client that was not verified by pgpool may reuse a set logged in with a
@@ -423,7 +448,7 @@ pub(super) fn join_live_nodes(
         }
     }
     if changed {
-        ctx.pool.publish(slot, set, ctx.shm);
+        ctx.pool().publish(slot, set, ctx.shm);
     }
 }
 
@@ -451,7 +476,7 @@ pub(super) fn attach_node(
                     if let Some(place) = set.conns.get_mut(n) {
                         *place = Some(c);
                     }
-                    ctx.pool.publish(slot, set, ctx.shm);
+                    ctx.pool().publish(slot, set, ctx.shm);
                     true
                 }
                 Err(e) => {

@@ -78,7 +78,7 @@ pub(super) fn open(
     if ctx.joins_every_node() {
         join_live_nodes(ctx, stream, reader, s, cred, &mut set, slot, node);
     }
-    ctx.pool.publish(slot, &set, ctx.shm);
+    ctx.pool().publish(slot, &set, ctx.shm);
     let info = ctx.shm.pool(ctx.index, slot);
     info.minor.store(s.minor as u32, Ordering::Relaxed);
     info.in_use.store(1, Ordering::Relaxed);

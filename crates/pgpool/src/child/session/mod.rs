@@ -179,8 +179,9 @@ pub fn close_session(
         port,
         ..
     } = open;
-    if let Some((end, outcome)) = relayed {
-        ending::end_session(ctx, &mut stream, b, end, outcome);
+    match relayed {
+        Some((end, outcome)) => ending::end_session(ctx, &mut stream, b, end, outcome),
+        None => ctx.pool().discard(b.slot, ctx.shm),
     }
     end_connection(ctx, Some((&s, started, &host, &port)));
 }
