@@ -217,6 +217,16 @@ impl Default for Config {
 }
 
 impl Config {
+    /// How many client sessions a child serves at once: sessions_per_child, at most one
+    /// per pool slot (max_pool), and 1 in snapshot isolation mode (whose step marks are
+    /// per child).
+    pub fn child_sessions(&self) -> usize {
+        if self.backend_clustering_mode == ClusteringMode::SnapshotIsolation {
+            return 1;
+        }
+        (self.sessions_per_child.max(1) as usize).min(self.max_pool.max(1) as usize)
+    }
+
     /// Read and parse a pgpool.conf file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = read_file(path)?;

@@ -400,6 +400,7 @@ config_params! {
     child_max_connections: u64 = [K::Int(0, I32MAX, U::None), "0", Restart, true, 0, "A pgpool-II child process will be terminated after this many connections from clients."],
     authentication_timeout: u64 = [K::Int(0, I32MAX, U::S), "60", Restart, true, 0, "Time out value in seconds for client authentication."],
     max_pool: u32 = [K::Int(0, I32MAX, U::None), "4", Restart, true, 0, "Maximum number of connection pools per child process."],
+    sessions_per_child: u32 = [K::Int(1, 1024, U::None), "1", Restart, true, HIDE_IN_ALL, "pgpool-rs: client sessions one child serves at once from one event loop (at most max_pool; 1: one client per child, as Pgpool-II)."],
     sr_check_period: i64 = [K::Int(0, I32MAX, U::S), "10", Reload, true, 0, "Time interval in seconds between the streaming replication delay checks."],
     recovery_timeout: i64 = [K::Int(0, I32MAX, U::S), "90", Reload, true, 0, "Maximum time in seconds to wait for the recovering PostgreSQL node."],
     client_idle_limit_in_recovery: i64 = [K::Int(-1, I32MAX, U::S), "0", Session, false, 0, "Time limit is seconds for the child connection, before it is terminated during the 2nd stage recovery."],

@@ -82,6 +82,23 @@ pub fn catch(signals: &[Signal]) {
     }
 }
 
+/// Runs `spawn` (which starts a thread) with every signal blocked, so the new thread
+/// inherits a mask that sends the process's signals to the calling thread: its
+/// blocking calls never see EINTR, and the caller's poll is the one woken.
+pub fn with_signals_blocked<T>(spawn: impl FnOnce() -> T) -> T {
+    let mut old = SigSet::empty();
+    let blocked = signal::pthread_sigmask(
+        signal::SigmaskHow::SIG_BLOCK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    );
+    let r = spawn();
+    if blocked.is_ok() {
+        let _ = signal::pthread_sigmask(signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+    r
+}
+
 /// Restores the default disposition of `signals` (in a freshly forked child).
 pub fn reset(signals: &[Signal]) {
     let action = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());

@@ -9,7 +9,9 @@ mod catalog;
 mod client_auth;
 mod client_log;
 mod dml_adaptive;
+mod lb_choice;
 mod local_ext;
+mod multi;
 mod pool;
 mod redirect;
 mod relay;
@@ -32,6 +34,7 @@ use shmem::{BackendRole, ChildState, Shmem};
 use crate::net::{Listeners, Stream};
 use crate::sys::{self, Waker};
 
+pub(crate) use lb_choice::{log_lb_choice, weighted_choice};
 pub use pool::ConnectionPool;
 pub use relay::open_query_cache;
 use relay::RelayBuffers;
@@ -55,7 +58,7 @@ pub struct ChildContext<'a> {
     /// Shared by the threads of a child serving several sessions at once.
     pub pool: &'a std::sync::Mutex<ConnectionPool>,
     pub bufs: RelayBuffers,
-    pub waker: Waker,
+    pub waker: &'a Waker,
     /// Routing decisions by query text (load balancing).
     pub classifier: sql::ClassifierCache,
     pub rules: sql::Rules,
@@ -192,75 +195,6 @@ impl ChildContext<'_> {
         )
     }
 
-    /// The load-balance node of a new session: the redirect preference lists first
-    /// (application name, then database, then user), else a live node chosen at random
-    /// in proportion to backend_weight (the primary included, as in Pgpool-II). Standbys
-    /// beyond delay_threshold are passed over. None when load balancing does not apply.
-    pub fn load_balance_node(&self, user: &str, database: &str, app_name: &str) -> Option<usize> {
-        if !self.load_balancing() {
-            return None;
-        }
-        let chosen = self.choose_load_balance_node(user, database, app_name);
-        if let Some(n) = chosen {
-            log_lb_choice(n);
-        }
-        chosen
-    }
-
-    fn choose_load_balance_node(
-        &self,
-        user: &str,
-        database: &str,
-        app_name: &str,
-    ) -> Option<usize> {
-        let usable = |i: usize| self.usable_for_reads(i);
-        let weighted = |i: usize| self.cfg.backends[i].weight > 0.0 && usable(i);
-        let rule = redirect::find(&self.app_redirects, app_name)
-            .or_else(|| redirect::find(&self.db_redirects, database))
-            .or_else(|| redirect::find(&self.user_redirects, user));
-        // As Pgpool-II: a rule's weight is the chance that it applies; when it does not,
-        // a node target is excluded from the draw and a standby target means the primary.
-        if let Some(rule) = rule {
-            let hit = random_unit() < rule.weight;
-            let primary = self.target_node();
-            match rule.target {
-                redirect::Target::Primary if hit => return primary,
-                redirect::Target::Primary => {
-                    return self
-                        .weighted_pick(|i| Some(i) != primary && weighted(i))
-                        .or(primary)
-                }
-                redirect::Target::Standby if hit => {
-                    return self
-                        .weighted_pick(|i| Some(i) != primary && usable(i))
-                        .or(primary)
-                }
-                redirect::Target::Standby => return primary,
-                redirect::Target::Node(n) if hit => {
-                    if n < self.cfg.backends.len() && usable(n) {
-                        return Some(n);
-                    }
-                }
-                redirect::Target::Node(n) => {
-                    if let Some(other) = self.weighted_pick(|i| i != n && weighted(i)) {
-                        return Some(other);
-                    }
-                }
-            }
-        }
-        self.weighted_pick(weighted)
-    }
-
-    /// A node among those `eligible`, at random in proportion to backend_weight (equal
-    /// chances when all their weights are 0).
-    fn weighted_pick(&self, eligible: impl Fn(usize) -> bool) -> Option<usize> {
-        let candidates: Vec<(usize, f64)> = (0..self.cfg.backends.len())
-            .filter(|&i| eligible(i))
-            .map(|i| (i, self.cfg.backends[i].weight))
-            .collect();
-        weighted_choice(&candidates)
-    }
-
     /// May reads go to `node` now (up, and within delay_threshold or
     /// delay_threshold_by_time)?
     pub fn usable_for_reads(&self, node: usize) -> bool {
@@ -377,37 +311,6 @@ pub fn terminate_request(shm: &Shmem, text: &[u8]) -> Option<usize> {
     }
 }
 
-/// The debug line Pgpool-II writes for every load-balance choice (its regression tests
-/// count them).
-pub(crate) fn log_lb_choice(node: usize) {
-    log::debug!("selecting load balance node: selected backend id is {node}");
-}
-
-/// One of `candidates` (id, weight) at random in proportion to the weights (equal chances
-/// when they are all 0); None when there is none.
-pub(crate) fn weighted_choice(candidates: &[(usize, f64)]) -> Option<usize> {
-    let (last, _) = candidates.split_last()?;
-    let total: f64 = candidates.iter().map(|(_, w)| w).sum();
-    let r = random_unit();
-    if total <= 0.0 {
-        let k = ((r * candidates.len() as f64) as usize).min(candidates.len() - 1);
-        return Some(candidates[k].0);
-    }
-    let mut acc = 0.0;
-    for (i, w) in candidates {
-        acc += w / total;
-        if r < acc {
-            return Some(*i);
-        }
-    }
-    Some(last.0)
-}
-
-/// A random number in [0, 1).
-fn random_unit() -> f64 {
-    protocol::auth::random_u32() as f64 / (u32::MAX as f64 + 1.0)
-}
-
 /// Inputs for [`run`].
 pub struct ChildSetup<'a> {
     pub index: usize,
@@ -443,7 +346,7 @@ pub fn run(setup: ChildSetup<'_>) -> ! {
         aes_key: setup.aes_key,
         tls: setup.tls,
         bufs: RelayBuffers::default(),
-        waker,
+        waker: &waker,
         classifier: sql::ClassifierCache::new(4096),
         catalog: catalog::Catalog::default(),
         rules: sql::Rules::default(),
@@ -461,19 +364,37 @@ pub fn run(setup: ChildSetup<'_>) -> ! {
     slot.client_connection_count.store(0, Ordering::Relaxed);
     slot.set_state(ChildState::WaitForConnection);
     sys::set_title(WAITING_TITLE);
-    let code = match accept_loop(&mut ctx, setup.listeners) {
+    let sessions = ctx.cfg.child_sessions();
+    let served = if sessions > 1 {
+        multi::serve_many(&mut ctx, setup.listeners, sessions)
+    } else {
+        accept_loop(&mut ctx, setup.listeners)
+    };
+    let code = match served {
         Ok(code) => code,
         Err(e) => {
             log::error!("child process failed: {e}");
             1
         }
     };
+    leave(&ctx, code);
+}
+
+/// The child exits (`code` 0: shutdown, 1: replace me), its pooled connections closed.
+fn leave(ctx: &ChildContext<'_>, code: i32) -> ! {
     ctx.pool().clear(ctx.shm);
-    slot.set_state(ChildState::Unused);
+    ctx.shm.child(ctx.index).set_state(ChildState::Unused);
     sys::exit_now(code);
 }
 
 fn epoll_setup(listeners: &Listeners, waker: &Waker) -> nix::Result<Epoll> {
+    let ep = listener_epoll(listeners)?;
+    ep.add(waker.fd(), EpollEvent::new(EpollFlags::EPOLLIN, u64::MAX))?;
+    Ok(ep)
+}
+
+/// An epoll set of the listening sockets (EPOLLEXCLUSIVE: a connection wakes one child).
+fn listener_epoll(listeners: &Listeners) -> nix::Result<Epoll> {
     let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
     let mut token = 0u64;
     for l in &listeners.tcp {
@@ -490,7 +411,6 @@ fn epoll_setup(listeners: &Listeners, waker: &Waker) -> nix::Result<Epoll> {
         )?;
         token += 1;
     }
-    ep.add(waker.fd(), EpollEvent::new(EpollFlags::EPOLLIN, u64::MAX))?;
     Ok(ep)
 }
 
@@ -513,7 +433,7 @@ fn try_accept(listeners: &Listeners) -> Option<Stream> {
 
 /// Returns the exit code for the main process: 0 normal, 1 please re-fork.
 fn accept_loop(ctx: &mut ChildContext<'_>, listeners: &Listeners) -> nix::Result<i32> {
-    let ep = epoll_setup(listeners, &ctx.waker)?;
+    let ep = epoll_setup(listeners, ctx.waker)?;
     let mut served: u64 = 0;
     let mut idle_since = Instant::now();
     let mut events = [EpollEvent::empty(); 8];

@@ -140,6 +140,7 @@ impl ConnectionPool {
         info.user.set("");
         info.major.store(0, Ordering::Relaxed);
         info.in_use.store(0, Ordering::Relaxed);
+        info.publish_cancel_key(0, 0);
         for node in 0..self.num_nodes {
             let c = shm.conn(self.child_index, slot, node);
             c.pid.store(0, Ordering::Relaxed);

@@ -13,7 +13,7 @@ pub enum Target {
     Node(usize),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Rule {
     pattern: Regex,
     pub target: Target,

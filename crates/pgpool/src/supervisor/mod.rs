@@ -340,6 +340,14 @@ pub fn run(cfg: Config, opts: &Options) -> i32 {
         }
     };
     log_notices(&cfg);
+    if cfg.sessions_per_child as usize != cfg.child_sessions() {
+        log::warn!(
+            "sessions_per_child = {}: each child serves at most {} sessions at once (one per pool slot, max_pool = {}; 1 in snapshot isolation mode)",
+            cfg.sessions_per_child,
+            cfg.child_sessions(),
+            cfg.max_pool
+        );
+    }
     for name in cfg.unsupported_in_use() {
         log::warn!("parameter \"{name}\" is set but not supported yet by pgpool-rs; it is ignored");
     }

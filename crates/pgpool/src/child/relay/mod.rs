@@ -40,6 +40,7 @@ mod node_io;
 mod policy;
 mod relay_loop;
 mod route;
+mod stepped;
 
 use cache::CacheCapture;
 pub use cache::{open_query_cache, CacheConfig, CacheStore};
@@ -48,7 +49,9 @@ use drain::*;
 use input::*;
 pub use node_io::RelayBuffers;
 use node_io::*;
+pub use relay_loop::StepIo;
 use relay_loop::*;
+pub use stepped::SteppedRelay;
 
 /// Index of the primary among the session's connections (the others are load-balance
 /// candidates: one, or with statement_level_load_balance every usable node).

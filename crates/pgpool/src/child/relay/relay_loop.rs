@@ -39,7 +39,7 @@ pub(super) struct Wait {
 
 /// What a step of a session's relay works on besides its routing ([`Relay`]): the
 /// client, the session's connections, the local commands, the buffers, the outcome.
-pub(super) struct StepIo<'a, 'c> {
+pub struct StepIo<'a, 'c> {
     pub client: &'a mut Stream,
     pub backends: &'a mut [&'c mut BackendConn],
     pub local: &'a mut dyn LocalCommands,
@@ -392,6 +392,18 @@ impl LoopState {
             timeout,
             ready,
         })
+    }
+
+    /// What each backend is waited for (after `advance`).
+    pub(super) fn backend_interest(&self) -> &[PollFlags] {
+        &self.bflags
+    }
+
+    /// What a wait the session did not do itself reported for its backends.
+    pub(super) fn set_backend_events(&mut self, events: &[PollFlags]) {
+        for (e, r) in self.bev.iter_mut().zip(events) {
+            *e = *r;
+        }
     }
 
     /// Takes in what the wait reported (`cev`: the client's events): client and

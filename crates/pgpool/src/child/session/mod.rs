@@ -22,8 +22,11 @@ use crate::net::Stream;
 
 mod backends;
 mod ending;
+mod live;
 mod relay_step;
 mod startup;
+
+pub use live::{LiveSession, StepShare};
 
 use backends::SessionBackends;
 
@@ -98,7 +101,10 @@ pub fn open_session(ctx: &mut ChildContext<'_>, stream: Stream) -> Option<OpenSe
     let slot = ctx.shm.child(ctx.index);
     slot.client_host.set(&host);
     slot.client_port.set(&port);
-    slot.set_state(ChildState::Active);
+    if ctx.serves_alone {
+        // (A child serving several sessions keeps its state itself.)
+        slot.set_state(ChildState::Active);
+    }
     // Pgpool-II's debug lines (its regression tests compare their counts).
     log::debug!(
         "connection_count_up: number of connected children: {}",
@@ -119,7 +125,7 @@ pub fn open_session(ctx: &mut ChildContext<'_>, stream: Stream) -> Option<OpenSe
             "28000",
             "no PostgreSQL user name specified in startup packet",
         );
-        end_connection(ctx, None);
+        end_connection(ctx, None, None);
         return None;
     };
     let database = params
@@ -157,7 +163,7 @@ pub fn open_session(ctx: &mut ChildContext<'_>, stream: Stream) -> Option<OpenSe
         }),
         Err(e) => {
             log::debug!("session ended: {e}");
-            end_connection(ctx, Some((&s, started, &host, &port)));
+            end_connection(ctx, Some((&s, started, &host, &port)), None);
             None
         }
     }
@@ -179,16 +185,22 @@ pub fn close_session(
         port,
         ..
     } = open;
+    let slot = b.slot;
     match relayed {
         Some((end, outcome)) => ending::end_session(ctx, &mut stream, b, end, outcome),
         None => ctx.pool().discard(b.slot, ctx.shm),
     }
-    end_connection(ctx, Some((&s, started, &host, &port)));
+    end_connection(ctx, Some((&s, started, &host, &port)), Some(slot));
 }
 
 /// A client connection has ended: the disconnection logged (with the session's user,
-/// start and address when it got that far), the child's record idle again.
-fn end_connection(ctx: &ChildContext<'_>, session: Option<(&Session, Instant, &str, &str)>) {
+/// start and address when it got that far), the child's record idle again (`slot`: the
+/// pool slot the session held).
+fn end_connection(
+    ctx: &ChildContext<'_>,
+    session: Option<(&Session, Instant, &str, &str)>,
+    slot: Option<usize>,
+) {
     if let Some((s, started, host, port)) = session.filter(|_| ctx.cfg.log_disconnections) {
         let t = started.elapsed();
         log::info!(
@@ -201,12 +213,16 @@ fn end_connection(ctx: &ChildContext<'_>, session: Option<(&Session, Instant, &s
             s.database
         );
     }
-    let slot = ctx.shm.child(ctx.index);
-    // A session that failed before its end step leaves no cancel key behind.
-    if let Ok(p) = usize::try_from(slot.current_pool.swap(-1, Ordering::AcqRel)) {
-        ctx.shm.pool(ctx.index, p).publish_cancel_key(0, 0);
+    let child = ctx.shm.child(ctx.index);
+    if ctx.serves_alone {
+        child.current_pool.store(-1, Ordering::Release);
+        child.set_state(ChildState::WaitForConnection);
+    } else if let Some(p) = slot.and_then(|p| i32::try_from(p).ok()) {
+        // Another session of the child may be the one shown now.
+        let _ = child
+            .current_pool
+            .compare_exchange(p, -1, Ordering::AcqRel, Ordering::Relaxed);
     }
-    slot.set_state(ChildState::WaitForConnection);
     if ctx.serves_alone {
         crate::logging::set_session(None);
         crate::sys::set_title(crate::child::WAITING_TITLE);

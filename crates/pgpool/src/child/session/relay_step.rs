@@ -22,14 +22,14 @@ use crate::child::ChildContext;
 use crate::net::Stream;
 
 /// What a session's relay keeps of its own from its start to its end.
-struct SessionParts<'a> {
-    router: Router,
-    client_log: Option<ClientLog>,
-    conns: SessionConns<'a>,
+pub(super) struct SessionParts<'a> {
+    pub(super) router: Router,
+    pub(super) client_log: Option<ClientLog>,
+    pub(super) conns: SessionConns<'a>,
 }
 
 /// Figures of the session's connections, in the order of `SessionBackends::nodes`.
-struct SessionConns<'a> {
+pub(super) struct SessionConns<'a> {
     /// Each connection's entry in shared memory.
     info: Vec<&'a shmem::BackendConnInfo>,
     /// backend_weight of each connection.
@@ -39,7 +39,7 @@ struct SessionConns<'a> {
 }
 
 impl<'a> SessionParts<'a> {
-    fn new(ctx: &ChildContext<'a>, b: &SessionBackends) -> Self {
+    pub(super) fn new(ctx: &ChildContext<'a>, b: &SessionBackends) -> Self {
         SessionParts {
             // Connection 1 is the session's load-balance node; without one, reads stay
             // on the main node (index 0).
@@ -64,7 +64,7 @@ impl<'a> SessionParts<'a> {
 
 /// The relay's settings for one session, from the child's configuration and caches'
 /// storage and the session's own parts.
-fn relay_config<'c>(
+pub(super) fn relay_config<'c>(
     cfg: &'c Config,
     rules: &'c sql::Rules,
     dml_relations: &'c Relationships,
@@ -172,7 +172,7 @@ pub(super) fn relay_session(
         stream,
         conns,
         initial,
-        &ctx.waker,
+        ctx.waker,
         &mut admin,
         &mut relay,
         &mut ctx.bufs,

@@ -1,0 +1,204 @@
+//! A session the relay thread of a child serving several sessions drives
+//! ([`LiveSession`]): everything its relay keeps is its own (the open session, its
+//! routing state and figures, its local commands, catalog facts, buffers, outcome), and
+//! what it borrows from the child for a step is lent per step ([`StepShare`]), so one
+//! poll can step many sessions in turn.
+
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use config::Config;
+use nix::poll::{PollFd, PollFlags};
+
+use super::relay_step::{relay_config, SessionParts};
+use super::OpenSession;
+use crate::backend::BackendConn;
+use crate::child::admin::Admin;
+use crate::child::catalog::Catalog;
+use crate::child::dml_adaptive::Relationships;
+use crate::child::relay::{CacheStore, Relay, RelayBuffers, RelayOutcome, StepIo, SteppedRelay};
+use crate::child::relay_shared::{LocalCommands, RelayEnd};
+use crate::child::ChildContext;
+
+/// What a session borrows from the thread that steps it, for one step.
+pub struct StepShare<'w, 'a> {
+    pub rules: &'w sql::Rules,
+    pub dml_relations: &'w Relationships,
+    pub qcache: Option<&'a shmem::QueryCache>,
+    pub memcached: Option<&'w crate::memcached::Memcached>,
+    pub classifier: &'w mut sql::ClassifierCache,
+    pub shm: &'a shmem::Shmem,
+}
+
+/// One session being relayed by a driver that serves several.
+pub struct LiveSession<'a> {
+    open: OpenSession,
+    /// The configuration the session started with (its local commands answer from it).
+    cfg: Arc<Config>,
+    parts: SessionParts<'a>,
+    admin: Admin<'a>,
+    catalog: Catalog,
+    bufs: RelayBuffers,
+    outcome: RelayOutcome,
+    relay: SteppedRelay,
+    /// client_idle_limit: when the session's idle wait runs out.
+    pub deadline: Option<Instant>,
+}
+
+impl<'a> LiveSession<'a> {
+    /// The relay of an opened session begins (nothing is read or written yet).
+    pub fn start(ctx: &ChildContext<'a>, mut open: OpenSession) -> Self {
+        let parts = SessionParts::new(ctx, &open.b);
+        let mut admin = Admin::new(
+            ctx.cfg.clone(),
+            ctx.shm,
+            ctx.index,
+            open.b.lb.unwrap_or(open.b.node),
+        );
+        admin.qcache = ctx.qcache.filter(|_| ctx.cfg.memory_cache_enabled);
+        let mut bufs = RelayBuffers::default();
+        let relay = {
+            let OpenSession {
+                stream, b, initial, ..
+            } = &mut open;
+            let mut conns = session_conns(&mut b.set.conns, &b.nodes);
+            SteppedRelay::start(stream, &mut conns, initial, &mut bufs)
+        };
+        LiveSession {
+            open,
+            cfg: ctx.cfg.clone(),
+            parts,
+            admin,
+            catalog: Catalog::default(),
+            bufs,
+            outcome: RelayOutcome::default(),
+            relay,
+            deadline: None,
+        }
+    }
+
+    /// Runs `f` on the session's relay with what a step works on.
+    fn with_step<R>(
+        &mut self,
+        share: &mut StepShare<'_, 'a>,
+        f: impl FnOnce(&mut SteppedRelay, &mut StepIo<'_, '_>, &mut Relay<'_>) -> R,
+    ) -> R {
+        let OpenSession { stream, s, b, .. } = &mut self.open;
+        let mut conns = session_conns(&mut b.set.conns, &b.nodes);
+        let SessionParts {
+            router,
+            client_log,
+            conns: figures,
+        } = &mut self.parts;
+        let store = share.qcache.map(|counters| CacheStore {
+            counters,
+            remote: share.memcached,
+        });
+        let cfg = relay_config(
+            &self.cfg,
+            share.rules,
+            share.dml_relations,
+            store,
+            s,
+            &b.nodes,
+            figures,
+        );
+        let mut relay = Relay {
+            cfg: &cfg,
+            cache: share.classifier,
+            catalog: &mut self.catalog,
+            router,
+            shm: share.shm,
+            client_log,
+            snapshot_child: None,
+        };
+        let mut step = StepIo {
+            client: stream,
+            backends: &mut conns,
+            local: &mut self.admin,
+            bufs: &mut self.bufs,
+            outcome: &mut self.outcome,
+        };
+        f(&mut self.relay, &mut step, &mut relay)
+    }
+
+    /// Takes in what the wait reported (nothing, the first time), then does everything
+    /// the session can do without waiting; how it ended, if it did.
+    pub fn step(
+        &mut self,
+        share: &mut StepShare<'_, 'a>,
+        events: Option<(PollFlags, &[PollFlags])>,
+    ) -> Result<(), RelayEnd> {
+        let r = self.with_step(share, |r, step, relay| {
+            if let Some((cev, bev)) = events {
+                r.absorb(cev, bev, step, relay)?;
+            }
+            r.advance(step, relay)
+        });
+        self.deadline = self.relay.idle_limit().map(|d| Instant::now() + d);
+        r
+    }
+
+    /// Must be stepped without waiting (bytes buffered already).
+    pub fn ready(&self) -> bool {
+        self.relay.ready()
+    }
+
+    /// Appends the session's sockets to a poll set: the client, then each backend in
+    /// connection order; how many were appended.
+    pub fn poll_fds<'s>(&'s self, fds: &mut Vec<PollFd<'s>>) -> usize {
+        let (cflags, bflags) = self.relay.interest();
+        fds.push(PollFd::new(self.open.stream.as_fd(), cflags));
+        let b = &self.open.b;
+        let mut n = 1;
+        for (&node, flags) in b.nodes.iter().zip(bflags) {
+            if let Some(c) = b.set.conns.get(node).and_then(Option::as_ref) {
+                fds.push(PollFd::new(c.stream.as_fd(), *flags));
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// A failover detached one of the session's nodes.
+    pub fn node_detached(&self) -> bool {
+        self.admin.node_detached()
+    }
+
+    /// The end of the relay: the session as set-up handed it over, how it ended, and
+    /// what it learnt for the release.
+    pub fn finish(self, end: RelayEnd) -> (OpenSession, RelayEnd, RelayOutcome) {
+        let LiveSession {
+            mut open,
+            relay,
+            parts,
+            bufs,
+            mut outcome,
+            admin,
+            ..
+        } = self;
+        let OpenSession { stream, b, .. } = &mut open;
+        let mut conns = session_conns(&mut b.set.conns, &b.nodes);
+        let end = relay.finish(end, stream, &mut conns, &parts.router, &bufs, &mut outcome);
+        if let Some(cfg) = &admin.session_cfg {
+            // PGPOOL SET changed this process's logging for the session: back to the
+            // child's own.
+            let _ = cfg;
+            crate::logging::configure(&admin.cfg);
+        }
+        (open, end, outcome)
+    }
+}
+
+/// The session's connections in its order (answering node first).
+fn session_conns<'c>(
+    conns: &'c mut [Option<BackendConn>],
+    nodes: &[usize],
+) -> Vec<&'c mut BackendConn> {
+    let mut slots: Vec<Option<&mut BackendConn>> = conns.iter_mut().map(Option::as_mut).collect();
+    nodes
+        .iter()
+        .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
+        .collect()
+}
