@@ -10,12 +10,14 @@
 # - pooled sets are reused by later sessions (SHOW POOL_POOLS pool_counter);
 # - client_idle_limit ends an idle session while another one stays;
 # - pgbench -c 4 with load balancing: no failed transaction;
+# - the query cache answers a repeated SELECT from the child, and an UPDATE from
+#   another session of the same child invalidates it;
 # - the start-up log says when sessions_per_child is above max_pool.
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 
 setup_cluster 2 s 'num_init_children = 1' 'max_pool = 4' 'sessions_per_child = 4' \
-    'load_balance_mode = on' 'client_idle_limit = 4'
+    'load_balance_mode = on' 'client_idle_limit = 4' 'memory_cache_enabled = on'
 
 assert_eq 1 "$(psql_pgpool -c 'select 1')" "a session through the one child"
 
@@ -108,6 +110,19 @@ pgbench_pgpool -n -c 4 -j 2 -t 100 >"$WORK_DIR/pgbench.tpcb" 2>&1 \
     || { cat "$WORK_DIR/pgbench.tpcb"; fail "pgbench tpcb-like"; }
 assert_contains "$(cat "$WORK_DIR/pgbench.tpcb")" "actually processed: 400/400" "pgbench tpcb-like"
 log "ok: pgbench through one child serving four sessions"
+
+# 7. The query cache through the relay thread.
+psql_pgpool -q -c 'create table qc (i int)' -c 'insert into qc values (1)' || fail "create qc"
+wait_replay
+hits0=$(psql_pgpool -F '|' -c 'show pool_cache' | cut -d'|' -f1)
+for i in 1 2 3; do assert_eq 1 "$(psql_pgpool -c 'select i from qc')" "cached select $i"; done
+hits1=$(psql_pgpool -F '|' -c 'show pool_cache' | cut -d'|' -f1)
+[ "$hits1" -gt "$hits0" ] || fail "no cache hit ($hits0 -> $hits1)"
+psql_pgpool -c 'select pg_sleep(1)' >/dev/null &
+psql_pgpool -q -c 'update qc set i = 2' || fail "update qc"
+assert_eq 2 "$(psql_pgpool -c 'select i from qc')" "the select after the update"
+wait
+log "ok: query cache hits ($hits0 -> $hits1) and invalidation"
 
 grep -q 'sessions_per_child' "$PGPOOL_LOG" && fail "a warning about sessions_per_child though it fits max_pool"
 log "ok"

@@ -19,6 +19,7 @@ mod relay_shared;
 mod replicate;
 mod session;
 mod session_conns;
+mod session_set;
 
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;

@@ -13,13 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::{unbounded, Receiver, Sender};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use shmem::ChildState;
 
 use super::relay::RelayOutcome;
-use super::relay_shared::{RelayEnd, READABLE};
+use super::relay_shared::RelayEnd;
 use super::session::{self, LiveSession, OpenSession, StepShare};
+use super::session_set::SessionSet;
 use super::{listener_epoll, reload, try_accept, ChildContext};
 use crate::net::{Listeners, Stream};
 use crate::sys;
@@ -105,7 +105,7 @@ fn work(
 }
 
 /// The relay thread's loop: listeners, signals, workers' results and every session
-/// in one poll.
+/// in one epoll set.
 fn drive<'a>(
     ctx: &mut ChildContext<'a>,
     listeners: &Listeners,
@@ -115,8 +115,8 @@ fn drive<'a>(
     mut wake: &UnixStream,
     reloads: &AtomicU64,
 ) -> nix::Result<i32> {
-    let ep = listener_epoll(listeners)?;
-    let mut sessions: Vec<LiveSession<'a>> = Vec::new();
+    let lep = listener_epoll(listeners)?;
+    let mut sessions = SessionSet::new(wake.as_fd(), ctx.waker.fd())?;
     // Connections a worker holds (being set up or ended).
     let mut in_flight = 0usize;
     let mut served: u64 = 0;
@@ -135,9 +135,11 @@ fn drive<'a>(
     loop {
         let pending = sys::take_pending();
         if sys::has(pending, Signal::SIGINT) || sys::has(pending, Signal::SIGQUIT) {
-            for s in sessions.drain(..) {
-                let (open, end, outcome) = s.finish(RelayEnd::Shutdown);
-                session::close_session(ctx, open, Some((end, outcome)));
+            for id in sessions.ids_where(|_| true) {
+                if let Some(s) = sessions.remove(id) {
+                    let (open, end, outcome) = s.finish(RelayEnd::Shutdown);
+                    session::close_session(ctx, open, Some((end, outcome)));
+                }
             }
             super::leave(ctx, 0);
         }
@@ -155,21 +157,14 @@ fn drive<'a>(
             let shm = ctx.shm;
             ctx.pool()
                 .drop_dead_nodes(|n| shm.backend(n).status().is_alive(), shm);
-            let mut k = 0;
-            while k < sessions.len() {
-                if sessions[k].node_detached() {
-                    close(
-                        sessions.swap_remove(k),
-                        RelayEnd::NodeDetached,
-                        &mut in_flight,
-                    );
-                } else {
-                    k += 1;
+            for id in sessions.ids_where(LiveSession::node_detached) {
+                if let Some(s) = sessions.remove(id) {
+                    close(s, RelayEnd::NodeDetached, &mut in_flight);
                 }
             }
         }
         ctx.pool().expire(ctx.cfg.connection_life_time, ctx.shm);
-        let busy = !sessions.is_empty() || in_flight > 0;
+        let busy = sessions.len() > 0 || in_flight > 0;
         let state = if busy {
             ChildState::Active
         } else {
@@ -188,55 +183,16 @@ fn drive<'a>(
             }
         }
         let room = accepting && sessions.len() + in_flight < limit;
+        sessions.listen(lep.0.as_fd(), room)?;
 
-        // One wait for everything.
-        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3 + sessions.len() * 3);
-        fds.push(PollFd::new(wake.as_fd(), PollFlags::POLLIN));
-        fds.push(PollFd::new(ctx.waker.fd(), PollFlags::POLLIN));
-        fds.push(PollFd::new(
-            ep.0.as_fd(),
-            if room {
-                PollFlags::POLLIN
-            } else {
-                PollFlags::empty()
-            },
-        ));
-        let mut spans = Vec::with_capacity(sessions.len());
-        let mut soonest: Option<Instant> = None;
-        let mut ready = false;
-        for s in &sessions {
-            let at = fds.len();
-            spans.push((at, s.poll_fds(&mut fds)));
-            ready |= s.ready();
-            soonest = match (soonest, s.deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
-        let wait = if ready {
-            Duration::ZERO
-        } else {
-            let timer = Duration::from_secs(1);
-            soonest.map_or(timer, |d| {
-                d.saturating_duration_since(Instant::now()).min(timer)
-            })
-        };
-        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO);
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e),
-        }
-        let events: Vec<PollFlags> = fds
-            .iter()
-            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
-            .collect();
-        drop(fds);
-        if !events[1].is_empty() {
+        // One wait for everything (at most a second: the timers above).
+        let own = sessions.wait(Duration::from_secs(1))?;
+        if own.signals {
             ctx.waker.drain();
         }
 
         // New clients go to the workers.
-        if room && events[2].intersects(READABLE) {
+        if room && own.listeners {
             while accepting && sessions.len() + in_flight < limit {
                 let Some(stream) = try_accept(listeners) else {
                     break;
@@ -259,29 +215,25 @@ fn drive<'a>(
             }
         }
 
-        // The sessions that had something to do.
-        let now = Instant::now();
+        // The sessions that had something to do, or whose idle time ran out.
         let mut ended: Vec<(usize, RelayEnd)> = Vec::new();
-        for (k, &(at, n)) in spans.iter().enumerate() {
-            let s = &mut sessions[k];
-            let cev = events[at];
-            let bev = &events[at + 1..at + n];
-            let happened = !cev.is_empty() || bev.iter().any(|e| !e.is_empty());
-            if happened || s.ready() {
-                let mut share = share_of(ctx);
-                if let Err(end) = s.step(&mut share, Some((cev, bev))) {
-                    ended.push((k, end));
-                }
-            } else if s.deadline.is_some_and(|d| d <= now) {
-                ended.push((k, RelayEnd::IdleTimeout));
+        sessions.each_due(|id, s, events| {
+            let end = match events {
+                Some(events) => s.step(&mut share_of(ctx), Some(events)).err(),
+                None => Some(RelayEnd::IdleTimeout),
+            };
+            if let Some(end) = end {
+                ended.push((id, end));
             }
-        }
-        for (k, end) in ended.into_iter().rev() {
-            close(sessions.swap_remove(k), end, &mut in_flight);
+        });
+        for (id, end) in ended {
+            if let Some(s) = sessions.remove(id) {
+                close(s, end, &mut in_flight);
+            }
         }
 
         // What the workers finished.
-        if events[0].intersects(READABLE) {
+        if own.wake {
             let mut sink = [0u8; 64];
             while matches!(wake.read(&mut sink), Ok(n) if n > 0) {}
         }
@@ -289,9 +241,8 @@ fn drive<'a>(
             in_flight = in_flight.saturating_sub(1);
             if let Done::Opened(open) = d {
                 let mut s = LiveSession::start(ctx, *open);
-                let mut share = share_of(ctx);
-                match s.step(&mut share, None) {
-                    Ok(()) => sessions.push(s),
+                match s.step(&mut share_of(ctx), None) {
+                    Ok(()) => sessions.insert(s),
                     Err(end) => close(s, end, &mut in_flight),
                 }
             }

@@ -4,12 +4,12 @@
 //! what it borrows from the child for a step is lent per step ([`StepShare`]), so one
 //! poll can step many sessions in turn.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::Instant;
 
 use config::Config;
-use nix::poll::{PollFd, PollFlags};
+use nix::poll::PollFlags;
 
 use super::relay_step::{relay_config, SessionParts};
 use super::OpenSession;
@@ -145,20 +145,18 @@ impl<'a> LiveSession<'a> {
         self.relay.ready()
     }
 
-    /// Appends the session's sockets to a poll set: the client, then each backend in
-    /// connection order; how many were appended.
-    pub fn poll_fds<'s>(&'s self, fds: &mut Vec<PollFd<'s>>) -> usize {
+    /// The session's sockets and what each is waited for: the client, then each
+    /// backend in connection order (the order of the events [`LiveSession::step`] takes).
+    pub fn sockets<'s>(&'s self, out: &mut Vec<(BorrowedFd<'s>, PollFlags)>) {
+        out.clear();
         let (cflags, bflags) = self.relay.interest();
-        fds.push(PollFd::new(self.open.stream.as_fd(), cflags));
+        out.push((self.open.stream.as_fd(), cflags));
         let b = &self.open.b;
-        let mut n = 1;
         for (&node, flags) in b.nodes.iter().zip(bflags) {
             if let Some(c) = b.set.conns.get(node).and_then(Option::as_ref) {
-                fds.push(PollFd::new(c.stream.as_fd(), *flags));
-                n += 1;
+                out.push((c.stream.as_fd(), *flags));
             }
         }
-        n
     }
 
     /// A failover detached one of the session's nodes.
@@ -196,9 +194,12 @@ fn session_conns<'c>(
     conns: &'c mut [Option<BackendConn>],
     nodes: &[usize],
 ) -> Vec<&'c mut BackendConn> {
-    let mut slots: Vec<Option<&mut BackendConn>> = conns.iter_mut().map(Option::as_mut).collect();
-    nodes
-        .iter()
-        .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
-        .collect()
+    // In connection order without a second vector: each node's place in `nodes`.
+    let mut out: Vec<(usize, &mut BackendConn)> = conns
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(node, c)| Some((nodes.iter().position(|&n| n == node)?, c.as_mut()?)))
+        .collect();
+    out.sort_unstable_by_key(|(at, _)| *at);
+    out.into_iter().map(|(_, c)| c).collect()
 }
