@@ -15,7 +15,9 @@
 # - the extended protocol (pgbench -M extended) routes alike;
 # - log_statement writes "statement: <text>";
 # - relcache_query_target = load_balance_node (by reload): the catalog query
-#   reaches the standby's log and no longer the primary's, routes unchanged.
+#   reaches the standby's log and no longer the primary's, routes unchanged;
+# - enable_shared_relcache with memory_cache_enabled = off: the catalog facts
+#   are shared through the cache's storage (Pgpool-II's debug line).
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 
@@ -105,6 +107,7 @@ log "ok: log_statement"
 catalog_queries() { cat "$TEST_DIR/data$1"/log/* | grep -c "FROM pg_catalog.pg_proc WHERE provolatile" || true; }
 assert_eq 0 "$(catalog_queries 1)" "catalog queries on the standby with relcache_query_target = primary"
 echo "relcache_query_target = 'load_balance_node'" >>"$PGPOOL_CONF"
+echo "log_min_messages = debug1" >>"$PGPOOL_CONF"
 "$TEST_DIR/pgpool_reload" >/dev/null 2>&1 || fail "pgpool_reload"
 sleep 1
 # DDL makes every child load the catalog again.
@@ -118,3 +121,8 @@ done
 assert_eq "$before" "$(catalog_queries 0)" "no catalog query on the primary with relcache_query_target = load_balance_node"
 [ "$(catalog_queries 1)" -gt 0 ] || fail "no catalog query reached the standby"
 log "ok: relcache_query_target = load_balance_node"
+# enable_shared_relcache (on by default) with the query cache off: a child that
+# loaded the catalog shares it through the cache's storage.
+grep -q "committing relation cache to cache storage" "$PGPOOL_LOG" \
+    || fail "no child shared its catalog facts (enable_shared_relcache with memory_cache_enabled = off)"
+log "ok: enable_shared_relcache with the query cache off"

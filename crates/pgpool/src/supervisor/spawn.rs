@@ -43,7 +43,9 @@ impl Supervisor<'_> {
                     index,
                     cfg: self.cfg.clone(),
                     shm: self.shm,
-                    qcache: self.qcache.filter(|_| self.cfg.memory_cache_enabled),
+                    // With the cache off the storage may still hold the shared relation cache
+                    // (enable_shared_relcache); the child uses it for nothing else then.
+                    qcache: self.qcache,
                     listeners: self.listeners,
                     hba,
                     passwd,
