@@ -81,7 +81,10 @@ log "ok: cancel reaches its own session only"
 
 # 4. Pooled sets reused.
 for i in 1 2 3; do psql_pgpool -c 'select 1' >/dev/null || fail "session $i"; done
-reused=$(psql_pgpool -F '|' -c 'show pool_pools' | awk -F'|' 'NR > 0 && $12 + 0 > 1' | wc -l)
+# pool_counter is SHOW POOL_POOLS' 14th column (found by name in the header).
+reused=$("$PGBIN/psql" -X -A -F '|' -P footer=off -h 127.0.0.1 -p "$PGPOOL_PORT" -U "$PGSUPERUSER" -d test \
+    -c 'show pool_pools' | awk -F'|' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "pool_counter") c = i; next }
+        c && $c + 0 > 1' | wc -l)
 [ "$reused" -ge 1 ] || { psql_pgpool -c 'show pool_pools'; fail "no pooled set was reused"; }
 log "ok: pooled sets reused ($reused rows with pool_counter > 1)"
 
