@@ -123,6 +123,9 @@ fn drive<'a>(
     let mut accepting = true;
     let mut exit_code = 0;
     let mut idle_since = Instant::now();
+    let mut was_busy = false;
+    // connection_life_time is looked at once a second, not per wake-up.
+    let mut expired_at = Instant::now();
     let close = |s: LiveSession<'a>, end: RelayEnd, in_flight: &mut usize| {
         let (open, end, outcome) = s.finish(end);
         if jobs
@@ -163,7 +166,10 @@ fn drive<'a>(
                 }
             }
         }
-        ctx.pool().expire(ctx.cfg.connection_life_time, ctx.shm);
+        if ctx.cfg.connection_life_time > 0 && expired_at.elapsed() >= Duration::from_secs(1) {
+            expired_at = Instant::now();
+            ctx.pool().expire(ctx.cfg.connection_life_time, ctx.shm);
+        }
         let busy = sessions.len() > 0 || in_flight > 0;
         let state = if busy {
             ChildState::Active
@@ -172,10 +178,13 @@ fn drive<'a>(
         };
         ctx.shm.child(ctx.index).set_state(state);
         if busy {
-            idle_since = Instant::now();
+            was_busy = true;
         } else if !accepting {
             return Ok(exit_code);
         } else {
+            if std::mem::take(&mut was_busy) {
+                idle_since = Instant::now();
+            }
             let life = ctx.cfg.child_life_time;
             if life > 0 && idle_since.elapsed().as_secs() >= life {
                 log::debug!("child_life_time ({life} s) expired; exiting to be replaced");
@@ -233,10 +242,13 @@ fn drive<'a>(
         }
 
         // What the workers finished.
-        if own.wake {
-            let mut sink = [0u8; 64];
-            while matches!(wake.read(&mut sink), Ok(n) if n > 0) {}
+        // (A worker sends its result before it writes the wake-up byte: with the byte
+        // read, every result it stands for is in the channel.)
+        if !own.wake {
+            continue;
         }
+        let mut sink = [0u8; 64];
+        while matches!(wake.read(&mut sink), Ok(n) if n > 0) {}
         while let Ok(d) = done.try_recv() {
             in_flight = in_flight.saturating_sub(1);
             if let Done::Opened(open) = d {

@@ -2,7 +2,10 @@
 //! (level-triggered; a socket's registration is changed only when what its session
 //! waits for changes, so a wait costs one system call however many sessions there
 //! are). Sessions keep a stable id while they live (a slab), which the epoll events
-//! carry with the socket's place in its session.
+//! carry with the socket's place in its session. Only the sessions a wait reported
+//! (or that hold bytes already) are stepped, and only the ones stepped are looked at
+//! again before the next wait: the cost of a wake-up follows what happened, not how
+//! many sessions there are.
 
 use std::os::fd::BorrowedFd;
 use std::time::Instant;
@@ -34,7 +37,10 @@ struct Entry<'a> {
     registered: Vec<Option<EpollFlags>>,
     /// What the last wait reported per socket.
     events: Vec<PollFlags>,
+    /// In `due` (reported by a wait, or bytes buffered).
     touched: bool,
+    /// In `stepped` (its registrations may be out of date).
+    stepped: bool,
 }
 
 pub(super) struct SessionSet<'a> {
@@ -45,6 +51,14 @@ pub(super) struct SessionSet<'a> {
     /// The child's own registrations: listeners (on or off).
     listening: Option<bool>,
     events: Vec<EpollEvent>,
+    /// Sessions to step after this wait, in the order the wait reported them.
+    due: Vec<usize>,
+    /// Sessions stepped (or inserted) since their registrations were last brought up
+    /// to date.
+    stepped: Vec<usize>,
+    /// Sessions with a client_idle_limit deadline (the deadlines are looked at only
+    /// when there are any).
+    with_deadline: usize,
 }
 
 fn epoll_flags(p: PollFlags) -> EpollFlags {
@@ -91,6 +105,9 @@ impl<'a> SessionSet<'a> {
             live: 0,
             listening: None,
             events: vec![EpollEvent::empty(); 64],
+            due: Vec::new(),
+            stepped: Vec::new(),
+            with_deadline: 0,
         })
     }
 
@@ -117,31 +134,43 @@ impl<'a> SessionSet<'a> {
     }
 
     pub(super) fn insert(&mut self, session: LiveSession<'a>) {
+        self.with_deadline += usize::from(session.deadline.is_some());
         let entry = Entry {
             session,
             registered: Vec::new(),
             events: Vec::new(),
             touched: false,
+            stepped: true,
         };
-        match self.free.pop() {
-            Some(id) => self.slots[id] = Some(entry),
-            None => self.slots.push(Some(entry)),
-        }
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id] = Some(entry);
+                id
+            }
+            None => {
+                self.slots.push(Some(entry));
+                self.slots.len() - 1
+            }
+        };
+        self.stepped.push(id);
         self.live += 1;
     }
 
     /// Takes a session out (its sockets leave the epoll set).
     pub(super) fn remove(&mut self, id: usize) -> Option<LiveSession<'a>> {
         let entry = self.slots.get_mut(id)?.take()?;
-        let mut sockets = Vec::new();
-        entry.session.sockets(&mut sockets);
-        for ((fd, _), reg) in sockets.iter().zip(&entry.registered) {
-            if reg.is_some() {
-                let _ = self.ep.delete(fd);
+        let ep = &self.ep;
+        let _ = entry.session.each_socket(|k, fd, _| {
+            if entry.registered.get(k).is_some_and(Option::is_some) {
+                let _ = ep.delete(fd);
             }
-        }
+            Ok::<(), ()>(())
+        });
         self.free.push(id);
         self.live -= 1;
+        self.with_deadline -= usize::from(entry.session.deadline.is_some());
+        // (An id in `due` or `stepped` may be reused before those lists are next read;
+        // a stale entry only makes a live session looked at once more.)
         Some(entry.session)
     }
 
@@ -152,46 +181,77 @@ impl<'a> SessionSet<'a> {
             .collect()
     }
 
-    /// Brings every socket's registration up to what its session waits for now; the
-    /// soonest idle deadline, and whether a session must be stepped without waiting.
-    fn sync(&mut self) -> nix::Result<(Option<Instant>, bool)> {
-        let mut soonest: Option<Instant> = None;
+    /// Brings the registrations of the sessions stepped since the last wait up to what
+    /// each waits for now; whether a session must be stepped without waiting.
+    fn sync(&mut self) -> nix::Result<bool> {
+        let SessionSet {
+            ep,
+            slots,
+            due,
+            stepped,
+            ..
+        } = self;
         let mut ready = false;
-        let mut sockets = Vec::with_capacity(4);
-        for (id, slot) in self.slots.iter_mut().enumerate() {
-            let Some(e) = slot.as_mut() else { continue };
-            e.session.sockets(&mut sockets);
-            e.registered.resize(sockets.len(), None);
-            e.events.resize(sockets.len(), PollFlags::empty());
-            for (k, (fd, want)) in sockets.iter().enumerate() {
-                let want = epoll_flags(*want);
-                match e.registered[k] {
-                    Some(r) if r == want => {}
-                    Some(_) => self
-                        .ep
-                        .modify(fd, &mut EpollEvent::new(want, token(id, k)))?,
-                    None => self.ep.add(fd, EpollEvent::new(want, token(id, k)))?,
-                }
-                e.registered[k] = Some(want);
-            }
-            ready |= e.session.ready();
-            soonest = match (soonest, e.session.deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+        for id in stepped.drain(..) {
+            let Some(Some(e)) = slots.get_mut(id) else {
+                continue;
             };
+            if !std::mem::take(&mut e.stepped) {
+                continue;
+            }
+            let Entry {
+                session,
+                registered,
+                events,
+                touched,
+                ..
+            } = e;
+            session.each_socket(|k, fd, want| {
+                if registered.len() <= k {
+                    registered.resize(k + 1, None);
+                    events.resize(k + 1, PollFlags::empty());
+                }
+                let want = epoll_flags(want);
+                match registered[k] {
+                    Some(r) if r == want => {}
+                    Some(_) => ep.modify(fd, &mut EpollEvent::new(want, token(id, k)))?,
+                    None => ep.add(fd, EpollEvent::new(want, token(id, k)))?,
+                }
+                registered[k] = Some(want);
+                Ok(())
+            })?;
+            if session.ready() {
+                ready = true;
+                if !*touched {
+                    *touched = true;
+                    due.push(id);
+                }
+            }
         }
-        Ok((soonest, ready))
+        Ok(ready || !due.is_empty())
+    }
+
+    /// The soonest client_idle_limit deadline of any session.
+    fn soonest_deadline(&self) -> Option<Instant> {
+        if self.with_deadline == 0 {
+            return None;
+        }
+        self.slots
+            .iter()
+            .flatten()
+            .filter_map(|e| e.session.deadline)
+            .min()
     }
 
     /// One wait (at most `limit`, shorter for an idle deadline, none when a session has
     /// bytes buffered); which of the child's own sockets (WAKE, SIGNALS, LISTENERS) had
     /// events.
     pub(super) fn wait(&mut self, limit: std::time::Duration) -> nix::Result<Own> {
-        let (soonest, ready) = self.sync()?;
+        let ready = self.sync()?;
         let wait = if ready {
             std::time::Duration::ZERO
         } else {
-            soonest.map_or(limit, |d| {
+            self.soonest_deadline().map_or(limit, |d| {
                 d.saturating_duration_since(Instant::now()).min(limit)
             })
         };
@@ -217,7 +277,10 @@ impl<'a> SessionSet<'a> {
             if let Some(Some(e)) = self.slots.get_mut(id) {
                 if let Some(slot) = e.events.get_mut(k) {
                     *slot |= poll_flags(ev.events());
-                    e.touched = true;
+                    if !e.touched {
+                        e.touched = true;
+                        self.due.push(id);
+                    }
                 }
             }
         }
@@ -232,18 +295,46 @@ impl<'a> SessionSet<'a> {
         &mut self,
         mut step: impl FnMut(usize, &mut LiveSession<'a>, Option<(PollFlags, &[PollFlags])>),
     ) {
-        let now = Instant::now();
-        for (id, slot) in self.slots.iter_mut().enumerate() {
-            let Some(e) = slot.as_mut() else { continue };
-            let due = e.touched || e.session.ready();
-            if due {
-                e.touched = false;
-                if let Some((cev, bev)) = e.events.split_first() {
-                    step(id, &mut e.session, Some((*cev, bev)));
+        let mut due = std::mem::take(&mut self.due);
+        for &id in &due {
+            let Some(Some(e)) = self.slots.get_mut(id) else {
+                continue;
+            };
+            if !std::mem::take(&mut e.touched) {
+                continue;
+            }
+            let had_deadline = e.session.deadline.is_some();
+            if let Some((cev, bev)) = e.events.split_first() {
+                step(id, &mut e.session, Some((*cev, bev)));
+            }
+            e.events.iter_mut().for_each(|f| *f = PollFlags::empty());
+            self.note_stepped(id, had_deadline);
+        }
+        due.clear();
+        self.due = due;
+        if self.with_deadline > 0 {
+            let now = Instant::now();
+            for id in 0..self.slots.len() {
+                let Some(Some(e)) = self.slots.get_mut(id) else {
+                    continue;
+                };
+                if e.session.deadline.is_some_and(|d| d <= now) {
+                    step(id, &mut e.session, None);
+                    self.note_stepped(id, true);
                 }
-                e.events.iter_mut().for_each(|f| *f = PollFlags::empty());
-            } else if e.session.deadline.is_some_and(|d| d <= now) {
-                step(id, &mut e.session, None);
+            }
+        }
+    }
+
+    /// A session was stepped: its registrations are looked at before the next wait,
+    /// and its deadline may have come or gone.
+    fn note_stepped(&mut self, id: usize, had_deadline: bool) {
+        if let Some(Some(e)) = self.slots.get_mut(id) {
+            let has = e.session.deadline.is_some();
+            self.with_deadline = self.with_deadline + usize::from(has) - usize::from(had_deadline);
+            if !e.stepped {
+                e.stepped = true;
+                self.stepped.push(id);
             }
         }
     }

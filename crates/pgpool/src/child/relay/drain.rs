@@ -118,7 +118,7 @@ pub(super) fn drain_node(
                     popped = e.capture;
                     if e.forward {
                         order.pop_front();
-                        if order.is_empty() {
+                        if order.is_empty() && relay.cfg.titles {
                             crate::sys::set_title_status(crate::sys::idle_status(status));
                         }
                     }

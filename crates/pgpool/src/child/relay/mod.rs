@@ -200,6 +200,8 @@ pub struct RelayConfig<'a> {
     pub dml_relations: &'a Relationships,
     pub database: &'a str,
     pub check_temp_table: bool,
+    /// The process title follows this session's commands (its child serves it alone).
+    pub titles: bool,
     /// The session has one connection: every batch goes there, statements are not
     /// classified (only counted by their leading keyword) and no catalog is read.
     pub fixed: bool,

@@ -38,7 +38,9 @@ impl Relay<'_> {
             let body = &buf[i + 5..(i + h.total_len()).min(buf.len())];
             match h.tag {
                 b'Q' => {
-                    crate::sys::set_title_command(cstr(body).0);
+                    if self.cfg.titles {
+                        crate::sys::set_title_command(cstr(body).0);
+                    }
                     let text = std::str::from_utf8(cstr(body).0).unwrap_or("");
                     if let Some(node) = crate::child::terminate_request(self.shm, text.as_bytes()) {
                         // Sent to the node the victim lives on, when it is in this session.

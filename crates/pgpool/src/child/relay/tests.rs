@@ -211,6 +211,7 @@ fn session_on(nodes: usize, steps: &[(Vec<u8>, usize)]) -> (Vec<Vec<String>>, Re
         dml_relations: &relations,
         database: "test",
         check_temp_table: false,
+        titles: false,
         fixed: nodes == 1,
         cache: None,
         relcache: None,

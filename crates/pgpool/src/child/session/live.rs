@@ -62,8 +62,9 @@ impl<'a> LiveSession<'a> {
             let OpenSession {
                 stream, b, initial, ..
             } = &mut open;
-            let mut conns = session_conns(&mut b.set.conns, &b.nodes);
-            SteppedRelay::start(stream, &mut conns, initial, &mut bufs)
+            with_session_conns(&mut b.set.conns, &b.nodes, |conns| {
+                SteppedRelay::start(stream, conns, initial, &mut bufs)
+            })
         };
         LiveSession {
             open,
@@ -85,11 +86,11 @@ impl<'a> LiveSession<'a> {
         f: impl FnOnce(&mut SteppedRelay, &mut StepIo<'_, '_>, &mut Relay<'_>) -> R,
     ) -> R {
         let OpenSession { stream, s, b, .. } = &mut self.open;
-        let mut conns = session_conns(&mut b.set.conns, &b.nodes);
         let SessionParts {
             router,
             client_log,
             conns: figures,
+            fixed,
         } = &mut self.parts;
         let store = share.qcache.map(|counters| CacheStore {
             counters,
@@ -103,6 +104,8 @@ impl<'a> LiveSession<'a> {
             s,
             &b.nodes,
             figures,
+            fixed,
+            false,
         );
         let mut relay = Relay {
             cfg: &cfg,
@@ -113,14 +116,17 @@ impl<'a> LiveSession<'a> {
             client_log,
             snapshot_child: None,
         };
-        let mut step = StepIo {
-            client: stream,
-            backends: &mut conns,
-            local: &mut self.admin,
-            bufs: &mut self.bufs,
-            outcome: &mut self.outcome,
-        };
-        f(&mut self.relay, &mut step, &mut relay)
+        let (local, bufs, outcome) = (&mut self.admin, &mut self.bufs, &mut self.outcome);
+        with_session_conns(&mut b.set.conns, &b.nodes, |backends| {
+            let mut step = StepIo {
+                client: stream,
+                backends,
+                local,
+                bufs,
+                outcome,
+            };
+            f(&mut self.relay, &mut step, &mut relay)
+        })
     }
 
     /// Takes in what the wait reported (nothing, the first time), then does everything
@@ -145,18 +151,21 @@ impl<'a> LiveSession<'a> {
         self.relay.ready()
     }
 
-    /// The session's sockets and what each is waited for: the client, then each
-    /// backend in connection order (the order of the events [`LiveSession::step`] takes).
-    pub fn sockets<'s>(&'s self, out: &mut Vec<(BorrowedFd<'s>, PollFlags)>) {
-        out.clear();
+    /// Hands each of the session's sockets, with what it is waited for, to `f`: the
+    /// client (place 0), then each backend in connection order (the order of the
+    /// events [`LiveSession::step`] takes).
+    pub fn each_socket<E>(
+        &self,
+        mut f: impl FnMut(usize, BorrowedFd<'_>, PollFlags) -> Result<(), E>,
+    ) -> Result<(), E> {
         let (cflags, bflags) = self.relay.interest();
-        out.push((self.open.stream.as_fd(), cflags));
+        f(0, self.open.stream.as_fd(), cflags)?;
         let b = &self.open.b;
-        for (&node, flags) in b.nodes.iter().zip(bflags) {
-            if let Some(c) = b.set.conns.get(node).and_then(Option::as_ref) {
-                out.push((c.stream.as_fd(), *flags));
-            }
+        let conns = b.nodes.iter().filter_map(|&n| b.set.conns.get(n)?.as_ref());
+        for (k, (c, flags)) in conns.zip(bflags).enumerate() {
+            f(k + 1, c.stream.as_fd(), *flags)?;
         }
+        Ok(())
     }
 
     /// A failover detached one of the session's nodes.
@@ -177,8 +186,9 @@ impl<'a> LiveSession<'a> {
             ..
         } = self;
         let OpenSession { stream, b, .. } = &mut open;
-        let mut conns = session_conns(&mut b.set.conns, &b.nodes);
-        let end = relay.finish(end, stream, &mut conns, &parts.router, &bufs, &mut outcome);
+        let end = with_session_conns(&mut b.set.conns, &b.nodes, |conns| {
+            relay.finish(end, stream, conns, &parts.router, &bufs, &mut outcome)
+        });
         if let Some(cfg) = &admin.session_cfg {
             // PGPOOL SET changed this process's logging for the session: back to the
             // child's own.
@@ -187,6 +197,34 @@ impl<'a> LiveSession<'a> {
         }
         (open, end, outcome)
     }
+}
+
+/// Runs `f` on the session's connections in its order (answering node first); one or
+/// two connections (the usual sessions) without a vector, since a step takes them.
+fn with_session_conns<R>(
+    conns: &mut [Option<BackendConn>],
+    nodes: &[usize],
+    f: impl FnOnce(&mut [&mut BackendConn]) -> R,
+) -> R {
+    match *nodes {
+        [a] => {
+            if let Some(Some(c)) = conns.get_mut(a) {
+                return f(&mut [c]);
+            }
+        }
+        [a, b] if a != b && a.max(b) < conns.len() => {
+            let (left, right) = conns.split_at_mut(a.max(b));
+            if let (Some(low), Some(high)) = (left[a.min(b)].as_mut(), right[0].as_mut()) {
+                return if a < b {
+                    f(&mut [low, high])
+                } else {
+                    f(&mut [high, low])
+                };
+            }
+        }
+        _ => {}
+    }
+    f(&mut session_conns(conns, nodes))
 }
 
 /// The session's connections in its order (answering node first).

@@ -26,6 +26,52 @@ pub(super) struct SessionParts<'a> {
     pub(super) router: Router,
     pub(super) client_log: Option<ClientLog>,
     pub(super) conns: SessionConns<'a>,
+    pub(super) fixed: FixedSettings,
+}
+
+/// The relay's settings that stay as they are for the whole session, read from
+/// pgpool.conf once at its start: a step then reads none of the configuration (its
+/// fields lie far apart, and a child serving many sessions would touch them per step).
+pub(super) struct FixedSettings {
+    disable_load_balance_on_write: config::LoadBalanceOnWrite,
+    check_temp_table: bool,
+    one_connection: bool,
+    cache_on: bool,
+    relcache: Option<i64>,
+    memqcache_expire: i64,
+    maxcache: usize,
+    auto_invalidation: bool,
+    main_first: bool,
+    catalog_from_lb: bool,
+    insert_lock: bool,
+    statement_level: bool,
+    delay_threshold: u64,
+    lower_delay: bool,
+}
+
+impl FixedSettings {
+    fn of(cfg: &Config, b: &SessionBackends) -> Self {
+        let snapshot_isolation = cfg.backend_clustering_mode == ClusteringMode::SnapshotIsolation;
+        FixedSettings {
+            disable_load_balance_on_write: cfg.disable_load_balance_on_write,
+            check_temp_table: cfg.check_temp_table.enabled(),
+            // One connection and nothing that orders steps across children: every batch
+            // goes to it, and no statement needs classifying.
+            one_connection: b.nodes.len() == 1 && !snapshot_isolation && !cfg.memory_cache_enabled,
+            cache_on: cfg.memory_cache_enabled,
+            relcache: cfg.enable_shared_relcache.then_some(cfg.relcache_expire),
+            memqcache_expire: cfg.memqcache_expire,
+            maxcache: usize::try_from(cfg.memqcache_maxcache).unwrap_or(0),
+            auto_invalidation: cfg.memqcache_auto_cache_invalidation,
+            main_first: cfg.backend_clustering_mode == ClusteringMode::NativeReplication,
+            catalog_from_lb: cfg.relcache_query_target == config::RelcacheTarget::LoadBalanceNode,
+            insert_lock: cfg.insert_lock,
+            statement_level: cfg.statement_level_load_balance,
+            // bytes, or microseconds with delay_threshold_by_time (as the delays)
+            delay_threshold: cfg.delay_limit(),
+            lower_delay: cfg.prefer_lower_delay_standby && cfg.delay_limit() > 0,
+        }
+    }
 }
 
 /// Figures of the session's connections, in the order of `SessionBackends::nodes`.
@@ -58,12 +104,14 @@ impl<'a> SessionParts<'a> {
                     .collect(),
                 replicate: ctx.replicating(),
             },
+            fixed: FixedSettings::of(&ctx.cfg, b),
         }
     }
 }
 
 /// The relay's settings for one session, from the child's configuration and caches'
-/// storage and the session's own parts.
+/// storage and the session's own parts (`cfg` only lends the table lists' places).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn relay_config<'c>(
     cfg: &'c Config,
     rules: &'c sql::Rules,
@@ -72,46 +120,44 @@ pub(super) fn relay_config<'c>(
     s: &'c Session,
     nodes: &'c [usize],
     conns: &'c SessionConns<'_>,
+    fixed: &FixedSettings,
+    titles: bool,
 ) -> RelayConfig<'c> {
-    let snapshot_isolation = cfg.backend_clustering_mode == ClusteringMode::SnapshotIsolation;
-    let lower_delay = cfg.prefer_lower_delay_standby && cfg.delay_limit() > 0;
     RelayConfig {
-        relcache: store
-            .filter(|_| cfg.enable_shared_relcache)
-            .map(|s| (s, cfg.relcache_expire)),
+        relcache: store.zip(fixed.relcache),
         rules,
-        disable_load_balance_on_write: cfg.disable_load_balance_on_write,
+        disable_load_balance_on_write: fixed.disable_load_balance_on_write,
         dml_relations,
         database: &s.database,
-        check_temp_table: cfg.check_temp_table.enabled(),
-        // One connection and nothing that orders steps across children: every batch
-        // goes to it, and no statement needs classifying.
-        fixed: nodes.len() == 1 && !snapshot_isolation && !cfg.memory_cache_enabled,
-        cache: store
-            .filter(|_| cfg.memory_cache_enabled)
-            .map(|store| CacheConfig {
-                store,
-                user: &s.user,
-                expire: cfg.memqcache_expire,
-                maxcache: usize::try_from(cfg.memqcache_maxcache).unwrap_or(0),
-                auto_invalidation: cfg.memqcache_auto_cache_invalidation,
-                safe_tables: &cfg.cache_safe_memqcache_table_list,
-                unsafe_tables: &cfg.cache_unsafe_memqcache_table_list,
-            }),
+        check_temp_table: fixed.check_temp_table,
+        titles,
+        fixed: fixed.one_connection,
+        cache: store.filter(|_| fixed.cache_on).map(|store| CacheConfig {
+            store,
+            user: &s.user,
+            expire: fixed.memqcache_expire,
+            maxcache: fixed.maxcache,
+            auto_invalidation: fixed.auto_invalidation,
+            safe_tables: &cfg.cache_safe_memqcache_table_list,
+            unsafe_tables: &cfg.cache_unsafe_memqcache_table_list,
+        }),
         replicate: conns.replicate,
-        main_first: cfg.backend_clustering_mode == ClusteringMode::NativeReplication,
-        catalog_from_lb: cfg.relcache_query_target == config::RelcacheTarget::LoadBalanceNode,
-        insert_lock: cfg.insert_lock,
+        main_first: fixed.main_first,
+        catalog_from_lb: fixed.catalog_from_lb,
+        insert_lock: fixed.insert_lock,
         node_ids: nodes,
         conn_info: &conns.info,
-        statement_weights: if cfg.statement_level_load_balance {
+        statement_weights: if fixed.statement_level {
             &conns.weights
         } else {
             &[]
         },
-        // bytes, or microseconds with delay_threshold_by_time (as the delays)
-        delay_threshold: cfg.delay_limit(),
-        lower_delay_weights: if lower_delay { &conns.weights } else { &[] },
+        delay_threshold: fixed.delay_threshold,
+        lower_delay_weights: if fixed.lower_delay {
+            &conns.weights
+        } else {
+            &[]
+        },
     }
 }
 
@@ -147,6 +193,7 @@ pub(super) fn relay_session(
         router,
         client_log,
         conns: figures,
+        fixed,
     } = &mut parts;
     let cfg = relay_config(
         &ctx.cfg,
@@ -156,6 +203,8 @@ pub(super) fn relay_session(
         s,
         &b.nodes,
         figures,
+        fixed,
+        ctx.serves_alone,
     );
     let snapshot_child =
         (ctx.cfg.backend_clustering_mode == ClusteringMode::SnapshotIsolation).then_some(ctx.index);
