@@ -47,9 +47,13 @@ impl<const N: usize> ShmText<N> {
             }
         }
         self.version.fetch_add(1, Ordering::AcqRel); // odd: write in progress
-        let bytes = parts.iter().flat_map(|p| p.iter()).take(end);
-        for (slot, v) in self.bytes.iter().zip(bytes) {
-            slot.store(*v, Ordering::Relaxed);
+        let mut at = 0;
+        for p in parts {
+            let take = p.len().min(end - at);
+            for (slot, v) in self.bytes[at..at + take].iter().zip(&p[..take]) {
+                slot.store(*v, Ordering::Relaxed);
+            }
+            at += take;
         }
         self.len.store(end as u32, Ordering::Relaxed);
         self.version.fetch_add(1, Ordering::AcqRel);
@@ -70,5 +74,35 @@ impl<const N: usize> ShmText<N> {
             }
         }
         String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ShmText;
+
+    fn text<const N: usize>() -> ShmText<N> {
+        ShmText {
+            version: Default::default(),
+            len: Default::default(),
+            bytes: std::array::from_fn(|_| Default::default()),
+        }
+    }
+
+    #[test]
+    fn parts_are_joined_and_cut_on_a_character_boundary() {
+        let t = text::<8>();
+        t.set_parts(&[b"Bind: ", b"ab"]);
+        assert_eq!(t.get(), "Bind: ab");
+        t.set_parts(&[b"Parse: ", "é1".as_bytes()]);
+        assert_eq!(
+            t.get(),
+            "Parse: ",
+            "a two-byte character over the end is left out"
+        );
+        t.set_parts(&[b"", b"abcdefghij"]);
+        assert_eq!(t.get(), "abcdefgh");
+        t.set_parts(&[]);
+        assert_eq!(t.get(), "");
     }
 }

@@ -6,17 +6,19 @@
 //! slow log-in, holds no other session. Each session has its own pool slot, cancel key
 //! and pool statistics; the process title and the log prefix's %a/%d/%u are the child's.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::{unbounded, Receiver, Sender};
 use nix::sys::signal::Signal;
 use shmem::ChildState;
 
-use super::relay::RelayOutcome;
+use super::relay::{RelayBuffers, RelayOutcome};
 use super::relay_shared::RelayEnd;
 use super::session::{self, LiveSession, OpenSession, StepShare};
 use super::session_set::SessionSet;
@@ -28,6 +30,47 @@ use crate::sys;
 enum Job {
     Open(Stream),
     Close(Box<(OpenSession, Option<(RelayEnd, RelayOutcome)>)>),
+}
+
+/// The workers' queue of jobs. A job wakes one sleeping worker, and a worker that finds
+/// the queue empty sleeps at once: a channel's receivers spin and yield before they
+/// sleep, which costs a child that accepts many short sessions more than the jobs do.
+#[derive(Default)]
+struct JobQueue {
+    jobs: Mutex<(VecDeque<Job>, bool)>,
+    posted: Condvar,
+}
+
+impl JobQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (VecDeque<Job>, bool)> {
+        // (A worker that panicked holding the lock left the queue whole.)
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, job: Job) {
+        self.lock().0.push_back(job);
+        self.posted.notify_one();
+    }
+
+    /// No more jobs: the workers leave once the queue is empty.
+    fn close(&self) {
+        self.lock().1 = true;
+        self.posted.notify_all();
+    }
+
+    /// The next job, waiting for one; None once the queue is closed and empty.
+    fn pop(&self) -> Option<Job> {
+        let mut q = self.lock();
+        loop {
+            if let Some(job) = q.0.pop_front() {
+                return Some(job);
+            }
+            if q.1 {
+                return None;
+            }
+            q = self.posted.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 /// What a worker hands back: a session ready for the relay, or a connection done with.
@@ -43,7 +86,7 @@ pub(super) fn serve_many(
     listeners: &Listeners,
     limit: usize,
 ) -> nix::Result<i32> {
-    let (jobs_tx, jobs_rx) = unbounded::<Job>();
+    let jobs = JobQueue::default();
     let (done_tx, done_rx) = unbounded::<Done>();
     let (wake_rx, wake_tx) = UnixStream::pair().map_err(io_errno)?;
     wake_rx.set_nonblocking(true).map_err(io_errno)?;
@@ -51,22 +94,19 @@ pub(super) fn serve_many(
     let workers: Vec<ChildContext<'_>> = (0..limit).map(|_| ctx.for_worker()).collect();
     std::thread::scope(|scope| {
         for mut w in workers {
-            let (jobs, done, reloads) = (jobs_rx.clone(), done_tx.clone(), &reloads);
+            let (jobs, done, reloads) = (&jobs, done_tx.clone(), &reloads);
             let wake = wake_tx.try_clone();
             sys::with_signals_blocked(|| {
                 scope.spawn(move || {
                     if let Ok(wake) = wake {
-                        work(&mut w, &jobs, &done, &wake, reloads);
+                        work(&mut w, jobs, &done, &wake, reloads);
                     }
                 })
             });
         }
-        drop(jobs_rx);
-        let code = drive(
-            ctx, listeners, limit, &jobs_tx, &done_rx, &wake_rx, &reloads,
-        );
+        let code = drive(ctx, listeners, limit, &jobs, &done_rx, &wake_rx, &reloads);
         // The workers leave when the queue closes (they are idle: nothing is in flight).
-        drop(jobs_tx);
+        jobs.close();
         code
     })
 }
@@ -74,13 +114,13 @@ pub(super) fn serve_many(
 /// A worker thread: set-up and end steps, one at a time, with its own context.
 fn work(
     ctx: &mut ChildContext<'_>,
-    jobs: &Receiver<Job>,
+    jobs: &JobQueue,
     done: &Sender<Done>,
     mut wake: &UnixStream,
     reloads: &AtomicU64,
 ) {
     let mut seen = 0;
-    while let Ok(job) = jobs.recv() {
+    while let Some(job) = jobs.pop() {
         let now = reloads.load(Ordering::Acquire);
         if now != seen {
             seen = now;
@@ -110,7 +150,7 @@ fn drive<'a>(
     ctx: &mut ChildContext<'a>,
     listeners: &Listeners,
     limit: usize,
-    jobs: &Sender<Job>,
+    jobs: &JobQueue,
     done: &Receiver<Done>,
     mut wake: &UnixStream,
     reloads: &AtomicU64,
@@ -126,21 +166,22 @@ fn drive<'a>(
     let mut was_busy = false;
     // connection_life_time is looked at once a second, not per wake-up.
     let mut expired_at = Instant::now();
-    let close = |s: LiveSession<'a>, end: RelayEnd, in_flight: &mut usize| {
-        let (open, end, outcome) = s.finish(end);
-        if jobs
-            .send(Job::Close(Box::new((open, Some((end, outcome))))))
-            .is_ok()
-        {
-            *in_flight += 1;
-        }
+    // Buffers of ended sessions, for the next ones (at most one per session place).
+    let mut spare = Vec::with_capacity(limit);
+    let close = |s: LiveSession<'a>,
+                 end: RelayEnd,
+                 in_flight: &mut usize,
+                 spare: &mut Vec<RelayBuffers>| {
+        let (open, end, outcome) = s.finish(end, spare);
+        jobs.push(Job::Close(Box::new((open, Some((end, outcome))))));
+        *in_flight += 1;
     };
     loop {
         let pending = sys::take_pending();
         if sys::has(pending, Signal::SIGINT) || sys::has(pending, Signal::SIGQUIT) {
             for id in sessions.ids_where(|_| true) {
                 if let Some(s) = sessions.remove(id) {
-                    let (open, end, outcome) = s.finish(RelayEnd::Shutdown);
+                    let (open, end, outcome) = s.finish(RelayEnd::Shutdown, &mut spare);
                     session::close_session(ctx, open, Some((end, outcome)));
                 }
             }
@@ -162,7 +203,7 @@ fn drive<'a>(
                 .drop_dead_nodes(|n| shm.backend(n).status().is_alive(), shm);
             for id in sessions.ids_where(LiveSession::node_detached) {
                 if let Some(s) = sessions.remove(id) {
-                    close(s, RelayEnd::NodeDetached, &mut in_flight);
+                    close(s, RelayEnd::NodeDetached, &mut in_flight, &mut spare);
                 }
             }
         }
@@ -210,9 +251,7 @@ fn drive<'a>(
                     let n = ctx.cfg.backends.len();
                     ctx.pool().resize_nodes(n, ctx.shm);
                 }
-                if jobs.send(Job::Open(stream)).is_err() {
-                    break;
-                }
+                jobs.push(Job::Open(stream));
                 in_flight += 1;
                 served += 1;
                 let max = ctx.cfg.child_max_connections;
@@ -237,7 +276,7 @@ fn drive<'a>(
         });
         for (id, end) in ended {
             if let Some(s) = sessions.remove(id) {
-                close(s, end, &mut in_flight);
+                close(s, end, &mut in_flight, &mut spare);
             }
         }
 
@@ -252,10 +291,10 @@ fn drive<'a>(
         while let Ok(d) = done.try_recv() {
             in_flight = in_flight.saturating_sub(1);
             if let Done::Opened(open) = d {
-                let mut s = LiveSession::start(ctx, *open);
+                let mut s = LiveSession::start(ctx, *open, &mut spare);
                 match s.step(&mut share_of(ctx), None) {
                     Ok(()) => sessions.insert(s),
-                    Err(end) => close(s, end, &mut in_flight),
+                    Err(end) => close(s, end, &mut in_flight, &mut spare),
                 }
             }
         }

@@ -47,8 +47,13 @@ pub struct LiveSession<'a> {
 }
 
 impl<'a> LiveSession<'a> {
-    /// The relay of an opened session begins (nothing is read or written yet).
-    pub fn start(ctx: &ChildContext<'a>, mut open: OpenSession) -> Self {
+    /// The relay of an opened session begins (nothing is read or written yet), with
+    /// buffers an ended session left in `spare` if there are any.
+    pub fn start(
+        ctx: &ChildContext<'a>,
+        mut open: OpenSession,
+        spare: &mut Vec<RelayBuffers>,
+    ) -> Self {
         let parts = SessionParts::new(ctx, &open.b);
         let mut admin = Admin::new(
             ctx.cfg.clone(),
@@ -57,7 +62,7 @@ impl<'a> LiveSession<'a> {
             open.b.lb.unwrap_or(open.b.node),
         );
         admin.qcache = ctx.qcache.filter(|_| ctx.cfg.memory_cache_enabled);
-        let mut bufs = RelayBuffers::default();
+        let mut bufs = spare.pop().unwrap_or_default();
         let relay = {
             let OpenSession {
                 stream, b, initial, ..
@@ -174,8 +179,13 @@ impl<'a> LiveSession<'a> {
     }
 
     /// The end of the relay: the session as set-up handed it over, how it ended, and
-    /// what it learnt for the release.
-    pub fn finish(self, end: RelayEnd) -> (OpenSession, RelayEnd, RelayOutcome) {
+    /// what it learnt for the release; its buffers go to `spare` for the next session
+    /// (a session then allocates and clears none to start).
+    pub fn finish(
+        self,
+        end: RelayEnd,
+        spare: &mut Vec<RelayBuffers>,
+    ) -> (OpenSession, RelayEnd, RelayOutcome) {
         let LiveSession {
             mut open,
             relay,
@@ -189,12 +199,12 @@ impl<'a> LiveSession<'a> {
         let end = with_session_conns(&mut b.set.conns, &b.nodes, |conns| {
             relay.finish(end, stream, conns, &parts.router, &bufs, &mut outcome)
         });
-        if let Some(cfg) = &admin.session_cfg {
+        if admin.session_cfg.is_some() {
             // PGPOOL SET changed this process's logging for the session: back to the
             // child's own.
-            let _ = cfg;
             crate::logging::configure(&admin.cfg);
         }
+        spare.push(bufs);
         (open, end, outcome)
     }
 }
