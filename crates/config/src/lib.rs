@@ -347,6 +347,14 @@ impl Config {
         &self.notices
     }
 
+    /// client_min_messages lets pgpool's own NOTICEs reach the client (PostgreSQL's order
+    /// for clients: DEBUG5 .. DEBUG1, LOG, NOTICE, WARNING, ERROR; INFO always goes).
+    pub fn client_sees_notices(&self) -> bool {
+        !["warning", "error", "fatal", "panic"]
+            .iter()
+            .any(|l| self.client_min_messages.eq_ignore_ascii_case(l))
+    }
+
     /// The limit a standby's replication delay is compared with (sr_check, load balancing):
     /// `delay_threshold_by_time` in microseconds when it is set (the delay is then the
     /// primary's replay_lag), else `delay_threshold` in bytes; 0 = no limit.

@@ -235,6 +235,11 @@ impl Rules {
         Ok(self)
     }
 
+    /// `allow_sql_comments` of these rules.
+    pub fn allows_sql_comments(&self) -> bool {
+        self.allow_sql_comments
+    }
+
     /// Sets `allow_sql_comments`. When off (the default), a SELECT whose text does not start
     /// with `s`, `w`, `t` or `(` (e.g. starts with a comment) is not load balanced.
     pub fn with_allow_sql_comments(mut self, on: bool) -> Self {

@@ -8,15 +8,18 @@
 # - the same commands in the extended protocol (Parse/Bind/Describe/Execute/Sync,
 #   and a named statement executed again) are answered without a backend;
 # - PGPOOL SET changes the session's own log_per_node_statement, log_client_messages
-#   and client_idle_limit
-#   (and only that session's), PGPOOL RESET gives the configured value back.
+#   and client_idle_limit (and only that session's), PGPOOL RESET gives the configured
+#   value back; PGPOOL SET allow_sql_comments = on lets a commented read go to the
+#   session's standby, client_min_messages = warning keeps pgpool's notices
+#   (notice_per_node_statement) from the client.
 # shellcheck source=regress/lib.sh
 source "${REGRESS_LIB:-$(dirname "$0")/../../lib.sh}"
 
 setup_cluster 2 s \
     'health_check_period = 1' \
     'sr_check_period = 1' \
-    'load_balance_mode = on'
+    'load_balance_mode = on' \
+    "app_name_redirect_preference_list = 'commented:1'"
 
 header() { "$PGBIN/psql" -X -h 127.0.0.1 -p "$PGPOOL_PORT" -U "$PGSUPERUSER" -d test -c "$1" | head -1 | tr -d ' '; }
 cols() { echo "$*" | tr ' ' '|'; }
@@ -145,4 +148,22 @@ out=$(psql_pgpool -c "PGPOOL SET client_idle_limit = 1" -c "select pg_sleep(0)" 
     -c "select 'after idle'" 2>&1)
 assert_contains "$out" "client_idle_limit" "a session idle past its PGPOOL SET client_idle_limit"
 log "ok: PGPOOL SET applies to the session ($(($(now_ms) - start)) ms)"
+
+# allow_sql_comments: a read starting with a comment stays on the primary unless the
+# session allows comments (application "commented" reads from node 1, a standby).
+ro_q="/* a comment */ select current_setting('transaction_read_only')"
+out=$(PGAPPNAME=commented psql_pgpool -At -c "$ro_q" -c "PGPOOL SET allow_sql_comments = on" \
+    -c "$ro_q" -c "PGPOOL RESET allow_sql_comments" -c "$ro_q") || fail "PGPOOL SET allow_sql_comments"
+assert_eq "$(printf 'off\non\noff')" "$(echo "$out" | grep -E '^(on|off)$')" \
+    "a commented read: primary, standby after PGPOOL SET allow_sql_comments = on, primary after RESET"
+# client_min_messages: pgpool's NOTICE (notice_per_node_statement) reaches the client
+# only while client_min_messages lets notices through.
+out=$(psql_pgpool -c "PGPOOL SET notice_per_node_statement = on" -c "select 'noticed'" \
+    -c "PGPOOL SET client_min_messages = warning" -c "select 'not noticed'" 2>&1) \
+    || fail "PGPOOL SET client_min_messages"
+assert_contains "$out" "statement: select 'noticed'" "notice_per_node_statement's NOTICE"
+case $out in
+*"statement: select 'not noticed'"*) pgpool_bug "a NOTICE reached the client with client_min_messages = warning" ;;
+esac
+log "ok: PGPOOL SET allow_sql_comments and client_min_messages"
 

@@ -347,7 +347,8 @@ impl Relay<'_> {
         let candidate = self.cache_candidate(batch, io)?;
         let text = std::str::from_utf8(&candidate.text).ok()?;
         // The classifier's parse, kept per text: a repeated miss parses nothing.
-        let facts = self.cache.classify(text, self.cfg.rules).cache.as_deref()?;
+        let rules = self.router.rules(self.cfg.rules);
+        let facts = self.cache.classify(text, rules).cache.as_deref()?;
         let c = self.cfg.cache.as_ref()?;
         let catalog_says_no = || {
             facts.qualified_tables.iter().any(|t| {
@@ -429,7 +430,7 @@ impl Relay<'_> {
         if !self.cfg.cache.as_ref().is_some_and(|c| c.auto_invalidation) {
             return;
         }
-        let c = self.cache.classify(text, self.cfg.rules);
+        let c = self.cache.classify(text, self.router.rules(self.cfg.rules));
         if c.tables.is_empty() {
             // A function that writes, or a statement whose relations are unknown.
             self.router.batch_invalidate_all |= c.is_write;

@@ -178,6 +178,7 @@ pub struct SessionSettings {
     pub check_unlogged_table: bool,
     pub client_idle_limit: u64,
     pub log_client_messages: bool,
+    pub allow_sql_comments: bool,
 }
 
 impl SessionSettings {
@@ -185,10 +186,12 @@ impl SessionSettings {
         SessionSettings {
             log_statement: cfg.log_statement,
             log_per_node_statement: cfg.log_per_node_statement,
-            notice_per_node_statement: cfg.notice_per_node_statement,
+            // (pgpool's notices reach the client only if client_min_messages lets them)
+            notice_per_node_statement: cfg.notice_per_node_statement && cfg.client_sees_notices(),
             check_unlogged_table: cfg.check_unlogged_table,
             client_idle_limit: cfg.client_idle_limit,
             log_client_messages: cfg.log_client_messages,
+            allow_sql_comments: cfg.allow_sql_comments,
         }
     }
 }
@@ -240,6 +243,8 @@ pub struct Router {
     /// The session's current log_statement, client_idle_limit ... (PGPOOL SET).
     pub settings: SessionSettings,
     statements: FxHashMap<Vec<u8>, Statement>,
+    /// The session's rules after PGPOOL SET allow_sql_comments made them the child's no more.
+    comment_rules: Option<Rules>,
     /// Index of the current load-balance connection.
     lb: usize,
     /// Portal name → node pair index it lives on (both: PRIMARY).
@@ -335,6 +340,7 @@ impl Default for Router {
         Router {
             settings: SessionSettings::default(),
             statements: FxHashMap::default(),
+            comment_rules: None,
             lb: 1,
             portals: FxHashMap::default(),
             sql_prepared: FxHashMap::default(),

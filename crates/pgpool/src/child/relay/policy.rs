@@ -283,7 +283,7 @@ impl Relay<'_> {
     pub(super) fn replication_needs(&mut self) -> ReplicationNeeds<'_> {
         ReplicationNeeds {
             cache: self.cache,
-            rules: self.cfg.rules,
+            rules: self.router.rules(self.cfg.rules),
             catalog: self.catalog,
             insert_lock: self.cfg.insert_lock,
         }
@@ -352,7 +352,7 @@ impl Relay<'_> {
         };
         let mut needs = ReplicationNeeds {
             cache: self.cache,
-            rules: self.cfg.rules,
+            rules: self.router.rules(self.cfg.rules),
             catalog: self.catalog,
             insert_lock: self.cfg.insert_lock,
         };
@@ -468,12 +468,13 @@ impl Relay<'_> {
         let temps = cfg.check_temp_table
             && sql::mentions_any(text, router.temp_tables.iter().map(String::as_str));
         let adaptive = dml_adaptive && in_tx && router.written.mentioned_in(text);
-        if !unlogged && !temps && !adaptive && sql::plain_select(text, cfg.rules) {
+        let rules = router.rules(cfg.rules);
+        if !unlogged && !temps && !adaptive && sql::plain_select(text, rules) {
             // A lone read without functions: no parse needed (texts with literal values
             // never repeat, so the cache would not help).
             return StatementRoute::plain_select();
         }
-        let c = cache.classify(text, cfg.rules);
+        let c = cache.classify(text, rules);
         let (mut route, is_write) = c.resolve(|f| catalog.is_volatile(f));
         if route == Route::LoadBalance {
             let touches = |f: &dyn Fn(&str) -> bool| c.tables.iter().any(|t| f(bare(t)));
@@ -540,6 +541,25 @@ impl Relay<'_> {
             prepared_kind: c.prepared_kind,
             cursor_name: c.cursor_name.clone(),
             session_statements: c.session_statements.clone(),
+        }
+    }
+}
+
+impl Router {
+    /// The rules the session classifies by: its child's, or its own once PGPOOL SET
+    /// allow_sql_comments made them differ.
+    pub(super) fn rules<'r>(&'r self, child: &'r sql::Rules) -> &'r sql::Rules {
+        self.comment_rules.as_ref().unwrap_or(child)
+    }
+
+    /// Takes in the session's settings after a PGPOOL SET or RESET.
+    pub(super) fn apply_settings(&mut self, s: SessionSettings, child: &sql::Rules) {
+        self.settings = s;
+        if s.allow_sql_comments == child.allows_sql_comments() {
+            self.comment_rules = None;
+        } else if self.comment_rules.is_none() {
+            // (new rules are a new generation: the classifier cache starts over)
+            self.comment_rules = Some(child.clone().with_allow_sql_comments(s.allow_sql_comments));
         }
     }
 }

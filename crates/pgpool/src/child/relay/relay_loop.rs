@@ -217,7 +217,7 @@ impl LoopState {
                         }
                     }
                     if let Some(s) = local.take_changed_settings() {
-                        relay.router.settings = s;
+                        relay.router.apply_settings(s, relay.cfg.rules);
                         if s.log_client_messages != relay.client_log.is_some() {
                             *relay.client_log = s.log_client_messages.then(Default::default);
                         }
