@@ -115,13 +115,10 @@ pub fn parse_error_fields(body: &[u8]) -> ErrorFields {
 
 /// Parses a ParameterStatus body (`name\0value\0`).
 pub fn parse_parameter_status(body: &[u8]) -> Option<(&[u8], &[u8])> {
-    let name_end = body.iter().position(|&b| b == 0)?;
-    let rest = &body[name_end + 1..];
-    let value_end = rest.iter().position(|&b| b == 0)?;
-    Some((&body[..name_end], &rest[..value_end]))
+    let (name, rest) = take_cstr(body)?;
+    Some((name, take_cstr(rest)?.0))
 }
 
-/// Splits a NUL-terminated string off the front of `buf`.
 /// The columns of a DataRow body, in order (`None` for NULL); stops early on a truncated body.
 pub struct DataRowFields<'a> {
     rest: &'a [u8],
@@ -163,9 +160,18 @@ impl<'a> Iterator for DataRowFields<'a> {
     }
 }
 
+/// Splits a NUL-terminated string off the front of `buf`: the string and what follows
+/// its NUL (None: there is no NUL). Every message text passes here, hence memchr.
+#[inline]
 pub fn take_cstr(buf: &[u8]) -> Option<(&[u8], &[u8])> {
-    let end = buf.iter().position(|&b| b == 0)?;
+    let end = memchr::memchr(0, buf)?;
     Some((&buf[..end], &buf[end + 1..]))
+}
+
+/// The bytes of `buf` before its first NUL (all of them without one).
+#[inline]
+pub fn until_nul(buf: &[u8]) -> &[u8] {
+    memchr::memchr(0, buf).map_or(buf, |end| &buf[..end])
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@ impl ChildActivity {
         for n in nodes.into_iter().filter(|&n| n < MAX_BACKENDS) {
             mask[n / 64] |= 1 << (n % 64);
         }
-        let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+        let end = memchr::memchr(0, text).unwrap_or(text.len());
         self.statement.set_parts(&[prefix, &text[..end]]);
         for (w, m) in self.statement_nodes.iter().zip(mask) {
             w.store(m, Ordering::Relaxed);

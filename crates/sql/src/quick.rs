@@ -98,9 +98,9 @@ pub fn terminate_backend_pid(sql: &[u8]) -> Option<u32> {
     const NAME: &[u8] = b"pg_terminate_backend";
     let b = sql;
     // Every query passes here: look closer only at "_t" / "_T" (rare in texts).
-    let at = (2..b.len().saturating_sub(NAME.len() - 3)).find(|&i| {
-        b[i] == b'_'
-            && (b[i + 1] | 0x20) == b't'
+    let at = memchr::memchr_iter(b'_', b).find(|&i| {
+        i >= 2
+            && b.get(i + 1).is_some_and(|c| (c | 0x20) == b't')
             && b.get(i - 2..i - 2 + NAME.len())
                 .is_some_and(|w| w.eq_ignore_ascii_case(NAME))
     })? - 2;

@@ -96,8 +96,8 @@ fn starts_with_ci(q: &[u8], prefix: &[u8]) -> bool {
 /// The command text without the trailing NUL, blanks and semicolon.
 fn command_text(query: &[u8]) -> String {
     let q = skip_noise(query);
-    let end = q.iter().position(|&b| b == 0).unwrap_or(q.len());
-    String::from_utf8_lossy(&q[..end])
+    let q = protocol::message::until_nul(q);
+    String::from_utf8_lossy(q)
         .trim()
         .trim_end_matches(';')
         .trim()

@@ -82,8 +82,8 @@ pub fn read_password_message(
 }
 
 fn cstr_payload(body: &[u8]) -> String {
-    let end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
-    String::from_utf8_lossy(&body[..end]).into_owned()
+    let body = protocol::message::until_nul(body);
+    String::from_utf8_lossy(body).into_owned()
 }
 
 /// Asks the client for its password in clear text.

@@ -13,9 +13,8 @@ pub struct ClientLog {
 
 /// The text of a NUL-terminated string at the start of `b`, and what follows it.
 fn cstr(b: &[u8]) -> (String, &[u8]) {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    let rest = b.get(end + 1..).unwrap_or(&[]);
-    (String::from_utf8_lossy(&b[..end]).into_owned(), rest)
+    let (text, rest) = crate::child::relay::cstr(b);
+    (String::from_utf8_lossy(text).into_owned(), rest)
 }
 
 fn entry(what: &str, detail: Option<String>) {

@@ -24,11 +24,7 @@ pub enum Batch {
     Local(usize),
 }
 
-/// Splits a NUL-terminated string off the front of `b`.
-fn cstr(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    let p = b.iter().position(|&c| c == 0)?;
-    Some((&b[..p], &b[p + 1..]))
-}
+use protocol::message::take_cstr as cstr;
 
 /// Parse body → (statement name, query text).
 fn parse_body(body: &[u8]) -> Option<(&[u8], &[u8])> {

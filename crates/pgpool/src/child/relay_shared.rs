@@ -99,8 +99,8 @@ fn failed_transaction_enders() {
 
 /// The refusal of a query in a failed transaction: ErrorResponse and ReadyForQuery 'E'.
 pub fn aborted_answer(query: &[u8], out: &mut Vec<u8>) {
-    let end = query.iter().position(|&b| b == 0).unwrap_or(query.len());
-    let text = String::from_utf8_lossy(&query[..end]);
+    let query = protocol::message::until_nul(query);
+    let text = String::from_utf8_lossy(query);
     protocol::build::error_with_detail(
         out,
         "ERROR",
@@ -149,26 +149,26 @@ pub trait LocalCommands {
 
 /// The log line Pgpool-II writes with log_per_node_statement (scripts grep it).
 pub fn log_statement(node: usize, pid: u32, text: &[u8]) {
-    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+    let text = protocol::message::until_nul(text);
     log::info!(
         "DB node id: {node} backend pid: {pid} statement: {}",
-        String::from_utf8_lossy(&text[..end])
+        String::from_utf8_lossy(text)
     );
 }
 
 /// The log line of log_statement.
 pub fn log_statement_text(text: &[u8]) {
-    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-    log::info!("statement: {}", String::from_utf8_lossy(&text[..end]));
+    let text = protocol::message::until_nul(text);
+    log::info!("statement: {}", String::from_utf8_lossy(text));
 }
 
 /// The NoticeResponse of notice_per_node_statement (no backend pid: it is meant for
 /// tests, and pids differ from run to run).
 pub fn statement_notice(out: &mut Vec<u8>, node: usize, text: &[u8]) {
-    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+    let text = protocol::message::until_nul(text);
     let message = format!(
         "DB node id: {node} statement: {}",
-        String::from_utf8_lossy(&text[..end])
+        String::from_utf8_lossy(text)
     );
     protocol::build::notice_or_error(out, b'N', "NOTICE", "00000", &message);
 }

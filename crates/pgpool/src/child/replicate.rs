@@ -337,12 +337,7 @@ pub fn mentions_copy(text: &[u8]) -> bool {
     text.windows(4).any(|w| w.eq_ignore_ascii_case(b"copy"))
 }
 
-fn cstr(buf: &[u8]) -> (&[u8], &[u8]) {
-    match buf.iter().position(|&b| b == 0) {
-        Some(p) => (&buf[..p], &buf[p + 1..]),
-        None => (buf, &[]),
-    }
-}
+use crate::child::relay::cstr;
 
 /// The ISO 8601 text of the main node's `now()` that [`sql::rewrite_time_functions`]
 /// needs: read by this query (UTC, microseconds; valid input whatever the DateStyle).

@@ -386,11 +386,10 @@ impl Default for Router {
     }
 }
 
-fn cstr(buf: &[u8]) -> (&[u8], &[u8]) {
-    match buf.iter().position(|&b| b == 0) {
-        Some(p) => (&buf[..p], &buf[p + 1..]),
-        None => (buf, &[]),
-    }
+/// A NUL-terminated string off the front of `buf` and what follows (all of `buf` and
+/// nothing after it when the NUL is missing).
+pub(crate) fn cstr(buf: &[u8]) -> (&[u8], &[u8]) {
+    protocol::message::take_cstr(buf).unwrap_or((buf, &[]))
 }
 
 /// The outcome of scanning the client's bytes for one batch.
